@@ -1,0 +1,1 @@
+"""Neuron models, synapses and the E/I network shared by the scripts."""

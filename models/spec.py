@@ -1,0 +1,32 @@
+"""What a fittable point-neuron model provides to the fitting pipeline."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import jax
+import numpy as np
+
+# simulate(params, current, dt) -> (V, spikes): params maps every name to an array of shape
+# [P] (P candidate parameter sets), current is [N, T] in nA; V and spikes are [P, N, T], and
+# V[..., k] is the potential at time k * dt. `spikes` is a differentiable spike signal whose
+# sum over one spike is 1.
+Simulator = Callable[[Mapping[str, jax.Array], jax.Array, float], tuple[jax.Array, jax.Array]]
+SpikeDetector = Callable[[np.ndarray, np.ndarray | None, float], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class NeuronModel:
+    """A point-neuron model: parameter names, units, defaults, a batched simulator, and how
+    spike times are read from its output (`spikes_of(v, spike_signal_or_None, dt)`)."""
+
+    name: str
+    units: Mapping[str, str]
+    defaults: Mapping[str, float]
+    simulate: Simulator
+    spikes_of: SpikeDetector
+    description: str = ""
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.defaults)

@@ -1,0 +1,61 @@
+"""Metrics on hand-built spike trains, with values computed by hand."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from utils.metrics import (exp_filter, gamma_factor, mean_gamma, spike_counts_on_grid,
+                           spike_times, van_rossum_loss)
+
+
+def test_gamma_identical_trains_is_one():
+    t = np.array([5.0, 20.0, 33.0, 80.0])
+    assert gamma_factor(t, t, window=2.0, duration=100.0) == pytest.approx(1.0)
+
+
+def test_gamma_by_hand():
+    data, model = np.array([10.0, 30.0, 50.0, 70.0]), np.array([11.0, 45.0, 70.5])
+    # 2 coincidences; nu_m = 0.03/ms; expected = 2*0.03*2*4 = 0.48;
+    # norm = 0.5*(4+3)*(1-2*0.03*2) = 3.08 -> (2-0.48)/3.08
+    raw = (2 - 0.48) / 3.08
+    assert gamma_factor(model, data, 2.0, 100.0, rate_correction=False) == pytest.approx(raw)
+    # rate correction 2|0.04-0.03|/0.04 = 0.5
+    assert gamma_factor(model, data, 2.0, 100.0) == pytest.approx(raw - 0.5)
+
+
+def test_gamma_window_is_in_ms():
+    data, model = np.array([10.0, 50.0]), np.array([12.5, 52.5])
+    # 2.5 ms apart: no coincidence within 2 ms -> (0 - 2*0.02*2*2) / (2*(1-0.08))
+    assert gamma_factor(model, data, 2.0, 100.0) == pytest.approx(-0.16 / 1.84)
+    assert gamma_factor(model, data, 3.0, 100.0) == pytest.approx(1.0)
+
+
+def test_gamma_one_model_spike_matches_one_data_spike():
+    data, model = np.array([10.0, 11.0]), np.array([10.5])
+    # 1 coincidence; nu_m = 0.01; expected = 2*0.01*1*2 = 0.04; norm = 0.5*3*(1-0.02) = 1.47
+    raw = (1 - 0.04) / 1.47
+    assert gamma_factor(model, data, 1.0, 100.0, rate_correction=False) == pytest.approx(raw)
+
+
+def test_gamma_silent_cases():
+    assert gamma_factor(np.array([]), np.array([]), 2.0, 100.0) == 1.0
+    assert gamma_factor(np.array([3.0]), np.array([]), 2.0, 100.0) == 0.0
+    assert mean_gamma([np.array([])], [np.array([])], 2.0, 100.0) is None
+
+
+def test_spike_times_counts_upward_crossings_only():
+    v = np.array([[-70, -10, 20, 30, -10, -70, 0, 10, -30.0]])
+    np.testing.assert_allclose(spike_times(v, -20.0, 0.5)[0], [0.5, 3.0])
+
+
+def test_van_rossum_one_unmatched_spike_costs_half():
+    with jax.enable_x64(True):
+        dt, tau, n = 0.1, 5.0, 4000
+        one = spike_counts_on_grid([np.array([10.0])], n, dt)
+        none = jnp.zeros((1, 1, n))
+        target = exp_filter(jnp.asarray(one), dt, tau)
+        # (1/tau) * int exp(-2t/tau) dt = 1/2 (discretised: dt/tau / (1 - exp(-2dt/tau)))
+        expected = dt / tau / (1 - np.exp(-2 * dt / tau))
+        assert float(van_rossum_loss(none, target, dt, tau)[0]) == pytest.approx(expected)
+        assert expected == pytest.approx(0.5, rel=0.03)
+        assert float(van_rossum_loss(jnp.asarray(one)[None], target, dt, tau)[0]) == 0.0

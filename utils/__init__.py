@@ -1,0 +1,1 @@
+"""Shared helpers: run plumbing, metrics, optimizers, data loading, the fitting pipeline."""

@@ -1,0 +1,98 @@
+"""Figures of a fitting run: target vs fitted traces, best loss vs wall time, repeats."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from utils.run import save_figure
+
+COLORS = {"gradient": "tab:red", "DE": "tab:blue", "PSO": "tab:green",
+          "TwoPointsDE": "tab:purple", "bayesian": "tab:orange"}
+
+
+def _pyplot():
+    import matplotlib.pyplot as plt  # picks a headless backend by itself where no display exists
+
+    return plt
+
+
+def plot_traces(problem, results: Mapping[str, dict], path: Path, show: bool = False) -> Path:
+    """The paper's figure: input current on top, then target vs fit for each method."""
+    from utils.fitting import simulate_params
+
+    plt = _pyplot()
+    n_tr = problem.current.shape[0]
+    rows = 1 + len(results)
+    fig, axes = plt.subplots(rows, n_tr, figsize=(3.2 * n_tr, 1.3 + 1.8 * len(results)),
+                             sharex="col", squeeze=False,
+                             gridspec_kw={"height_ratios": [0.6] + [1] * len(results)})
+    t = np.arange(problem.current.shape[1]) * problem.dt
+    for j in range(n_tr):
+        axes[0, j].plot(t, problem.current[j], color="k", lw=0.8)
+        axes[0, j].set_title(f"trace {j + 1}", fontsize=9)
+    axes[0, 0].set_ylabel("I (nA)")
+    for i, (method, r) in enumerate(results.items(), start=1):
+        v, spikes = simulate_params(problem, r["params"])
+        for j in range(n_tr):
+            ax = axes[i, j]
+            if problem.v_target is not None:
+                ax.plot(t, problem.v_target[j], color="0.55", lw=1.0, label="target")
+            ax.plot(t, v[j], color=COLORS.get(method, "k"), lw=0.8, label=method)
+            if problem.target == "spike":
+                ax.plot(problem.spikes_target[j], np.full(len(problem.spikes_target[j]), 45.0),
+                        "|", color="k", ms=6)
+                ax.plot(spikes[j], np.full(len(spikes[j]), 55.0), "|",
+                        color=COLORS.get(method, "k"), ms=6)
+        axes[i, 0].set_ylabel(f"{method}\nV (mV)")
+        axes[i, 0].legend(fontsize=7, loc="upper right")
+    for j in range(n_tr):
+        axes[-1, j].set_xlabel("time (ms)")
+    fig.suptitle(f"{problem.model.name.upper()} fit to {problem.target} "
+                 f"({problem.source}); gray: target", fontsize=10)
+    return save_figure(fig, path, show)
+
+
+def plot_loss_vs_time(histories: Mapping[str, list], path: Path, show: bool = False) -> Path:
+    """Best loss so far against wall time, one line per method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for method, hist in histories.items():
+        if hist:
+            h = np.array(hist)
+            ax.step(h[:, 0], np.maximum(h[:, 2], 1e-12), where="post",
+                    color=COLORS.get(method, "k"), label=method)
+    ax.set_yscale("log")
+    ax.set_xlabel("wall time (s, compilation included)")
+    ax.set_ylabel("best loss")
+    ax.legend()
+    return save_figure(fig, path, show)
+
+
+def plot_repeats(results: Mapping[str, dict], path: Path, show: bool = False) -> Path:
+    """Loss and wall time as mean +/- std over repeats."""
+    plt = _pyplot()
+    methods = [m for m in results if "repeats" in results[m]]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    x = np.arange(len(methods))
+    cols = [COLORS.get(m, "k") for m in methods]
+    rp = [results[m]["repeats"] for m in methods]
+    a1.bar(x, [r["loss_mean"] for r in rp], yerr=[r["loss_std"] for r in rp], color=cols)
+    a1.set_yscale("log")
+    a1.set_ylabel("final loss")
+    a2.bar(x, [r["wall_s_mean"] for r in rp], yerr=[r["wall_s_std"] for r in rp], color=cols)
+    a2.set_ylabel("wall time (s)")
+    for a in (a1, a2):
+        a.set_xticks(x, methods)
+    fig.suptitle(f"mean +/- std over {rp[0]['n'] if rp else 0} repeats", fontsize=10)
+    return save_figure(fig, path, show)
+
+
+def plot_all(problem, results, histories, out_dir: Path, show: bool = False) -> list[Path]:
+    """Every figure of a fitting run, saved as PNG in out_dir."""
+    paths = [plot_traces(problem, results, Path(out_dir) / "traces.png", show),
+             plot_loss_vs_time(histories, Path(out_dir) / "loss_vs_time.png", show)]
+    if any("repeats" in r for r in results.values()):
+        paths.append(plot_repeats(results, Path(out_dir) / "repeats.png", show))
+    return paths

@@ -1,0 +1,129 @@
+"""Run plumbing shared by every script: output folders, atomic files, one-line errors."""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "UserError", "make_out_dir", "atomic_write_json", "atomic_write_bytes", "save_figure",
+    "write_config", "write_metrics", "cli", "positive_float", "positive_int", "to_jsonable",
+]
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, no traceback."""
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def make_out_dir(script: str, out_dir: str | None) -> Path:
+    """Create (if needed) and return the run folder: `out_dir` or results/<script>/<timestamp>/."""
+    if out_dir is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        path = Path("results") / script / stamp
+    else:
+        path = Path(out_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write bytes to a temporary file beside `path`, then rename it into place."""
+    _atomic_write(Path(path), lambda fh: fh.write(data), "wb")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert NumPy/JAX scalars and arrays (and non-finite floats) into plain JSON values."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Write `obj` as indented JSON, atomically."""
+    text = json.dumps(to_jsonable(obj), indent=2)
+    _atomic_write(Path(path), lambda fh: fh.write(text + "\n"), "w")
+
+
+def write_config(out_dir: Path, args: argparse.Namespace | dict) -> None:
+    """Save every argument of the run to config.json."""
+    atomic_write_json(Path(out_dir) / "config.json", dict(vars(args)) if not isinstance(args, dict) else args)
+
+
+def write_metrics(out_dir: Path, metrics: dict) -> None:
+    """Save the run's results to metrics.json."""
+    atomic_write_json(Path(out_dir) / "metrics.json", metrics)
+
+
+def save_figure(fig, path: str | Path, show: bool = False) -> Path:
+    """Save a matplotlib figure atomically as PNG; show it only when asked."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    _atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"), "wb")
+    if show:
+        plt.show()
+    plt.close(fig)
+    return path
+
+
+def cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:
+    """Run `main`, turning a UserError or Ctrl-C into one line on stderr and an exit status."""
+    try:
+        main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
