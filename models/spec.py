@@ -26,6 +26,10 @@ class NeuronModel:
     simulate: Simulator
     spikes_of: SpikeDetector
     description: str = ""
+    # simulate_forced(params, current, dt, forced [N, T] bool) -> (V, x_start, x_end) with
+    # spikes forced where the recording has them; x = V - threshold at the start and end of
+    # each step. Models that have it get the two-stage gradient fit (see utils/fitting.py).
+    simulate_forced: Callable | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from scipy.integrate import solve_ivp
 
 from models.hh import HH_DEFAULTS, make_hh
 from neuron_fitting_of_hh_model import authors_protocol
-from utils.metrics import exp_filter, spike_counts_on_grid, spike_times, van_rossum_loss
+from utils.metrics import alpha_filter, spike_counts_on_grid, spike_times, van_rossum_loss
 
 DT = 0.01
 
@@ -109,7 +109,7 @@ def test_gradient_matches_finite_differences(kind):
             target = jnp.asarray(v_true)
         else:
             grid = spike_counts_on_grid(spike_times(v_true, -20.0, DT), v_true.shape[1], DT)
-            target = exp_filter(jnp.asarray(grid), DT, 5.0)
+            target = alpha_filter(jnp.asarray(grid), DT, 5.0)
         loss = jax.jit(_loss_fn(target, kind, current))
         x0 = jnp.array([0.012, 20.0, 7.0, -56.0])
         grad = np.asarray(jax.grad(loss)(x0))

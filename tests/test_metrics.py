@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from utils.metrics import (exp_filter, gamma_factor, mean_gamma, spike_counts_on_grid,
+from utils.metrics import (alpha_filter, gamma_factor, mean_gamma, spike_counts_on_grid,
                            spike_times, van_rossum_loss)
 
 
@@ -45,17 +45,34 @@ def test_gamma_silent_cases():
 
 def test_spike_times_counts_upward_crossings_only():
     v = np.array([[-70, -10, 20, 30, -10, -70, 0, 10, -30.0]])
-    np.testing.assert_allclose(spike_times(v, -20.0, 0.5)[0], [0.5, 3.0])
+    # crossings interpolated: -20 between -70 and -10 at 5/6 of the step; between -70 and 0 at 5/7
+    np.testing.assert_allclose(spike_times(v, -20.0, 0.5)[0], [0.5 * 5 / 6, 0.5 * (5 + 5 / 7)])
 
 
 def test_van_rossum_one_unmatched_spike_costs_half():
     with jax.enable_x64(True):
-        dt, tau, n = 0.1, 5.0, 4000
+        dt, tau, n = 0.01, 5.0, 6000
         one = spike_counts_on_grid([np.array([10.0])], n, dt)
-        none = jnp.zeros((1, 1, n))
-        target = exp_filter(jnp.asarray(one), dt, tau)
-        # (1/tau) * int exp(-2t/tau) dt = 1/2 (discretised: dt/tau / (1 - exp(-2dt/tau)))
-        expected = dt / tau / (1 - np.exp(-2 * dt / tau))
-        assert float(van_rossum_loss(none, target, dt, tau)[0]) == pytest.approx(expected)
-        assert expected == pytest.approx(0.5, rel=0.03)
+        target = alpha_filter(jnp.asarray(one), dt, tau)
+        assert float(van_rossum_loss(jnp.zeros((1, 1, n)), target, dt, tau)[0]) == \
+            pytest.approx(0.5, rel=0.03)
         assert float(van_rossum_loss(jnp.asarray(one)[None], target, dt, tau)[0]) == 0.0
+
+
+def test_van_rossum_is_quadratic_in_small_shifts():
+    """Alpha kernel: shifting a spike by d costs ~ d^2 (a smooth minimum), not ~ |d|."""
+    with jax.enable_x64(True):
+        dt, tau, n = 0.01, 5.0, 6000
+
+        def cost(shift):
+            a = spike_counts_on_grid([np.array([10.0])], n, dt)
+            b = spike_counts_on_grid([np.array([10.0 + shift])], n, dt)
+            return float(van_rossum_loss(jnp.asarray(b)[None], alpha_filter(jnp.asarray(a), dt,
+                                                                             tau), dt, tau)[0])
+        assert cost(0.2) / cost(0.1) == pytest.approx(4.0, rel=0.05)
+
+
+def test_sub_sample_spike_times_are_kept_on_the_grid():
+    grid = spike_counts_on_grid([np.array([0.25, 0.5])], 5, 0.1)
+    np.testing.assert_allclose(grid[0], [0, 0, 0.5, 0.5, 0])
+    np.testing.assert_allclose(grid.sum(), 1.0)  # the spike at 0.5 ms falls off the 5-sample grid

@@ -86,14 +86,13 @@ def _has_index_column(header: list[str] | None, data: np.ndarray) -> bool:
 
 
 def load_spike_times(path: str | Path) -> list[np.ndarray]:
-    """Spike times in ms, one row per trace; rows may differ in length or be empty."""
+    """Spike times in ms, one row per trace; rows may differ in length, and an empty line is a
+    trace without spikes."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     with open(path, newline="") as fh:
         rows = [[c.strip() for c in row] for row in csv.reader(fh)]
-    while rows and not any(rows[-1]):
-        rows.pop()
     if not rows:
         raise UserError(f"{path}: the file holds no rows")
     trains = []

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.optimize
 
 __all__ = ["OptimResult", "GRADIENT_FREE", "METHODS", "lbfgsb_multistart", "lbfgsb_sequential",
-           "nevergrad_minimize", "bayesian_minimize", "run_method"]
+           "lbfgsb_two_stage", "nevergrad_minimize", "bayesian_minimize", "run_method"]
 
 BatchLoss = Callable[[np.ndarray], np.ndarray]                        # Z [B, D] -> loss [B]
 BatchValueGrad = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # -> loss [B], grad [B, D]
@@ -37,6 +37,7 @@ class OptimResult:
     n_evals: int
     wall_s: float
     history: list[tuple[float, int, float]] = field(default_factory=list)  # (wall_s, evals, best)
+    finals: list[tuple[np.ndarray, float]] = field(default_factory=list)    # each run's end point
 
 
 class _Tracker:
@@ -123,11 +124,14 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
     lock = _Lockstep(value_and_grad, len(starts), tracker)
     bounds = [(0.0, 1.0)] * starts.shape[1]
 
+    finals: list = [None] * len(starts)
+
     def run(k: int) -> None:
         try:
-            scipy.optimize.minimize(lambda z: lock.request(k, z), starts[k], jac=True,
-                                    method="L-BFGS-B", bounds=bounds,
-                                    options={"maxiter": maxiter})
+            r = scipy.optimize.minimize(lambda z: lock.request(k, z), starts[k], jac=True,
+                                        method="L-BFGS-B", bounds=bounds,
+                                        options={"maxiter": maxiter})
+            finals[k] = (np.array(r.x), float(r.fun))
         except RuntimeError:
             pass
         finally:
@@ -140,7 +144,27 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
         t.join()
     if lock.error is not None:
         raise lock.error
-    return tracker.result()
+    result = tracker.result()
+    result.finals = [f for f in finals if f is not None]
+    return result
+
+
+def lbfgsb_two_stage(presearch: BatchValueGrad, value_and_grad: BatchValueGrad,
+                     starts: np.ndarray, n_refine: int, maxiter: int = 200,
+                     progress: Progress | None = None, presearch_maxiter: int = 50) -> OptimResult:
+    """Multi-start L-BFGS-B on a smooth surrogate objective (at most `presearch_maxiter`
+    iterations: it only has to find the basin), then L-BFGS-B on the real one from the
+    `n_refine` best surrogate optima. Cost and time cover both stages; the history holds the
+    real objective only."""
+    t0 = time.perf_counter()
+    first = lbfgsb_multistart(presearch, starts, min(maxiter, presearch_maxiter), progress)
+    best = sorted(first.finals, key=lambda f: f[1])[:n_refine]
+    second = lbfgsb_multistart(value_and_grad, np.stack([z for z, _ in best]), maxiter, progress)
+    offset = first.wall_s
+    return OptimResult("gradient", second.z, second.loss, first.n_evals + second.n_evals,
+                       time.perf_counter() - t0,
+                       [(t + offset, n + first.n_evals, b) for t, n, b in second.history],
+                       second.finals)
 
 
 def lbfgsb_sequential(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
@@ -198,10 +222,15 @@ def bayesian_minimize(loss: BatchLoss, dim: int, budget: int, popsize: int, seed
 
 def run_method(method: str, loss: BatchLoss, value_and_grad: BatchValueGrad, dim: int, *,
                n_starts: int, budget: int, popsize: int, maxiter: int, seed: int,
-               progress: Progress | None = None) -> OptimResult:
-    """Run one method by name; starts of the gradient method are drawn uniformly from `seed`."""
+               progress: Progress | None = None, presearch: BatchValueGrad | None = None,
+               n_refine: int = 4) -> OptimResult:
+    """Run one method by name; starts of the gradient method are drawn uniformly from `seed`.
+    With `presearch`, the gradient method is two-staged (see lbfgsb_two_stage)."""
     if method == "gradient":
         starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
+        if presearch is not None:
+            return lbfgsb_two_stage(presearch, value_and_grad, starts, min(n_refine, n_starts),
+                                    maxiter, progress)
         return lbfgsb_multistart(value_and_grad, starts, maxiter=maxiter, progress=progress)
     if method == "bayesian":
         return bayesian_minimize(loss, dim, budget, popsize, seed, progress)
