@@ -15,8 +15,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import problem_for as _problem_for, time_to  # noqa: E402
 from neuron_fitting_of_hh_model import DEFAULTS  # noqa: E402
-from utils.fitting import build_parser, make_objectives, make_problem  # noqa: E402
+from utils.fitting import make_objectives, simulate_params  # noqa: E402
 from utils.metrics import mean_gamma  # noqa: E402
 from utils.optim import lbfgsb_multistart, lbfgsb_sequential, run_method  # noqa: E402
 from utils.run import atomic_write_json  # noqa: E402
@@ -25,13 +26,7 @@ BRIAN2_DE_SECONDS = 11.0  # Brian2 + nevergrad DE, 100 candidates per round, sam
 
 
 def problem_for(argv: list[str]):
-    args = build_parser(DEFAULTS).parse_args(argv)
-    return make_problem(DEFAULTS.make_model(args), DEFAULTS, args)
-
-
-def time_to(history, level: float) -> float | None:
-    """Wall time at which the best loss first reached `level` (None if never)."""
-    return next((t for t, _, best in history if best <= level), None)
+    return _problem_for(DEFAULTS, argv)
 
 
 def noisy_recordings(quick: bool, seed: int) -> dict:
@@ -77,7 +72,6 @@ def spike_target(quick: bool, seed: int) -> dict:
     out = {}
     for name, zz, l in [("gradient", res.z, res.loss),
                         ("best_of_random", z[np.argmin(rand_loss)], rand_loss.min())]:
-        from utils.fitting import simulate_params
         params = dict(zip(problem.free, problem.box.to_params(zz)))
         _, spikes = simulate_params(problem, params)
         out[name] = {"loss": float(l), "n_evals": res.n_evals,
