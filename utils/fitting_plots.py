@@ -40,17 +40,19 @@ def plot_traces(problem, results: Mapping[str, dict], path: Path, show: bool = F
             if problem.v_target is not None:
                 ax.plot(t, problem.v_target[j], color="0.55", lw=1.0, label="target")
             ax.plot(t, v[j], color=COLORS.get(method, "k"), lw=0.8, label=method)
-            if problem.target == "spike":
-                ax.plot(problem.spikes_target[j], np.full(len(problem.spikes_target[j]), 45.0),
-                        "|", color="k", ms=6)
-                ax.plot(spikes[j], np.full(len(spikes[j]), 55.0), "|",
+            if problem.target == "spike":  # spike ticks above the traces: target, then fit
+                top = max(v[j].max(), -np.inf if problem.v_target is None
+                          else problem.v_target[j].max())
+                ax.plot(problem.spikes_target[j], np.full(len(problem.spikes_target[j]),
+                                                          top + 5), "|", color="k", ms=6)
+                ax.plot(spikes[j], np.full(len(spikes[j]), top + 10), "|",
                         color=COLORS.get(method, "k"), ms=6)
         axes[i, 0].set_ylabel(f"{method}\nV (mV)")
         axes[i, 0].legend(fontsize=7, loc="upper right")
     for j in range(n_tr):
         axes[-1, j].set_xlabel("time (ms)")
     fig.suptitle(f"{problem.model.name.upper()} fit to {problem.target} "
-                 f"({problem.source}); gray: target", fontsize=10)
+                 f"({problem.source}); gray: target", fontsize=10, y=1.02)
     return save_figure(fig, path, show)
 
 
