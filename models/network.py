@@ -1,0 +1,360 @@
+"""Conductance-based E/I spiking network (adaptive LIF, exponential COBA synapses, Dale's law).
+
+The network of Wang et al. (2024, arXiv 2406.19708), section "task training": n_rec adaptive
+integrate-and-fire neurons (80 % excitatory, 20 % inhibitory), three conductance projections
+(input -> all, E -> all, I -> all) and a leaky rate readout. All quantities are unit-free:
+voltages in units of the threshold, times in ms, conductances relative to the leak.
+
+Weights are `brainscale.ETraceParam`s so the same module trains by BPTT (plain
+`brainstate.transform.grad` through a time loop) and online (brainscale's D-RTRL / ES-D-RTRL).
+Dale's law: every projection applies `abs` to its stored weights (`weight_fn`), so a neuron's
+outgoing conductances are non-negative and the sign of their effect comes from the reversal
+potential (E_EXC for E cells and the input, E_INH for I cells).
+
+Connectivity (`make_connectivity`) is drawn with NumPy from an explicit seed:
+``dense`` (all-to-all), ``rand`` (fixed probability) and ``gaussian`` (distance-dependent on a
+ring). Sparse connectivity is held either as a `brainevent.CSR` matrix (event-driven product,
+trainable on its existing synapses) or as a dense matrix with a fixed 0/1 mask (the layout
+brainscale's D-RTRL can trace, ECOSYSTEM.md items 4-5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+
+import brainevent
+import brainscale
+import brainstate
+import braintools
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "E_EXC", "E_INH", "V_TH", "CONN_METHODS", "LAYOUTS", "Connectivity", "make_connectivity",
+    "ring_positions", "Projection", "EINet", "NetConfig", "draw_tau_a", "init_weights",
+]
+
+E_EXC = 3.0   # excitatory reversal potential, in units of the threshold
+E_INH = -3.0  # inhibitory reversal potential
+V_TH = 1.0    # spike threshold (soft reset subtracts it)
+EXC_FRACTION = 0.8
+CONN_METHODS = ("dense", "gaussian", "rand")
+LAYOUTS = ("dense", "masked", "csr")
+
+
+# ----------------------------------------------------------------------------- connectivity
+@dataclass
+class Connectivity:
+    """A fixed pre x post connection pattern. `mask is None` means all-to-all."""
+
+    n_pre: int
+    n_post: int
+    mask: Optional[np.ndarray]  # bool (n_pre, n_post) or None
+
+    @property
+    def density(self) -> float:
+        """Fraction of possible synapses that exist."""
+        return 1.0 if self.mask is None else float(self.mask.mean())
+
+    @property
+    def n_syn(self) -> int:
+        """Number of synapses."""
+        return self.n_pre * self.n_post if self.mask is None else int(self.mask.sum())
+
+
+def ring_positions(n_exc: int, n_inh: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions on a ring of circumference n_exc + n_inh (unit = mean neuron spacing).
+
+    E and I cells are each spread evenly around the ring, so inhibition is local everywhere.
+    """
+    n = n_exc + n_inh
+    pos_e = np.arange(n_exc) * (n / max(n_exc, 1))
+    pos_i = (np.arange(n_inh) + 0.5) * (n / max(n_inh, 1))
+    return pos_e, pos_i
+
+
+def _ring_distance(pre: np.ndarray, post: np.ndarray, circumference: float) -> np.ndarray:
+    d = np.abs(pre[:, None] - post[None, :])
+    return np.minimum(d, circumference - d)
+
+
+def make_connectivity(
+    method: str, pre: str, n_exc: int, n_inh: int, rng: np.random.Generator,
+    prob: float = 0.1, sigma: float = 20.0,
+) -> Connectivity:
+    """Connection pattern from population `pre` ('E' or 'I') to all n_exc + n_inh neurons.
+
+    dense: all-to-all. rand: each synapse exists with probability `prob` (no autapses).
+    gaussian: p = exp(-d^2 / (2 sigma^2)) with d the ring distance in neuron spacings
+    (no autapses); the expected in-degree is about sqrt(2 pi) sigma.
+    """
+    n = n_exc + n_inh
+    n_pre = n_exc if pre == "E" else n_inh
+    if method == "dense":
+        return Connectivity(n_pre, n, None)
+    offset = 0 if pre == "E" else n_exc
+    autapse = np.zeros((n_pre, n), dtype=bool)
+    autapse[np.arange(n_pre), offset + np.arange(n_pre)] = True
+    if method == "rand":
+        p = np.full((n_pre, n), prob)
+    elif method == "gaussian":
+        pos_e, pos_i = ring_positions(n_exc, n_inh)
+        pos_all = np.concatenate([pos_e, pos_i])
+        pos_pre = pos_e if pre == "E" else pos_i
+        p = np.exp(-_ring_distance(pos_pre, pos_all, n) ** 2 / (2.0 * sigma ** 2))
+    else:
+        raise ValueError(f"unknown conn_method {method!r}; expected one of {CONN_METHODS}")
+    mask = (rng.random((n_pre, n)) < p) & ~autapse
+    return Connectivity(n_pre, n, mask)
+
+
+def draw_tau_a(tau_a: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Adaptation time constants drawn uniformly in [0.5, 1.5] x tau_a (as the authors did)."""
+    return rng.uniform(0.5 * tau_a, 1.5 * tau_a, size=n).astype(np.float32)
+
+
+def init_weights(conn: Connectivity, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Non-negative initial weights |N(0, 1)| * scale / sqrt(mean in-degree), zero off-mask."""
+    fan_in = max(conn.n_syn / conn.n_post, 1.0)
+    w = np.abs(rng.standard_normal((conn.n_pre, conn.n_post))) * (scale / np.sqrt(fan_in))
+    if conn.mask is not None:
+        w = w * conn.mask
+    return w.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- projection
+class Projection(brainstate.nn.Module):
+    """Non-negative weight matrix pre -> post, as a brainscale ETraceParam.
+
+    layout 'dense': y = x @ |W|; 'masked': y = x @ (|W| * M) with a fixed mask M;
+    'csr': W is the data of a brainevent CSR matrix, y = x @ CSR(|w|). With
+    `event_driven=True` and layout 'csr', the product uses `brainevent.BinaryArray` (spikes
+    as events); brainscale's online algorithms need `event_driven=False` (a plain op).
+    """
+
+    def __init__(self, weight: np.ndarray, conn: Connectivity, layout: str = "dense",
+                 event_driven: bool = True):
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if conn.mask is None and layout != "dense":
+            layout = "dense"
+        self.layout = layout
+        self.event_driven = event_driven
+        self.n_pre, self.n_post = conn.n_pre, conn.n_post
+        if layout == "dense":
+            self.mask = None
+            self.weight = brainscale.ETraceParam(
+                {"weight": jnp.asarray(weight)}, op=brainscale.MatMulOp(weight_fn=jnp.abs))
+        elif layout == "masked":
+            self.mask = jnp.asarray(conn.mask, dtype=jnp.float32)
+            mask = self.mask
+            # ECOSYSTEM.md item 4: D-RTRL only traces masks applied inside weight_fn.
+            self.weight = brainscale.ETraceParam(
+                {"weight": jnp.asarray(weight * conn.mask)},
+                op=brainscale.MatMulOp(weight_fn=lambda w: jnp.abs(w) * mask))
+        else:
+            rows, cols = np.nonzero(conn.mask)  # row-major: CSR order
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=conn.n_pre))])
+            data = weight[rows, cols].astype(np.float32)
+            self.mask = None
+            self.csr = brainevent.CSR(
+                (jnp.asarray(data), jnp.asarray(cols, dtype=jnp.int32),
+                 jnp.asarray(indptr, dtype=jnp.int32)),
+                shape=(conn.n_pre, conn.n_post))
+            self.weight = brainscale.ETraceParam(
+                {"weight": jnp.asarray(data)},
+                op=brainscale.SpMatMulOp(self.csr, weight_fn=jnp.abs))
+
+    def update(self, x: jax.Array) -> jax.Array:
+        """Conductance increment caused by presynaptic activity `x` (..., n_pre)."""
+        if self.layout == "csr" and self.event_driven:
+            csr = self.csr.with_data(jnp.abs(self.weight.value["weight"]))
+            return brainevent.BinaryArray(x) @ csr
+        return self.weight.execute(x)
+
+    def effective_weight(self) -> np.ndarray:
+        """The dense (n_pre, n_post) matrix of effective (non-negative) weights."""
+        w = np.abs(np.asarray(self.weight.value["weight"]))
+        if self.layout == "dense":
+            return w
+        if self.layout == "masked":
+            return w * np.asarray(self.mask)
+        dense = np.zeros((self.n_pre, self.n_post), dtype=w.dtype)
+        indptr = np.asarray(self.csr.indptr)
+        rows = np.repeat(np.arange(self.n_pre), np.diff(indptr))
+        dense[rows, np.asarray(self.csr.indices)] = w
+        return dense
+
+    def synapse_values(self, arr: Optional[np.ndarray] = None) -> np.ndarray:
+        """Values of `arr` (default: effective weights) at the existing synapses, 1-D, in
+        row-major (CSR) order, whatever the layout; e.g. to compare gradients across layouts."""
+        w = np.abs(np.asarray(self.weight.value["weight"])) if arr is None else np.asarray(arr)
+        if self.layout == "csr":
+            return w
+        if self.layout == "masked":
+            return w[np.asarray(self.mask) > 0]
+        return w.ravel()
+
+
+# ----------------------------------------------------------------------------- network
+@dataclass
+class NetConfig:
+    """Hyper-parameters of the E/I network (times in ms)."""
+
+    n_in: int = 100
+    n_rec: int = 200
+    n_out: int = 2
+    dt: float = 1.0
+    tau_neu: float = 100.0
+    tau_syn: float = 10.0
+    tau_a: float = 1000.0
+    tau_out: float = 10.0
+    beta: float = 1.0
+    w_ei_ratio: float = 4.0
+    ff_scale: float = 1.0
+    rec_scale: float = 1.0
+    conn_method: str = "dense"
+    conn_prob: float = 0.1
+    conn_sigma: float = 20.0
+
+    @property
+    def n_exc(self) -> int:
+        return int(round(self.n_rec * EXC_FRACTION))
+
+    @property
+    def n_inh(self) -> int:
+        return self.n_rec - self.n_exc
+
+
+class EINet(brainstate.nn.Module):
+    """Adaptive-LIF E/I network with COBA exponential synapses and a leaky rate readout.
+
+    Per time step (forward Euler for V, exact decay for the linear variables):
+        z     = H(V - V_th - beta a)                   spikes from the current state
+        g_e  <- g_e exp(-dt/tau_syn) + x |W_in| + z_E |W_EE|
+        g_i  <- g_i exp(-dt/tau_syn) + z_I |W_I|
+        V    <- V + dt/tau_neu (-V + g_e (E_exc - V) + g_i (E_inh - V)) - V_th z   (soft reset)
+        a    <- a exp(-dt/tau_a) + (tau_neu / tau_a) z
+        r    <- r exp(-dt/tau_out) + z' W_out         z' = spikes of the new state
+    (ALIF threshold adaptation as in Bellec et al., Nat. Commun. 11:3625 (2020), eq. 22-23;
+    COBA conductances as in the authors' brainscale example.) `H` has a surrogate gradient.
+    Normalisation of a: tau_a da/dt = -a + tau_neu sum_k delta(t - t_k), so a sustained rate f
+    gives a = f tau_neu (spikes per membrane time constant) whatever tau_a, and beta is the
+    threshold increase per unit of it (beta 1, 10 Hz: the threshold doubles). With a += z
+    instead, beta 1 and tau_a 1 s silence the network (about 1 Hz) and it learns slowly.
+    """
+
+    def __init__(self, cfg: NetConfig, seed: int, layout: str = "auto",
+                 event_driven: bool = True, structure: Optional[Dict[str, np.ndarray]] = None):
+        super().__init__()
+        self.cfg = cfg
+        n_exc, n_inh, n = cfg.n_exc, cfg.n_inh, cfg.n_rec
+        self.n_exc, self.n_inh = n_exc, n_inh
+        if layout == "auto":
+            layout = "dense" if cfg.conn_method == "dense" else "csr"
+        self.layout = layout
+        rng = np.random.default_rng(seed)
+        # One generator, fixed draw order: connectivity, tau_a, then weights.
+        if structure is None:
+            conn_e = make_connectivity(cfg.conn_method, "E", n_exc, n_inh, rng, cfg.conn_prob,
+                                       cfg.conn_sigma)
+            conn_i = make_connectivity(cfg.conn_method, "I", n_exc, n_inh, rng, cfg.conn_prob,
+                                       cfg.conn_sigma)
+            tau_a = draw_tau_a(cfg.tau_a, n, rng)
+        else:
+            conn_e = Connectivity(n_exc, n, structure.get("mask_E"))
+            conn_i = Connectivity(n_inh, n, structure.get("mask_I"))
+            tau_a = np.asarray(structure["tau_a"], dtype=np.float32)
+        self.conn_in = Connectivity(cfg.n_in, n, None)
+        self.conn_e, self.conn_i = conn_e, conn_i
+        self.tau_a = tau_a
+        w_in = init_weights(self.conn_in, cfg.ff_scale, rng)
+        w_e = init_weights(conn_e, cfg.rec_scale, rng)
+        w_i = init_weights(conn_i, cfg.rec_scale * cfg.w_ei_ratio, rng)
+        w_out = (rng.standard_normal((n, cfg.n_out)) / np.sqrt(n)).astype(np.float32)
+
+        self.w_in = Projection(w_in, self.conn_in, "dense")
+        self.w_e = Projection(w_e, conn_e, layout, event_driven)
+        self.w_i = Projection(w_i, conn_i, layout, event_driven)
+        self.w_out = brainscale.ETraceParam({"weight": jnp.asarray(w_out)},
+                                            op=brainscale.MatMulOp())
+
+        self.syn_decay = float(np.exp(-cfg.dt / cfg.tau_syn))
+        self.out_decay = float(np.exp(-cfg.dt / cfg.tau_out))
+        self.a_decay = jnp.asarray(np.exp(-cfg.dt / tau_a), dtype=jnp.float32)
+        self.a_jump = jnp.asarray(cfg.tau_neu / tau_a, dtype=jnp.float32)
+        self.dt_tau = float(cfg.dt / cfg.tau_neu)
+        self.spk_fun = braintools.surrogate.ReluGrad(alpha=0.3, width=1.0)  # Bellec et al. 2018
+
+    # ---------------------------------------------------------------- states
+    def init_state(self, batch_size: Optional[int] = None, **kwargs) -> None:
+        shape = (self.cfg.n_rec,) if batch_size is None else (batch_size, self.cfg.n_rec)
+        out = (self.cfg.n_out,) if batch_size is None else (batch_size, self.cfg.n_out)
+        self.V = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        self.a = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        self.g_e = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        self.g_i = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        self.r = brainstate.HiddenState(jnp.zeros(out, jnp.float32))
+
+    def reset_state(self, batch_size: Optional[int] = None, **kwargs) -> None:
+        for st in (self.V, self.a, self.g_e, self.g_i):
+            st.value = jnp.zeros_like(st.value)
+        self.r.value = jnp.zeros_like(self.r.value)
+
+    # ---------------------------------------------------------------- dynamics
+    def spike(self, V: jax.Array, a: jax.Array) -> jax.Array:
+        """Surrogate-gradient spike of state (V, a)."""
+        # Written through intermediates: brainscale rejects one equation reading two hidden
+        # states (ECOSYSTEM.md item 6).
+        return self.spk_fun((V - V_TH) - self.cfg.beta * a)
+
+    def get_spike(self) -> jax.Array:
+        """Spikes of the current state."""
+        return self.spike(self.V.value, self.a.value)
+
+    def update(self, x: jax.Array) -> jax.Array:
+        """Advance one step with input spikes x (..., n_in); return the readout (..., n_out)."""
+        V, a = self.V.value, self.a.value
+        z = self.spike(V, a)
+        z_e, z_i = z[..., :self.n_exc], z[..., self.n_exc:]
+        x = jnp.asarray(x, dtype=jnp.float32)  # input spikes may arrive as bool (4x less memory)
+        g_e = self.g_e.value * self.syn_decay + self.w_in(x) + self.w_e(z_e)
+        g_i = self.g_i.value * self.syn_decay + self.w_i(z_i)
+        current = g_e * (E_EXC - V) + g_i * (E_INH - V)
+        V_new = V + self.dt_tau * (current - V) - V_TH * z
+        a_new = a * self.a_decay + self.a_jump * z
+        self.g_e.value, self.g_i.value = g_e, g_i
+        self.V.value, self.a.value = V_new, a_new
+        z_new = self.spike(V_new, a_new)
+        r = self.r.value * self.out_decay + self.w_out.execute(z_new)
+        self.r.value = r
+        return r
+
+    # ---------------------------------------------------------------- inspection
+    def weight_states(self) -> Dict[str, brainstate.ParamState]:
+        """Trainable weights by name (stable names used in checkpoints and figures)."""
+        return {"w_in": self.w_in.weight, "w_e": self.w_e.weight, "w_i": self.w_i.weight,
+                "w_out": self.w_out}
+
+    def structure(self) -> Dict[str, np.ndarray]:
+        """The fixed, non-trainable random structure (to save beside the weights)."""
+        out = {"tau_a": np.asarray(self.tau_a)}
+        if self.conn_e.mask is not None:
+            out["mask_E"] = self.conn_e.mask
+            out["mask_I"] = self.conn_i.mask
+        return out
+
+    def project_weights(self) -> None:
+        """Keep stored magnitudes non-negative (and zero off-mask); effective weights unchanged."""
+        for proj in (self.w_in, self.w_e, self.w_i):
+            w = jnp.abs(proj.weight.value["weight"])
+            if proj.mask is not None:
+                w = w * proj.mask
+            proj.weight.value = {"weight": w}
+
+    def recurrent_matrix(self) -> np.ndarray:
+        """Signed effective recurrent matrix (n_rec, n_rec): + rows for E, - rows for I."""
+        return np.concatenate([self.w_e.effective_weight(), -self.w_i.effective_weight()], 0)
