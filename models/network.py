@@ -34,12 +34,25 @@ import jax.numpy as jnp
 __all__ = [
     "E_EXC", "E_INH", "V_TH", "CONN_METHODS", "LAYOUTS", "Connectivity", "make_connectivity",
     "ring_positions", "Projection", "EINet", "NetConfig", "draw_tau_a", "init_weights",
+    "BPTT_SURROGATE_WIDTH",
 ]
 
 E_EXC = 3.0   # excitatory reversal potential, in units of the threshold
 E_INH = -3.0  # inhibitory reversal potential
 V_TH = 1.0    # spike threshold (soft reset subtracts it)
 EXC_FRACTION = 0.8
+# Half-width of the triangular surrogate derivative, in units of the threshold, that BPTT
+# training uses (utils/training.py passes it; EINet's own default stays 1.0, the value the
+# online methods use). With width 1 every neuron whose V lies anywhere in (0, 2) passes
+# gradient, i.e. almost every subthreshold cell of this conductance network; the BPTT
+# Jacobian of the recurrent loop (z -> g -> V -> z) then has gain above 1 once training has
+# grown the weights a little, and the recurrent/input gradients explode over the 2200-step
+# trial (norm 0.01 at init, 3-16 at the best checkpoint, 1e3-1e11 after the accuracy drift,
+# while the readout's stays ~0.1). Clipped to global norm 1, those exploding components swamp
+# the update and the accuracy drifts down. Width 0.5 keeps the same weights' gradients at
+# norm ~0.01-0.1. (The online methods' diagonal traces do not propagate through the
+# recurrent loop, so they keep width 1.)
+BPTT_SURROGATE_WIDTH = 0.5
 CONN_METHODS = ("dense", "gaussian", "rand")
 LAYOUTS = ("dense", "masked", "csr")
 
@@ -240,7 +253,9 @@ class EINet(brainstate.nn.Module):
         a    <- a exp(-dt/tau_a) + (tau_neu / tau_a) z
         r    <- r exp(-dt/tau_out) + z' W_out         z' = spikes of the new state
     (ALIF threshold adaptation as in Bellec et al., Nat. Commun. 11:3625 (2020), eq. 22-23;
-    COBA conductances as in the authors' brainscale example.) `H` has a surrogate gradient.
+    COBA conductances as in the authors' brainscale example.) `H` has a surrogate gradient:
+    triangular, height 0.3, half-width `surrogate_width` (default 1; BPTT training uses
+    BPTT_SURROGATE_WIDTH = 0.5, see there).
     Normalisation of a: tau_a da/dt = -a + tau_neu sum_k delta(t - t_k), so a sustained rate f
     gives a = f tau_neu (spikes per membrane time constant) whatever tau_a, and beta is the
     threshold increase per unit of it (beta 1, 10 Hz: the threshold doubles). With a += z
@@ -248,7 +263,8 @@ class EINet(brainstate.nn.Module):
     """
 
     def __init__(self, cfg: NetConfig, seed: int, layout: str = "auto",
-                 event_driven: bool = True, structure: Optional[Dict[str, np.ndarray]] = None):
+                 event_driven: bool = True, structure: Optional[Dict[str, np.ndarray]] = None,
+                 surrogate_width: float = 1.0):
         super().__init__()
         self.cfg = cfg
         n_exc, n_inh, n = cfg.n_exc, cfg.n_inh, cfg.n_rec
@@ -287,7 +303,9 @@ class EINet(brainstate.nn.Module):
         self.a_decay = jnp.asarray(np.exp(-cfg.dt / tau_a), dtype=jnp.float32)
         self.a_jump = jnp.asarray(cfg.tau_neu / tau_a, dtype=jnp.float32)
         self.dt_tau = float(cfg.dt / cfg.tau_neu)
-        self.spk_fun = braintools.surrogate.ReluGrad(alpha=0.3, width=1.0)  # Bellec et al. 2018
+        # Triangular pseudo-derivative of height 0.3 (Bellec et al. 2018), half-width
+        # `surrogate_width` (BPTT training uses BPTT_SURROGATE_WIDTH: see there why).
+        self.spk_fun = braintools.surrogate.ReluGrad(alpha=0.3, width=surrogate_width)
 
     # ---------------------------------------------------------------- states
     def init_state(self, batch_size: Optional[int] = None, **kwargs) -> None:

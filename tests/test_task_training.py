@@ -238,3 +238,15 @@ def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
     assert m["interrupted"] and m["epochs_run"] == 2 and m["test_acc"] is not None
     assert load_checkpoint(out / "last.npz")["state"]["epoch"] == 2
     assert (out / "checkpoint.npz").is_file()
+
+
+def test_bptt_uses_the_narrow_surrogate():
+    """BPTT trains with BPTT_SURROGATE_WIDTH (0.5): with width 1 the recurrent gradients of
+    the default task explode during training (models/network.py); online methods keep 1."""
+    from models.network import BPTT_SURROGATE_WIDTH
+
+    assert BPTT_SURROGATE_WIDTH == 0.5
+    bptt = task_training.make_trainer(tiny_args(method="bptt"))
+    assert bptt.net.spk_fun.width == BPTT_SURROGATE_WIDTH
+    online = task_training.make_trainer(tiny_args(method="expsm_diag"))
+    assert online.net.spk_fun.width == 1.0

@@ -172,7 +172,7 @@ class Trainer:
         import brainstate
         import optax
 
-        from models.network import EINet
+        from models.network import BPTT_SURROGATE_WIDTH, EINet
 
         self.method, self.batch_size, self.n_in = method, batch_size, n_in
         self.weight_l1, self.weight_l2 = weight_l1, weight_l2
@@ -183,8 +183,11 @@ class Trainer:
         layout, event_driven = layout_for(method, cfg.conn_method)
         self.dt = cfg.dt
         with brainstate.environ.context(dt=cfg.dt):
+            # BPTT uses a narrower surrogate than the online methods (models/network.py,
+            # BPTT_SURROGATE_WIDTH): with width 1 its gradients explode as training proceeds.
+            width = BPTT_SURROGATE_WIDTH if method == "bptt" else 1.0
             self.net = EINet(cfg, seed=seed, layout=layout, event_driven=event_driven,
-                             structure=structure)
+                             structure=structure, surrogate_width=width)
             brainstate.nn.init_all_states(self.net, batch_size)
         self.weights = self.net.weight_states()
         base = optax.adam(lr) if opt == "adam" else optax.sgd(lr)
