@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -53,13 +53,6 @@ class Box:
         log_x = xp.exp(xp.log(safe_lo) + z * (xp.log(safe_hi) - xp.log(safe_lo)))
         return xp.where(log, log_x, lo + z * (hi - lo))
 
-    def to_unit(self, x: np.ndarray) -> np.ndarray:
-        """Unit coordinates of parameter values."""
-        lin = (x - self.lo) / (self.hi - self.lo)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lg = np.log(x / self.lo) / np.log(self.hi / self.lo)
-        return np.where(self.log, lg, lin)
-
 
 @dataclass
 class Problem:
@@ -80,7 +73,6 @@ class Problem:
     source: str = "synthetic"
     presearch: bool = True
     presearch_dt: float | None = None  # None: the problem's dt
-    notes: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
