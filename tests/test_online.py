@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import task_training
+from conftest import train_briefly
 from utils.online import brainscale_needs_shim, ensure_brainscale_compat, make_online_algorithm
 from utils.run import cli
 from utils.training import get_task, sample_trials, trial_seed
@@ -78,13 +79,7 @@ _SPARSE_ONLINE = pytest.mark.xfail(
     pytest.param("gaussian", marks=[pytest.mark.slow, _SPARSE_ONLINE])])
 def test_online_loss_falls(method, conn_method):
     args = _args(conn_method, method, lr=0.01, batch_size=16)
-    task = get_task(args.dt, args.t_delay, args.num_cue)
-    trainer = task_training.make_trainer(args)
-    val = sample_trials(task, 32, trial_seed(0, 1, 0))
-    loss0, _ = trainer.evaluate(val)
-    for ep in range(12):
-        trainer.train_step(sample_trials(task, 16, trial_seed(0, 0, ep)))
-    loss1, _ = trainer.evaluate(val)
+    trainer, loss0, loss1 = train_briefly(args)
     assert loss1 < loss0 - 0.01, (loss0, loss1)
     signed = trainer.net.recurrent_matrix()
     assert (signed[:trainer.net.n_exc] >= 0).all() and (signed[trainer.net.n_exc:] <= 0).all()

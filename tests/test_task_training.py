@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import task_training
+from conftest import train_briefly
 from utils.run import cli
 from utils.training import (Trainer, get_task, load_checkpoint, net_config_from_args,
                             sample_trials, trial_seed)
@@ -67,13 +68,7 @@ def test_trials_are_reproducible_and_streams_differ():
 def test_loss_falls_for_each_conn_method(conn_method):
     args = tiny_args(conn_method=conn_method, conn_prob=0.3, conn_sigma=5.0, lr=0.01,
                      batch_size=16)
-    task = get_task(args.dt, args.t_delay, args.num_cue)
-    trainer = task_training.make_trainer(args)
-    val = sample_trials(task, 32, trial_seed(0, 1, 0))
-    loss0, _ = trainer.evaluate(val)
-    for ep in range(12):
-        trainer.train_step(sample_trials(task, 16, trial_seed(0, 0, ep)))
-    loss1, _ = trainer.evaluate(val)
+    trainer, loss0, loss1 = train_briefly(args)
     assert loss1 < loss0 - 0.01, (loss0, loss1)
     # Dale's law after training: stored and effective weights non-negative
     for proj in (trainer.net.w_in, trainer.net.w_e, trainer.net.w_i):
