@@ -34,10 +34,11 @@ def test_all_methods_write_the_contract(tmp_path):
         assert (out / fig).stat().st_size > 10_000
 
 
-def test_gradient_recovers_the_authors_parameters(tmp_path):
-    metrics, _ = hh.main(["--methods", "gradient", "--n_starts", "6", "--maxiter", "200",
-                          "--out_dir", str(tmp_path / "r")]), None
-    rel = metrics["methods"]["gradient"]["rel_err"]
+@pytest.mark.parametrize("method", ["gradient", "lm"])
+def test_gradient_recovers_the_authors_parameters(tmp_path, method):
+    metrics = hh.main(["--methods", method, "--n_starts", "6", "--maxiter", "200",
+                       "--out_dir", str(tmp_path / "r")])
+    rel = metrics["methods"][method]["rel_err"]
     assert max(rel.values()) < 0.01, rel
 
 

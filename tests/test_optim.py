@@ -2,9 +2,16 @@
 import numpy as np
 import pytest
 
-from utils.optim import METHODS, lbfgsb_multistart, lbfgsb_sequential, run_method
+from utils.optim import (METHODS, Objectives, lbfgsb_multistart, lbfgsb_sequential,
+                         levenberg_marquardt, run_method)
 
 CENTER = np.array([0.3, 0.7])
+SIN_WEIGHT = np.sqrt(0.1)
+
+
+def residuals(z):
+    """[B, 4]: the loss below is their sum of squares."""
+    return np.concatenate([z - CENTER, SIN_WEIGHT * np.sin(5 * z)], axis=1)
 
 
 def loss(z):
@@ -15,6 +22,17 @@ def value_and_grad(z):
     return loss(z), 2 * (z - CENTER) + 0.1 * 2 * np.sin(5 * z) * np.cos(5 * z) * 5
 
 
+def gauss_newton(z):
+    eye = np.broadcast_to(np.eye(z.shape[1]), (len(z), z.shape[1], z.shape[1]))
+    jac = np.concatenate([eye, eye * (SIN_WEIGHT * 5 * np.cos(5 * z))[:, :, None]], axis=1)
+    r = residuals(z)
+    return (np.sum(r ** 2, axis=1), 2 * np.einsum("bmd,bm->bd", jac, r),
+            2 * np.einsum("bmd,bme->bde", jac, jac))
+
+
+OBJ = Objectives(loss, value_and_grad, gauss_newton)
+
+
 def _best():
     grid = np.stack(np.meshgrid(np.linspace(0, 1, 401), np.linspace(0, 1, 401)), -1).reshape(-1, 2)
     return loss(grid).min()
@@ -23,11 +41,10 @@ def _best():
 @pytest.mark.parametrize("method", METHODS)
 def test_each_method_finds_the_minimum(method):
     budget = 40 if method == "bayesian" else 60
-    res = run_method(method, loss, value_and_grad, 2, n_starts=4, budget=budget, popsize=10,
-                     maxiter=50, seed=3)
-    assert res.loss < _best() + (1e-6 if method == "gradient" else 0.05)
+    res = run_method(method, OBJ, 2, n_starts=4, budget=budget, popsize=10, maxiter=50, seed=3)
+    assert res.loss < _best() + (1e-6 if method in ("gradient", "lm") else 0.05)
     assert np.all((res.z >= 0) & (res.z <= 1))
-    if method != "gradient":
+    if method not in ("gradient", "lm"):
         assert res.n_evals == budget
     assert res.history and res.history[-1][2] == pytest.approx(res.loss)
 
@@ -35,8 +52,8 @@ def test_each_method_finds_the_minimum(method):
 @pytest.mark.parametrize("method", METHODS)
 def test_same_seed_same_result(method):
     kw = dict(n_starts=3, budget=30, popsize=10, maxiter=20)
-    a = run_method(method, loss, value_and_grad, 2, seed=5, **kw)
-    b = run_method(method, loss, value_and_grad, 2, seed=5, **kw)
+    a = run_method(method, OBJ, 2, seed=5, **kw)
+    b = run_method(method, OBJ, 2, seed=5, **kw)
     assert a.loss == b.loss and np.array_equal(a.z, b.z) and a.n_evals == b.n_evals
 
 
@@ -60,6 +77,40 @@ def test_nan_losses_do_not_break_the_search():
         out = loss(z)
         out[z[:, 0] > 0.8] = np.nan
         return out
-    res = run_method("DE", nan_loss, None, 2, n_starts=1, budget=40, popsize=10, maxiter=1,
-                     seed=0)
+    res = run_method("DE", Objectives(nan_loss), 2, n_starts=1, budget=40, popsize=10,
+                     maxiter=1, seed=0)
     assert np.isfinite(res.loss)
+
+
+def test_gauss_newton_terms_match_the_loss_and_its_gradient():
+    z = np.random.default_rng(1).uniform(size=(3, 2))
+    f, g, h = gauss_newton(z)
+    np.testing.assert_allclose(f, loss(z))
+    np.testing.assert_allclose(g, value_and_grad(z)[1])
+    assert np.all(np.linalg.eigvalsh(h) >= -1e-12)
+
+
+def test_levenberg_marquardt_stops_on_a_bound_and_stays_inside():
+    outside = np.array([1.4, -0.2])  # the unconstrained minimum lies outside the unit box
+
+    def gn(z):
+        r = z - outside
+        eye = np.broadcast_to(2 * np.eye(2), (len(z), 2, 2))
+        return np.sum(r ** 2, axis=1), 2 * r, eye
+
+    res = levenberg_marquardt(gn, np.array([[0.5, 0.5], [0.1, 0.9]]), maxiter=50)
+    np.testing.assert_allclose(res.z, [1.0, 0.0], atol=1e-9)
+    assert res.n_evals < 2 * 50  # both starts stopped early
+
+
+def test_levenberg_marquardt_converges_in_few_iterations_on_a_least_squares_problem():
+    calls = []
+
+    def counting(z):
+        calls.append(1)
+        return gauss_newton(z)
+
+    starts = np.array([[0.25, 0.65], [0.35, 0.75]])  # in the basin of the global minimum
+    res = levenberg_marquardt(counting, starts, maxiter=100)
+    assert res.loss < _best() + 1e-9
+    assert len(calls) < 30

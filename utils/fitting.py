@@ -127,7 +127,7 @@ def parse_bounds(text: str) -> dict[str, tuple[float, float]]:
 
 def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
     """Every flag of a fitting script."""
-    from utils.optim import METHODS
+    from utils.optim import DEFAULT_METHODS, METHODS
 
     p = argparse.ArgumentParser(
         prog=f"{d.script}.py",
@@ -136,16 +136,18 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["potential", "spike"], default="potential",
                    help="fit membrane potentials (voltage MSE) or spike trains (van Rossum loss, "
                         "scored by the gamma factor)")
-    p.add_argument("--methods", type=parse_methods, default=list(METHODS),
-                   help=f"comma list of methods among {','.join(METHODS)} (default: all)")
+    p.add_argument("--methods", type=parse_methods, default=list(DEFAULT_METHODS),
+                   help=f"comma list of methods among {','.join(METHODS)} (gradient: "
+                        "multi-start L-BFGS-B; lm: multi-start Levenberg-Marquardt on JAX "
+                        f"Jacobians) (default: {','.join(DEFAULT_METHODS)})")
     p.add_argument("--n_starts", type=positive_int, default=d.n_starts,
-                   help="random starts of the multi-start L-BFGS-B gradient method")
+                   help="random starts of the gradient-based methods (gradient, lm)")
     p.add_argument("--maxiter", type=positive_int, default=200,
-                   help="L-BFGS-B iterations per start")
+                   help="iterations per start of the gradient-based methods")
     p.add_argument("--presearch", choices=["on", "off"], default="on",
-                   help="gradient method in two stages where the model supports it (GIF): "
-                        "L-BFGS-B with resets forced at the target's spike times, then L-BFGS-B "
-                        "on the real loss from the best results; off: the real loss only")
+                   help="gradient-based methods in two stages where the model supports it "
+                        "(GIF): fit with resets forced at the target's spike times, then "
+                        "refine on the real loss from the best results; off: the real loss only")
     p.add_argument("--presearch_dt", type=positive_float, default=None,
                    help="time step (ms) of the presearch stage (default: --dt); a coarser grid "
                         "is cheaper but biases the start of the refinement, which uses --dt")
@@ -275,36 +277,44 @@ def forced_spike_steps(spikes: Sequence[np.ndarray], n_steps: int, dt: float) ->
     return out
 
 
-def threshold_loss(x_start, x_end, forced, n_spikes: int):
-    """Penalty for a threshold that is not crossed within each recorded spike's step, or that
-    is crossed elsewhere; mV^2 per recorded spike (zero for the true parameters)."""
+def threshold_residuals(x_start, x_end, forced, n_spikes: int):
+    """Residuals [P, 3 N T] of the penalty for a threshold that is not crossed within each
+    recorded spike's step, or that is crossed elsewhere; their sum of squares is in mV^2 per
+    recorded spike (zero for the true parameters)."""
     import jax
     import jax.numpy as jnp
 
-    at_spike = jax.nn.relu(-x_end) ** 2 + jax.nn.relu(x_start) ** 2
-    elsewhere = jax.nn.relu(x_end) ** 2
-    total = jnp.sum(jnp.where(forced, at_spike, elsewhere), axis=(-2, -1))
-    return total / max(1, n_spikes)
+    zero = jnp.zeros_like(x_end)
+    parts = (jnp.where(forced, jax.nn.relu(-x_end), zero),
+             jnp.where(forced, jax.nn.relu(x_start), zero),
+             jnp.where(forced, zero, jax.nn.relu(x_end)))
+    return jnp.concatenate([_flat(p) for p in parts], axis=-1) / np.sqrt(max(1, n_spikes))
+
+
+def _flat(x):
+    """[P, ...] -> [P, M]."""
+    return x.reshape(x.shape[0], -1)
 
 
 def make_objectives(problem: Problem):
-    """Batched loss, loss+gradient and (for models that support it) the spike-forced
-    presearch loss+gradient over unit coordinates Z [B, D]: NumPy in and out, each one
-    compiled call, run in float64.
+    """The problem's objectives over unit coordinates Z [B, D] (an `Objectives`): loss,
+    loss+gradient and Gauss-Newton terms, and for models that support it the same for the
+    spike-forced presearch. NumPy in and out, each one compiled call, run in float64.
 
-    The presearch objective forces resets at the target's spike times, so the voltage error
-    no longer jumps when a spike moves by a step; it adds `threshold_loss`, which is what
-    constrains the threshold parameters. It is smooth where the real objective is rugged, and
-    runs on a grid of `presearch_dt` ms (coarser, so cheaper: it only has to find the basin;
-    see README)."""
+    Every loss is a sum of squared residuals: the voltage MSE, the van Rossum distance, and
+    the presearch's voltage MSE plus threshold penalty. The presearch forces resets at the
+    target's spike times, so the voltage error no longer jumps when a spike moves by a step;
+    `threshold_residuals` is what constrains the threshold parameters. It is smooth where the
+    real objective is rugged, and runs on a grid of `presearch_dt` ms (see README)."""
     import jax
     import jax.numpy as jnp
 
-    from utils.metrics import alpha_filter, spike_counts_on_grid, van_rossum_loss, voltage_mse
+    from utils.metrics import alpha_filter, spike_counts_on_grid
+    from utils.optim import Objectives
 
     with jax.enable_x64(True):
         current = jnp.asarray(problem.current)
-        n_steps = current.shape[1]
+        n_traces, n_steps = current.shape
         v_target = jnp.asarray(problem.v_target) if problem.v_target is not None else None
         if problem.target == "spike":
             grid = spike_counts_on_grid(problem.spikes_target, n_steps, problem.dt)
@@ -325,41 +335,61 @@ def make_objectives(problem: Problem):
         params.update({n: jnp.full(z.shape[:1], v) for n, v in problem.fixed.items()})
         return params
 
-    def losses(z):
+    def residuals(z):
         v, s = problem.model.simulate(params_of(z), current, problem.dt)
-        if problem.target == "potential":
-            return voltage_mse(v, v_target)
-        return van_rossum_loss(s, filtered, problem.dt, problem.spike_tau)
+        if problem.target == "potential":  # sum of squares = voltage MSE over every sample
+            return _flat(v - v_target) / np.sqrt(n_traces * n_steps)
+        # sum of squares = squared van Rossum distance (utils.metrics.van_rossum_loss)
+        diff = alpha_filter(s, problem.dt, problem.spike_tau) - filtered
+        return _flat(diff) * np.sqrt(problem.dt / (problem.spike_tau * n_traces))
 
-    def forced_losses(z):
+    def forced_residuals(z):
         v, x_start, x_end = problem.model.simulate_forced(params_of(z), current_c, dt_c, forced)
-        loss = threshold_loss(x_start, x_end, forced, n_spikes)
+        r = threshold_residuals(x_start, x_end, forced, n_spikes)
         if problem.target == "potential":
-            loss = loss + voltage_mse(v, v_target_c)
-        return loss
+            r = jnp.concatenate([r, _flat(v - v_target_c) / np.sqrt(v_target_c.size)], axis=-1)
+        return r
 
-    def numpy_value_and_grad(fn):
-        def summed(z):
-            per = fn(z)
-            return jnp.sum(per), per
-        grad_jit = jax.jit(jax.grad(summed, has_aux=True))
+    def numpy_in_out(fn):
+        jitted = jax.jit(fn)
 
-        def call(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def call(z: np.ndarray):
             with jax.enable_x64(True):
-                g, per = grad_jit(jnp.asarray(z))
-                return np.asarray(per), np.asarray(g)
+                out = jitted(jnp.asarray(z))
+                return tuple(np.asarray(o) for o in out) if isinstance(out, tuple) \
+                    else np.asarray(out)
         return call
 
-    loss_jit = jax.jit(losses)
+    def real_loss(z):
+        return jnp.sum(residuals(z) ** 2, axis=-1)
 
-    def batch_loss(z: np.ndarray) -> np.ndarray:
-        with jax.enable_x64(True):
-            return np.asarray(loss_jit(jnp.asarray(z)))
+    def value_and_grad(res_fn, score=None):
+        def summed(z):
+            per = jnp.sum(res_fn(z) ** 2, axis=-1)
+            return jnp.sum(per), per
+
+        def fn(z):
+            g, per = jax.grad(summed, has_aux=True)(z)
+            return (per, g) if score is None else (per, g, score(z))
+        return numpy_in_out(fn)
+
+    def gauss_newton(res_fn, score=None):
+        def fn(z):  # one forward-mode pass per free parameter, batched: J [D, B, M]
+            tangents = jnp.broadcast_to(jnp.eye(z.shape[1])[:, None, :], (z.shape[1], *z.shape))
+            r, jac = jax.vmap(lambda t: jax.jvp(res_fn, (z,), (t,)), out_axes=(None, 0))(tangents)
+            out = (jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r),
+                   2.0 * jnp.einsum("dbm,ebm->bde", jac, jac))
+            return out if score is None else (*out, score(z))
+        return numpy_in_out(fn)
 
     use_presearch = (problem.model.simulate_forced is not None and problem.presearch
                      and any(len(s) for s in problem.spikes_target or []))
-    presearch = numpy_value_and_grad(forced_losses) if use_presearch else None
-    return batch_loss, numpy_value_and_grad(losses), presearch
+    # the presearch also scores each of its points on the real loss, which is what is recorded
+    return Objectives(
+        loss=numpy_in_out(real_loss),
+        value_and_grad=value_and_grad(residuals), gauss_newton=gauss_newton(residuals),
+        presearch=value_and_grad(forced_residuals, real_loss) if use_presearch else None,
+        presearch_gn=gauss_newton(forced_residuals, real_loss) if use_presearch else None)
 
 
 def simulate_params(problem: Problem, params: Mapping[str, float]) -> tuple[np.ndarray, list]:
@@ -398,24 +428,24 @@ def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: 
     """Run every method `repeats` times; returns (metrics per method, best-loss histories)."""
     from tqdm import tqdm
 
-    from utils.optim import run_method
+    from utils.optim import GRADIENT_BASED, run_method
 
     out, histories = {}, {}
     for method in methods:
-        loss, value_and_grad, presearch = make_objectives(problem)  # fresh: each pays its compile
+        objectives = make_objectives(problem)  # fresh: each method pays its own compilation
         runs = []
         for r in range(repeats):
-            total = budget if method != "gradient" else None
+            total = None if method in GRADIENT_BASED else budget
             desc = f"{method}" + (f" {r + 1}/{repeats}" if repeats > 1 else "")
             with tqdm(total=total, desc=desc, unit="sim", disable=not show_progress,
                       leave=False, mininterval=0.5) as bar:
                 def progress(n, best, bar=bar):
                     bar.update(n)
                     bar.set_postfix(best=f"{best:.4g}")
-                res = run_method(method, loss, value_and_grad, len(problem.free),
+                res = run_method(method, objectives, len(problem.free),
                                  n_starts=n_starts, budget=budget, popsize=popsize,
                                  maxiter=maxiter, seed=seed + 1000 * r, progress=progress,
-                                 presearch=presearch, n_refine=n_refine)
+                                 n_refine=n_refine)
             runs.append(res)
         best = min(runs, key=lambda res: res.loss)
         entry = _score(problem, best)

@@ -14,17 +14,37 @@ from typing import Callable
 import numpy as np
 import scipy.optimize
 
-__all__ = ["OptimResult", "GRADIENT_FREE", "METHODS", "lbfgsb_multistart", "lbfgsb_sequential",
-           "lbfgsb_two_stage", "nevergrad_minimize", "bayesian_minimize", "run_method"]
+__all__ = ["Objectives", "OptimResult", "GRADIENT_FREE", "GRADIENT_BASED", "METHODS",
+           "DEFAULT_METHODS",
+           "lbfgsb_multistart", "lbfgsb_sequential", "levenberg_marquardt", "two_stage",
+           "nevergrad_minimize", "bayesian_minimize", "run_method"]
 
 BatchLoss = Callable[[np.ndarray], np.ndarray]                        # Z [B, D] -> loss [B]
-BatchValueGrad = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # -> loss [B], grad [B, D]
+BatchValueGrad = Callable[[np.ndarray], tuple]  # -> loss [B], grad [B, D] (, score [B])
+# -> loss [B], gradient [B, D], Gauss-Newton Hessian 2 J^T J [B, D, D] of a sum-of-squares
+# loss (, score [B]). A surrogate objective returns as `score` the real objective at the same
+# points: that is what the best-so-far record holds.
+BatchGaussNewton = Callable[[np.ndarray], tuple]
 Progress = Callable[[int, float], None]                               # (new evals, best loss)
 
 NEVERGRAD_NAMES = {"DE": "DE", "PSO": "PSO", "TwoPointsDE": "TwoPointsDE"}
 GRADIENT_FREE = ("DE", "PSO", "TwoPointsDE", "bayesian")
-METHODS = ("gradient",) + GRADIENT_FREE
+GRADIENT_BASED = ("gradient", "lm")
+METHODS = GRADIENT_BASED + GRADIENT_FREE
+DEFAULT_METHODS = ("gradient",) + GRADIENT_FREE  # the authors' comparison; lm on request
 BAD_LOSS = 1e12  # stands in for a NaN or infinite loss
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """What the optimizers may call, all batched over unit coordinates Z [B, D]. `presearch*`
+    are a smooth surrogate of the same problem used to find the basin (see two_stage)."""
+
+    loss: BatchLoss
+    value_and_grad: BatchValueGrad | None = None
+    gauss_newton: BatchGaussNewton | None = None
+    presearch: BatchValueGrad | None = None
+    presearch_gn: BatchGaussNewton | None = None
 
 
 @dataclass
@@ -89,11 +109,14 @@ class _Lockstep:
         z = np.stack([self.pending[i] for i in ids])
         padded = np.concatenate([z, np.repeat(z[:1], self.batch - len(ids), axis=0)])
         try:
-            f, g = _clean(*self.fn(padded))
+            out = self.fn(padded)
+            f, g = _clean(out[0], out[1])
+            score = _clean(out[2]) if len(out) > 2 else f
         except BaseException as err:  # handed to every waiting run, re-raised by the caller
             self.error = err
             f, g = np.full(self.batch, BAD_LOSS), np.zeros_like(padded)
-        self.tracker.record(z, f[:len(ids)])
+            score = f
+        self.tracker.record(z, score[:len(ids)])
         for k, i in enumerate(ids):
             self.results[i] = (float(f[k]), g[k])
         self.pending.clear()
@@ -149,22 +172,23 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
     return result
 
 
-def lbfgsb_two_stage(presearch: BatchValueGrad, value_and_grad: BatchValueGrad,
-                     starts: np.ndarray, n_refine: int, maxiter: int = 200,
-                     progress: Progress | None = None, presearch_maxiter: int = 50) -> OptimResult:
-    """Multi-start L-BFGS-B on a smooth surrogate objective (at most `presearch_maxiter`
-    iterations: it only has to find the basin), then L-BFGS-B on the real one from the
-    `n_refine` best surrogate optima. Cost and time cover both stages; the history holds the
-    real objective only."""
+def two_stage(first: Callable[[np.ndarray], OptimResult],
+              second: Callable[[np.ndarray], OptimResult], starts: np.ndarray,
+              n_refine: int) -> OptimResult:
+    """Run `first` (a local method on a smooth surrogate objective: it only has to find the
+    basin) from every start, then `second` (the same method on the real objective) from the
+    `n_refine` best surrogate optima. `first` must record the real objective at its points
+    (the surrogate's `score`), so that cost, time, history and the best point cover both
+    stages on the real objective."""
     t0 = time.perf_counter()
-    first = lbfgsb_multistart(presearch, starts, min(maxiter, presearch_maxiter), progress)
-    best = sorted(first.finals, key=lambda f: f[1])[:n_refine]
-    second = lbfgsb_multistart(value_and_grad, np.stack([z for z, _ in best]), maxiter, progress)
-    offset = first.wall_s
-    return OptimResult("gradient", second.z, second.loss, first.n_evals + second.n_evals,
-                       time.perf_counter() - t0,
-                       [(t + offset, n + first.n_evals, b) for t, n, b in second.history],
-                       second.finals)
+    one = first(starts)
+    best = sorted(one.finals, key=lambda f: f[1])[:n_refine]
+    two = second(np.stack([z for z, _ in best]))
+    history = one.history + [(t + one.wall_s, n + one.n_evals, min(b, one.loss))
+                             for t, n, b in two.history]
+    winner = two if two.loss <= one.loss else one
+    return OptimResult(two.method, winner.z, winner.loss, one.n_evals + two.n_evals,
+                       time.perf_counter() - t0, history, two.finals)
 
 
 def lbfgsb_sequential(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
@@ -181,6 +205,74 @@ def lbfgsb_sequential(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
         scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B",
                                 bounds=[(0.0, 1.0)] * starts.shape[1], options={"maxiter": maxiter})
     return tracker.result()
+
+
+def _lm_steps(z: np.ndarray, g: np.ndarray, h: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Levenberg-Marquardt steps (H + lam diag H) dz = -g for each start, kept inside the unit
+    box: coordinates on a bound and pushed outward are held fixed, and a coordinate the step
+    would carry past a bound is put on it and the rest solved again (an active-set step)."""
+    steps = np.zeros_like(z)
+    for b in range(len(z)):
+        fixed = ((z[b] <= 0.0) & (g[b] > 0.0)) | ((z[b] >= 1.0) & (g[b] < 0.0))
+        target = z[b].copy()
+        while not fixed.all():
+            free = ~fixed
+            hf = h[b][np.ix_(free, free)]
+            d = np.diag(hf)
+            scale = np.maximum(d, 1e-12 * max(d.max(), 1e-300))  # Marquardt (1963) scaling
+            rhs = -g[b, free] - h[b][np.ix_(free, fixed)] @ (target[fixed] - z[b, fixed])
+            try:
+                step = np.linalg.solve(hf + lam[b] * np.diag(scale), rhs)
+            except np.linalg.LinAlgError:
+                step = rhs / (lam[b] * scale)
+            target[free] = z[b, free] + step
+            outside = free & ((target < 0.0) | (target > 1.0))
+            target = np.clip(target, 0.0, 1.0)
+            if not outside.any():
+                break
+            fixed |= outside
+        steps[b] = target - z[b]
+    return steps
+
+
+def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxiter: int = 100,
+                        progress: Progress | None = None, ftol: float = 1e-9) -> OptimResult:
+    """Multi-start Levenberg-Marquardt on a sum-of-squares loss inside the unit box: every start
+    takes one trial step per iteration and all trial points share one batched Jacobian
+    evaluation. A start stops when its step is predicted (by the Gauss-Newton model) or found
+    to gain less than `ftol` of its loss, or when no damping finds a decrease."""
+    tracker = _Tracker("lm", progress)
+    z = np.array(starts, dtype=float)
+    f, g, h, score = _clean_gn(gauss_newton(z))
+    tracker.record(z, score)
+    lam = np.full(len(z), 1e-3)
+    active = np.ones(len(z), dtype=bool)
+    for _ in range(maxiter):
+        step = np.clip(z + _lm_steps(z, g, h, lam), 0.0, 1.0) - z
+        predicted = -np.einsum("bd,bd->b", g, step) - 0.5 * np.einsum("bd,bde,be->b", step, h, step)
+        active &= predicted > ftol * f
+        if not active.any():
+            break
+        trial = np.where(active[:, None], z + step, z)
+        ft, gt, ht, score = _clean_gn(gauss_newton(trial))
+        tracker.record(trial[active], score[active])
+        better = active & (ft < f)
+        small_gain = better & (f - ft <= ftol * f)
+        z[better], f[better], g[better], h[better] = trial[better], ft[better], gt[better], ht[better]
+        lam = np.clip(np.where(better, lam / 3.0, lam * 4.0), 1e-12, 1e12)
+        active &= ~(small_gain | (lam >= 1e10))
+    result = tracker.result()
+    result.finals = [(z[b].copy(), float(f[b])) for b in range(len(z))]
+    return result
+
+
+def _clean_gn(out: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Loss, gradient, Hessian and score (the loss itself when none is given), NaN-safe."""
+    losses, grads = _clean(out[0], out[1])
+    hessians = np.asarray(out[2], dtype=float)
+    hessians = np.where((losses >= BAD_LOSS)[:, None, None] | ~np.isfinite(hessians), 0.0,
+                        hessians)
+    return losses, grads, hessians, (_clean(out[3]) if len(out) > 3 else losses)
 
 
 def nevergrad_minimize(name: str, loss: BatchLoss, dim: int, budget: int, popsize: int,
@@ -220,20 +312,31 @@ def bayesian_minimize(loss: BatchLoss, dim: int, budget: int, popsize: int, seed
     return tracker.result()
 
 
-def run_method(method: str, loss: BatchLoss, value_and_grad: BatchValueGrad, dim: int, *,
-               n_starts: int, budget: int, popsize: int, maxiter: int, seed: int,
-               progress: Progress | None = None, presearch: BatchValueGrad | None = None,
+def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget: int,
+               popsize: int, maxiter: int, seed: int, progress: Progress | None = None,
                n_refine: int = 4) -> OptimResult:
-    """Run one method by name; starts of the gradient method are drawn uniformly from `seed`.
-    With `presearch`, the gradient method is two-staged (see lbfgsb_two_stage)."""
-    if method == "gradient":
+    """Run one method by name. Starts of the gradient-based methods (`gradient`: L-BFGS-B,
+    `lm`: Levenberg-Marquardt) are drawn uniformly from `seed`; with a presearch objective they
+    run in two stages (see two_stage)."""
+    if method in GRADIENT_BASED:
         starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
-        if presearch is not None:
-            return lbfgsb_two_stage(presearch, value_and_grad, starts, min(n_refine, n_starts),
-                                    maxiter, progress)
-        return lbfgsb_multistart(value_and_grad, starts, maxiter=maxiter, progress=progress)
+        # the presearch surrogate only has to find the basin: fewer iterations or a loose ftol
+        if method == "gradient":
+            real, pre = obj.value_and_grad, obj.presearch
+            refine = lambda z0: lbfgsb_multistart(real, z0, maxiter, progress)  # noqa: E731
+            search = lambda z0: lbfgsb_multistart(pre, z0, min(maxiter, 50), progress)  # noqa: E731
+        else:
+            real, pre = obj.gauss_newton, obj.presearch_gn
+            refine = lambda z0: levenberg_marquardt(real, z0, maxiter, progress)  # noqa: E731
+            search = lambda z0: levenberg_marquardt(pre, z0, maxiter, progress,  # noqa: E731
+                                                    ftol=1e-6)
+        if real is None:
+            raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
+        if pre is None:
+            return refine(starts)
+        return two_stage(search, refine, starts, min(n_refine, n_starts))
     if method == "bayesian":
-        return bayesian_minimize(loss, dim, budget, popsize, seed, progress)
+        return bayesian_minimize(obj.loss, dim, budget, popsize, seed, progress)
     if method in NEVERGRAD_NAMES:
-        return nevergrad_minimize(method, loss, dim, budget, popsize, seed, progress)
+        return nevergrad_minimize(method, obj.loss, dim, budget, popsize, seed, progress)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
