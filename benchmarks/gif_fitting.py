@@ -55,36 +55,33 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer starts and smaller budgets")
     p.add_argument("--seed", type=int, default=0, help="seed of starts, noise and optimizers")
-    p.add_argument("--n_starts", type=int, default=16, help="starts of the gradient methods")
+    p.add_argument("--n_starts", type=int, default=16, help="starts of L-BFGS-B (gradient)")
+    p.add_argument("--lm_starts", type=int, default=4,
+                   help="starts of Levenberg-Marquardt (its presearch ends in one basin from "
+                        "nearly every start, so few are needed)")
+    p.add_argument("--parts", nargs="+", default=["potential", "spike", "noisy"],
+                   choices=["potential", "spike", "noisy"], help="which problems to run")
     p.add_argument("--out", default="results/benchmarks/gif_fitting.json", help="JSON output")
     args = p.parse_args(argv)
-    n = 4 if args.quick else args.n_starts
+    starts = {"gradient": 4 if args.quick else args.n_starts, "lm": args.lm_starts}
+    n = starts["gradient"]
     seed = ["--seed", str(args.seed)]
     result = {}
-    print("potential target, noiseless:")
-    pot = problem_for(DEFAULTS, seed)
-    result["potential"] = {m: run(pot, m, n_starts=n, budget=0, seed=args.seed)
+    if "potential" in args.parts:
+        print("potential target, noiseless:")
+        pot = problem_for(DEFAULTS, seed)
+        result["potential"] = {m: run(pot, m, n_starts=starts[m], budget=0, seed=args.seed)
+                               for m in GRADIENT_BASED}
+        result["potential"]["gradient_no_presearch"] = run(pot, "gradient", n_starts=n,
+                                                           budget=0, seed=args.seed,
+                                                           presearch=False)
+    if "spike" in args.parts:
+        print("spike target:")
+        spk = problem_for(DEFAULTS, ["--target", "spike", *seed])
+        result["spike"] = {m: run(spk, m, n_starts=starts[m], budget=0, seed=args.seed)
                            for m in GRADIENT_BASED}
-    result["potential"]["gradient_no_presearch"] = run(pot, "gradient", n_starts=n, budget=0,
-                                                       seed=args.seed, presearch=False)
-    print("spike target:")
-    spk = problem_for(DEFAULTS, ["--target", "spike", *seed])
-    result["spike"] = {m: run(spk, m, n_starts=n, budget=0, seed=args.seed)
-                       for m in GRADIENT_BASED}
-    print("recordings with 0.5 mV noise, gradient-based vs gradient-free:")
-    noisy = problem_for(DEFAULTS, ["--noise_mV", "0.5", *seed])
-    grads = {m: run(noisy, m, n_starts=n, budget=0, seed=args.seed) for m in GRADIENT_BASED}
-    rows = dict(grads)
-    large = 300 if args.quick else LARGE_BUDGET
-    for method in GRADIENT_FREE:
-        budgets = [BAYES_BUDGET] if method == "bayesian" else [grads["lm"]["n_evals"], large]
-        for budget in budgets:
-            row = run(noisy, method, n_starts=n, budget=budget, seed=args.seed,
-                      popsize=20 if method == "bayesian" else 100)
-            row["time_to_this_loss_s"] = {g: time_to(grads[g]["history"], row["loss"])
-                                          for g in grads}
-            rows[f"{method} ({budget} sims)"] = row
-    result["noisy"] = {"noise_mV": 0.5, "methods": rows}
+    if "noisy" in args.parts:
+        result["noisy"] = noisy_comparison(args, starts, seed)
     report(result)
     for block in result.values():
         for row in block.get("methods", block).values():
@@ -93,13 +90,36 @@ def main(argv=None) -> dict:
     return result
 
 
+def noisy_comparison(args, starts: dict, seed: list) -> dict:
+    """Recordings with 0.5 mV noise: both gradient-based methods, then each gradient-free
+    method at the lm run's simulation count and at LARGE_BUDGET."""
+    print("recordings with 0.5 mV noise, gradient-based vs gradient-free:")
+    noisy = problem_for(DEFAULTS, ["--noise_mV", "0.5", *seed])
+    grads = {m: run(noisy, m, n_starts=starts[m], budget=0, seed=args.seed)
+             for m in GRADIENT_BASED}
+    rows = dict(grads)
+    large = 300 if args.quick else LARGE_BUDGET
+    for method in GRADIENT_FREE:
+        budgets = ([BAYES_BUDGET] if method == "bayesian"
+                   else sorted({grads["lm"]["n_evals"], large}))
+        for budget in budgets:
+            row = run(noisy, method, n_starts=1, budget=budget, seed=args.seed,
+                      popsize=20 if method == "bayesian" else 100)
+            row["time_to_this_loss_s"] = {g: time_to(grads[g]["history"], row["loss"])
+                                          for g in grads}
+            rows[f"{method} ({budget} sims)"] = row
+    return {"noise_mV": 0.5, "starts": starts, "methods": rows}
+
+
 def report(r: dict) -> None:
     print("\nGIF, default problem (a, b, k1, k2 free)")
-    for name in ["potential", "spike"]:
+    for name in [k for k in ("potential", "spike") if k in r]:
         for method, row in r[name].items():
             gam = f"{row['gamma']:.3f}" if row["gamma"] is not None else "-"
             print(f"{name:<10}{method:<24} max rel err {row['max_rel_err']:.4f}  gamma {gam}  "
                   f"loss {row['loss']:.3g}  {row['wall_s']:.1f} s  {row['n_evals']} sims")
+    if "noisy" not in r:
+        return
     rows = r["noisy"]["methods"]
     print("\nRecordings with 0.5 mV noise. For each gradient-free run: the time each "
           "gradient-based method needed to reach its best loss, and the speed-up (its wall "

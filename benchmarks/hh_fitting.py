@@ -19,7 +19,8 @@ from benchmarks.common import problem_for as _problem_for, time_to  # noqa: E402
 from neuron_fitting_of_hh_model import DEFAULTS  # noqa: E402
 from utils.fitting import make_objectives, simulate_params  # noqa: E402
 from utils.metrics import mean_gamma  # noqa: E402
-from utils.optim import GRADIENT_BASED, METHODS, lbfgsb_multistart, lbfgsb_sequential, run_method  # noqa: E402
+from utils.optim import (GRADIENT_BASED, METHODS, lbfgsb_multistart,  # noqa: E402
+                         lbfgsb_sequential, run_method)
 from utils.run import atomic_write_json  # noqa: E402
 
 BRIAN2_DE_SECONDS = 11.0  # Brian2 + nevergrad DE, 100 candidates per round, same error (issue 2)

@@ -51,8 +51,9 @@ def plot_traces(problem, results: Mapping[str, dict], path: Path, show: bool = F
         axes[i, 0].legend(fontsize=7, loc="upper right")
     for j in range(n_tr):
         axes[-1, j].set_xlabel("time (ms)")
+    fig.tight_layout()
     fig.suptitle(f"{problem.model.name.upper()} fit to {problem.target} "
-                 f"({problem.source}); gray: target", fontsize=10, y=1.02)
+                 f"({problem.source}); gray: target", fontsize=10, y=1.01)
     return save_figure(fig, path, show)
 
 
@@ -86,7 +87,7 @@ def plot_repeats(results: Mapping[str, dict], path: Path, show: bool = False) ->
     a2.bar(x, [r["wall_s_mean"] for r in rp], yerr=[r["wall_s_std"] for r in rp], color=cols)
     a2.set_ylabel("wall time (s)")
     for a in (a1, a2):
-        a.set_xticks(x, methods)
+        a.set_xticks(x, methods, rotation=30, ha="right")
     fig.suptitle(f"mean +/- std over {rp[0]['n'] if rp else 0} repeats", fontsize=10)
     return save_figure(fig, path, show)
 

@@ -249,7 +249,8 @@ def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxi
     active = np.ones(len(z), dtype=bool)
     for _ in range(maxiter):
         step = np.clip(z + _lm_steps(z, g, h, lam), 0.0, 1.0) - z
-        predicted = -np.einsum("bd,bd->b", g, step) - 0.5 * np.einsum("bd,bde,be->b", step, h, step)
+        predicted = (-np.einsum("bd,bd->b", g, step)
+                     - 0.5 * np.einsum("bd,bde,be->b", step, h, step))  # Gauss-Newton model
         active &= predicted > ftol * f
         if not active.any():
             break

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 __all__ = ["use_agg", "plot_activity", "plot_training_curve", "plot_weight_distributions",
-           "plot_connectivity", "lognormal_fit"]
+           "plot_connectivity", "lognormal_fit", "plot_learning_curves"]
 
 
 def use_agg() -> None:
@@ -146,5 +146,33 @@ def plot_connectivity(signed: np.ndarray, n_exc: int):
     density = float(np.mean(signed != 0))
     ax.set_title(f"recurrent weights (density {density:.3f})")
     fig.colorbar(im, ax=ax, label="signed weight")
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(histories: Dict[str, List[dict]]):
+    """Training loss (smoothed) and held-out validation accuracy of several learning rules,
+    against training batch and against wall time."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for name, hist in histories.items():
+        ep = np.array([h["epoch"] for h in hist])
+        loss = np.array([h["loss"] for h in hist])
+        k = max(1, len(loss) // 20)
+        smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+        axes[0].plot(ep[k - 1:], smooth, label=name)
+        ev = [h for h in hist if h.get("val_acc") is not None]
+        axes[1].plot([h["epoch"] for h in ev], [h["val_acc"] for h in ev], "o-", ms=3,
+                     label=name)
+        axes[2].plot([h["wall_s"] for h in ev], [h["val_acc"] for h in ev], "o-", ms=3,
+                     label=name)
+    axes[0].set_ylabel("training cross-entropy (running mean)")
+    axes[1].set_ylabel("held-out validation accuracy")
+    axes[2].set_ylabel("held-out validation accuracy")
+    axes[2].set_xscale("log")
+    for ax, xl in zip(axes, ["training batch", "training batch", "wall time (s)"]):
+        ax.set_xlabel(xl)
+        ax.legend()
     fig.tight_layout()
     return fig

@@ -1,0 +1,163 @@
+"""Reproduce the paper's figures and tables, one command each (README: "Reproducing the paper").
+
+    python reproduce.py hh        # HH fitting, voltage and spike targets: traces, 10-repeat table
+    python reproduce.py gif       # the same for the GIF neuron
+    python reproduce.py network   # E/I network: activity and weights after BPTT training, and
+                                  # learning curves of bptt, diag and expsm_diag
+    python reproduce.py online    # memory and time of bptt, diag, expsm_diag vs sequence length
+
+Run folders go under --out (default results/reproduce/); the figures the README shows are
+copied into --figures (default figures/), and each command prints its table as Markdown.
+--quick runs tiny budgets (what the tests run).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from utils.run import atomic_write_bytes, cli, positive_int, save_figure
+
+FIT_SCRIPTS = {"hh": "neuron_fitting_of_hh_model", "gif": "neuron_fitting_of_gif_model"}
+AUTHORS_STARTS = {"hh": 20, "gif": 100}   # L-BFGS-B starts the authors used
+FIT_METHODS = "gradient,lm,DE,PSO,TwoPointsDE,bayesian"
+REPEATS = 10
+ONLINE_METHODS = ("bptt", "diag", "expsm_diag")
+# the three learning rules on one task that D-RTRL can finish on a CPU (see README)
+LEARNING_CURVE_TASK = ["--n_rec", "40", "--t_delay", "100", "--num_cue", "3", "--epochs", "150",
+                       "--eval_every", "10", "--n_val", "128", "--n_test", "256"]
+QUICK_TASK = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--epochs", "2",
+              "--eval_every", "1", "--n_val", "8", "--n_test", "8", "--batch_size", "4"]
+
+
+def _copy(src: Path, figures: Path, name: str) -> Path:
+    """Copy a run's figure into the figures folder (via a temporary name)."""
+    figures.mkdir(parents=True, exist_ok=True)
+    dst = figures / name
+    tmp = dst.with_suffix(".tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+    return dst
+
+
+def repeats_table(metrics_by_target: dict) -> str:
+    """Markdown: loss and wall time, mean +/- std over repeats, per target and method."""
+    lines = ["| target | method | loss (mean +/- std) | wall s (mean +/- std) | sims | "
+             "best RMSE mV | best gamma |", "|---|---|---|---|---|---|---|"]
+    for target, m in metrics_by_target.items():
+        for method, r in m["methods"].items():
+            rp = r["repeats"]
+            rmse = f"{r['rmse_mV']:.3f}" if r["rmse_mV"] is not None else "-"
+            gamma = f"{r['gamma']:.3f}" if r["gamma"] is not None else "-"
+            lines.append(f"| {target} | {method} | {rp['loss_mean']:.3g} +/- {rp['loss_std']:.2g}"
+                         f" | {rp['wall_s_mean']:.2f} +/- {rp['wall_s_std']:.2f} | {r['n_evals']}"
+                         f" | {rmse} | {gamma} |")
+    return "\n".join(lines)
+
+
+def fitting(model: str, out: Path, figures: Path, quick: bool, repeats: int = REPEATS) -> str:
+    """Both targets with the authors' budgets, every method `repeats` times."""
+    from utils.fitting import run_fitting
+
+    defaults = importlib.import_module(FIT_SCRIPTS[model]).DEFAULTS
+    budget = (["--repeats", "2", "--n_starts", "2", "--maxiter", "3", "--n_refine", "1",
+               "--budget", "6", "--popsize", "3"] if quick else
+              ["--repeats", str(repeats), "--n_starts", str(AUTHORS_STARTS[model]),
+               "--budget", "100", "--popsize", "20"])
+    results = {}
+    for target in ("potential", "spike"):
+        run_dir = out / f"{model}_{target}"
+        results[target] = run_fitting(defaults, ["--target", target, "--methods", FIT_METHODS,
+                                                 "--seed", "0", "--out_dir", str(run_dir),
+                                                 *budget])
+        for fig in ("traces", "repeats"):
+            _copy(run_dir / f"{fig}.png", figures, f"{model}_{target}_{fig}.png")
+    return repeats_table(results)
+
+
+def _train(argv: list[str]) -> dict:
+    import task_training
+
+    return task_training.main(argv)
+
+
+def network(out: Path, figures: Path, quick: bool) -> str:
+    """A dense network trained by BPTT on the default task (activity, weights, curve), then
+    bptt, diag and expsm_diag on one smaller task (learning curves)."""
+    from utils.training_figures import plot_learning_curves, use_agg
+
+    use_agg()
+    main_run = out / "network_bptt"
+    m = _train(["--out_dir", str(main_run), "--seed", "0", *(QUICK_TASK if quick else [])])
+    for fig in ("activity", "weights", "training_curve"):
+        _copy(main_run / f"{fig}.png", figures, f"network_{fig}.png")
+    rows = [f"| bptt, dense, default task | {m['test_acc']:.3f} | {m['epochs_run']} | "
+            f"{m['wall_s']:.0f} |"]
+    task = QUICK_TASK if quick else LEARNING_CURVE_TASK
+    histories = {}
+    for method in ONLINE_METHODS:
+        mm = _train(["--method", method, "--seed", "0", "--out_dir",
+                     str(out / f"curves_{method}"), *task])
+        histories[method] = mm["history"]
+        rows.append(f"| {method}, learning-curve task | {mm['test_acc']:.3f} | "
+                    f"{mm['epochs_run']} | {mm['wall_s']:.0f} |")
+    save_figure(plot_learning_curves(histories), out / "learning_curves.png")
+    _copy(out / "learning_curves.png", figures, "network_learning_curves.png")
+    return "\n".join(["| run | held-out test acc | batches | wall s |", "|---|---|---|---|",
+                      *rows])
+
+
+def online(out: Path, figures: Path, quick: bool) -> str:
+    """benchmarks/online_vs_bptt.py at 200 neurons, 500 to 5000 steps."""
+    from benchmarks import online_vs_bptt
+
+    run_dir = out / "online"
+    argv = (["--n_rec", "20", "--seq_lens", "310", "400", "--steps", "1", "--batch_size", "4",
+             "--num_cue", "1"]
+            if quick else ["--n_rec", "200", "--seq_lens", "500", "1000", "2000", "5000",
+                           "--steps", "1", "--diag_max_len", "1000"])
+    result = online_vs_bptt.main([*argv, "--out_dir", str(run_dir)])
+    _copy(run_dir / "online_vs_bptt.png", figures, "online_memory.png")
+    lines = ["| n_rec | steps | method | s per batch | XLA MB | peak RSS increase MB |",
+             "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if "error" in r:
+            raise RuntimeError(f"online benchmark failed: {r['error']}")
+        lines.append(f"| {r['n_rec']} | {r['T']} | {r['method']} | {r['s_per_batch']:.2f} | "
+                     f"{r['xla_step_mb']:.1f} | {r['peak_rss_increase_mb']:.0f} |")
+    return "\n".join(lines + [""] + result["checks"])
+
+
+JOBS = {"hh": lambda o, f, q, r: fitting("hh", o, f, q, r),
+        "gif": lambda o, f, q, r: fitting("gif", o, f, q, r),
+        "network": lambda o, f, q, r: network(o, f, q),
+        "online": lambda o, f, q, r: online(o, f, q)}
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    """Run one reproduction; returns (and prints) its Markdown table."""
+    p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=list(JOBS), help="which result to reproduce")
+    p.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run")
+    p.add_argument("--repeats", type=positive_int, default=REPEATS,
+                   help="hh, gif: repeats of every method (the authors' protocol: 10)")
+    p.add_argument("--out", default="results/reproduce", help="folder for the run folders")
+    p.add_argument("--figures", default="figures", help="folder for the README's figures")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    table = JOBS[args.what](out, Path(args.figures), args.quick, args.repeats)
+    minutes = (time.perf_counter() - t0) / 60
+    command = " ".join(["python reproduce.py", *(argv if argv is not None else sys.argv[1:])])
+    text = f"{table}\n\n`{command}`: {minutes:.1f} min\n"
+    atomic_write_bytes(out / f"{args.what}.md", text.encode())
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(cli(main))

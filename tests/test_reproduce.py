@@ -1,0 +1,33 @@
+"""Each reproduction command runs end to end in its --quick form and leaves its figures."""
+import pytest
+
+import reproduce
+
+
+@pytest.mark.parametrize("what,figures", [
+    ("hh", ["hh_potential_traces.png", "hh_potential_repeats.png", "hh_spike_traces.png",
+            "hh_spike_repeats.png"]),
+    ("gif", ["gif_potential_traces.png", "gif_spike_repeats.png"]),
+    ("network", ["network_activity.png", "network_weights.png", "network_training_curve.png",
+                 "network_learning_curves.png"]),
+    ("online", ["online_memory.png"]),
+])
+def test_quick_reproduction(tmp_path, what, figures):
+    out, figs = tmp_path / "out", tmp_path / "figures"
+    table = reproduce.main([what, "--quick", "--out", str(out), "--figures", str(figs)])
+    for name in figures:
+        assert (figs / name).stat().st_size > 5_000, name
+    assert (out / f"{what}.md").read_text() == table
+    assert table.startswith("|") and "min" in table
+    if what in reproduce.FIT_SCRIPTS:  # every method on both targets, mean +/- std
+        rows = [line for line in table.splitlines()
+                if line.startswith(("| potential", "| spike"))]
+        assert len(rows) == 2 * len(reproduce.FIT_METHODS.split(","))
+        assert all(line.count("+/-") == 2 for line in rows)
+
+
+def test_unknown_job_is_refused(capsys):
+    with pytest.raises(SystemExit) as err:
+        reproduce.main(["everything"])
+    assert err.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
