@@ -64,16 +64,15 @@ def fitting(model: str, out: Path, figures: Path, quick: bool, repeats: int = RE
     from utils.fitting import run_fitting
 
     defaults = importlib.import_module(FIT_SCRIPTS[model]).DEFAULTS
-    budget = (["--repeats", "2", "--n_starts", "2", "--maxiter", "3", "--n_refine", "1",
-               "--budget", "6", "--popsize", "3"] if quick else
-              ["--repeats", str(repeats), "--n_starts", str(AUTHORS_STARTS[model]),
-               "--budget", "100", "--popsize", "20"])
+    budget = (["--n_starts", "2", "--maxiter", "3", "--n_refine", "1", "--budget", "6",
+               "--popsize", "3"] if quick else
+              ["--n_starts", str(AUTHORS_STARTS[model]), "--budget", "100", "--popsize", "20"])
     results = {}
     for target in ("potential", "spike"):
         run_dir = out / f"{model}_{target}"
         results[target] = run_fitting(defaults, ["--target", target, "--methods", FIT_METHODS,
                                                  "--seed", "0", "--out_dir", str(run_dir),
-                                                 *budget])
+                                                 "--repeats", str(repeats), *budget])
         for fig in ("traces", "repeats"):
             _copy(run_dir / f"{fig}.png", figures, f"{model}_{target}_{fig}.png")
     return repeats_table(results)
@@ -143,14 +142,16 @@ def main(argv: Sequence[str] | None = None) -> str:
     p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.splitlines()[0])
     p.add_argument("what", choices=list(JOBS), help="which result to reproduce")
     p.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run")
-    p.add_argument("--repeats", type=positive_int, default=REPEATS,
-                   help="hh, gif: repeats of every method (the authors' protocol: 10)")
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help=f"hh, gif: repeats of every method (default {REPEATS}, the authors' "
+                        "protocol; 2 with --quick)")
     p.add_argument("--out", default="results/reproduce", help="folder for the run folders")
     p.add_argument("--figures", default="figures", help="folder for the README's figures")
     args = p.parse_args(argv)
     out = Path(args.out)
     t0 = time.perf_counter()
-    table = JOBS[args.what](out, Path(args.figures), args.quick, args.repeats)
+    repeats = args.repeats or (2 if args.quick else REPEATS)
+    table = JOBS[args.what](out, Path(args.figures), args.quick, repeats)
     minutes = (time.perf_counter() - t0) / 60
     command = " ".join(["python reproduce.py", *(argv if argv is not None else sys.argv[1:])])
     text = f"{table}\n\n`{command}`: {minutes:.1f} min\n"

@@ -1,4 +1,6 @@
 """Each reproduction command runs end to end in its --quick form and leaves its figures."""
+import json
+
 import pytest
 
 import reproduce
@@ -14,16 +16,20 @@ import reproduce
 ])
 def test_quick_reproduction(tmp_path, what, figures):
     out, figs = tmp_path / "out", tmp_path / "figures"
-    table = reproduce.main([what, "--quick", "--out", str(out), "--figures", str(figs)])
+    fitting = what in reproduce.FIT_SCRIPTS
+    table = reproduce.main([what, "--quick", "--out", str(out), "--figures", str(figs),
+                            *(["--repeats", "3"] if fitting else [])])
     for name in figures:
         assert (figs / name).stat().st_size > 5_000, name
     assert (out / f"{what}.md").read_text() == table
     assert table.startswith("|") and "min" in table
-    if what in reproduce.FIT_SCRIPTS:  # every method on both targets, mean +/- std
+    if fitting:  # every method on both targets, mean +/- std over the 3 repeats asked for
         rows = [line for line in table.splitlines()
                 if line.startswith(("| potential", "| spike"))]
         assert len(rows) == 2 * len(reproduce.FIT_METHODS.split(","))
         assert all(line.count("+/-") == 2 for line in rows)
+        m = json.loads((out / f"{what}_spike" / "metrics.json").read_text())
+        assert all(r["repeats"]["n"] == 3 for r in m["methods"].values())
 
 
 def test_unknown_job_is_refused(capsys):
