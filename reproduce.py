@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,13 +34,9 @@ QUICK_TASK = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--epochs", 
 
 
 def _copy(src: Path, figures: Path, name: str) -> Path:
-    """Copy a run's figure into the figures folder (via a temporary name)."""
-    figures.mkdir(parents=True, exist_ok=True)
-    dst = figures / name
-    tmp = dst.with_suffix(".tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
-    return dst
+    """Copy a run's figure into the figures folder (atomically)."""
+    atomic_write_bytes(figures / name, src.read_bytes())
+    return figures / name
 
 
 def repeats_table(metrics_by_target: dict) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -248,7 +249,7 @@ def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxi
     lam = np.full(len(z), 1e-3)
     active = np.ones(len(z), dtype=bool)
     for _ in range(maxiter):
-        step = np.clip(z + _lm_steps(z, g, h, lam), 0.0, 1.0) - z
+        step = _lm_steps(z, g, h, lam)  # already inside the box
         predicted = (-np.einsum("bd,bd->b", g, step)
                      - 0.5 * np.einsum("bd,bde,be->b", step, h, step))  # Gauss-Newton model
         active &= predicted > ftol * f
@@ -324,13 +325,13 @@ def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget:
         # the presearch surrogate only has to find the basin: fewer iterations or a loose ftol
         if method == "gradient":
             real, pre = obj.value_and_grad, obj.presearch
-            refine = lambda z0: lbfgsb_multistart(real, z0, maxiter, progress)  # noqa: E731
-            search = lambda z0: lbfgsb_multistart(pre, z0, min(maxiter, 50), progress)  # noqa: E731
+            refine = partial(lbfgsb_multistart, real, maxiter=maxiter, progress=progress)
+            search = partial(lbfgsb_multistart, pre, maxiter=min(maxiter, 50), progress=progress)
         else:
             real, pre = obj.gauss_newton, obj.presearch_gn
-            refine = lambda z0: levenberg_marquardt(real, z0, maxiter, progress)  # noqa: E731
-            search = lambda z0: levenberg_marquardt(pre, z0, maxiter, progress,  # noqa: E731
-                                                    ftol=1e-6)
+            refine = partial(levenberg_marquardt, real, maxiter=maxiter, progress=progress)
+            search = partial(levenberg_marquardt, pre, maxiter=maxiter, progress=progress,
+                             ftol=1e-6)
         if real is None:
             raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
         if pre is None:
