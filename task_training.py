@@ -163,8 +163,10 @@ def check_matches(saved: Dict[str, Any], args: argparse.Namespace, explicit: set
 
 
 # ----------------------------------------------------------------------------- helpers
-def make_trainer(args: argparse.Namespace, structure=None) -> Any:
-    """A Trainer for the arguments (network drawn from --seed unless `structure` is given)."""
+def make_trainer(args: argparse.Namespace, structure=None,
+                 surrogate_width: Optional[float] = None) -> Any:
+    """A Trainer for the arguments (network drawn from --seed unless `structure` is given;
+    `surrogate_width` None keeps the method's default)."""
     from utils.training import Trainer, get_task, net_config_from_args
 
     task = get_task(args.dt, args.t_delay, args.num_cue)
@@ -175,7 +177,7 @@ def make_trainer(args: argparse.Namespace, structure=None) -> Any:
                    rate_reg=getattr(args, "rate_reg", 0.0),
                    loss_kind=getattr(args, "loss", "step"),
                    target_rate=getattr(args, "target_rate", 10.0),
-                   structure=structure)
+                   structure=structure, surrogate_width=surrogate_width)
 
 
 def synapse_weights(trainer: Any) -> Dict[str, np.ndarray]:

@@ -160,7 +160,9 @@ class Trainer:
     method 'bptt' differentiates through the whole trial (brainstate for_loop + grad);
     'diag' and 'expsm_diag' learn online with brainscale: at each step the gradient comes from
     eligibility traces; per-step gradients are summed over the trial and applied once
-    (or applied every step with `update_every_step=True`).
+    (or applied every step with `update_every_step=True`). `surrogate_width` overrides the
+    spike surrogate's half-width (default: BPTT_SURROGATE_WIDTH for bptt, 1 for the online
+    methods), e.g. to compare BPTT and online gradients of the same model.
     """
 
     def __init__(self, cfg: Any, seed: int, method: str, batch_size: int, n_in: int,
@@ -168,7 +170,8 @@ class Trainer:
                  weight_l1: float = 0.0, weight_l2: float = 0.0, etrace_decay: float = 0.98,
                  update_every_step: bool = False, rate_reg: float = 0.0,
                  target_rate: float = 10.0, loss_kind: str = "step",
-                 structure: Optional[Dict[str, np.ndarray]] = None):
+                 structure: Optional[Dict[str, np.ndarray]] = None,
+                 surrogate_width: Optional[float] = None):
         import brainstate
         import optax
 
@@ -185,7 +188,7 @@ class Trainer:
         with brainstate.environ.context(dt=cfg.dt):
             # BPTT uses a narrower surrogate than the online methods (models/network.py,
             # BPTT_SURROGATE_WIDTH): with width 1 its gradients explode as training proceeds.
-            width = BPTT_SURROGATE_WIDTH if method == "bptt" else 1.0
+            width = surrogate_width or (BPTT_SURROGATE_WIDTH if method == "bptt" else 1.0)
             self.net = EINet(cfg, seed=seed, layout=layout, event_driven=event_driven,
                              structure=structure, surrogate_width=width)
             brainstate.nn.init_all_states(self.net, batch_size)
