@@ -4,7 +4,8 @@
     python reproduce.py gif       # the same for the GIF neuron
     python reproduce.py network   # E/I network: activity and weights after BPTT training, and
                                   # learning curves of bptt, diag and expsm_diag
-    python reproduce.py online    # memory and time of bptt, diag, expsm_diag vs sequence length
+    python reproduce.py online    # memory and time of bptt, diag, expsm_diag vs sequence length,
+                                  # and where expsm_diag's gradient disagrees with BPTT's
 
 Run folders go under --out (default results/reproduce/); the figures the README shows are
 copied into --figures (default figures/), and each command prints its table as Markdown.
@@ -31,6 +32,8 @@ LEARNING_CURVE_TASK = ["--n_rec", "40", "--t_delay", "100", "--num_cue", "3", "-
                        "--eval_every", "10", "--n_val", "128", "--n_test", "256"]
 QUICK_TASK = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--epochs", "2",
               "--eval_every", "1", "--n_val", "8", "--n_test", "8", "--batch_size", "4"]
+QUICK_CREDIT = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--batch_size", "4",
+                "--batches", "1", "--every", "1"]
 
 
 def _copy(src: Path, figures: Path, name: str) -> Path:
@@ -106,8 +109,9 @@ def network(out: Path, figures: Path, quick: bool) -> str:
 
 
 def online(out: Path, figures: Path, quick: bool) -> str:
-    """benchmarks/online_vs_bptt.py at 200 neurons, 500 to 5000 steps."""
-    from benchmarks import online_vs_bptt
+    """benchmarks/online_vs_bptt.py at 200 neurons, 500 to 5000 steps, then
+    benchmarks/online_credit.py (expsm_diag's gradient per weight group against BPTT's)."""
+    from benchmarks import online_credit, online_vs_bptt
 
     run_dir = out / "online"
     argv = (["--n_rec", "20", "--seq_lens", "310", "400", "--steps", "1", "--batch_size", "4",
@@ -123,7 +127,12 @@ def online(out: Path, figures: Path, quick: bool) -> str:
             raise RuntimeError(f"online benchmark failed: {r['error']}")
         lines.append(f"| {r['n_rec']} | {r['T']} | {r['method']} | {r['s_per_batch']:.2f} | "
                      f"{r['xla_step_mb']:.1f} | {r['peak_rss_increase_mb']:.0f} |")
-    return "\n".join(lines + [""] + result["checks"])
+    credit_dir = out / "online_credit"
+    credit = online_credit.main([*(QUICK_CREDIT if quick else []), "--out_dir", str(credit_dir)])
+    _copy(credit_dir / "online_credit.png", figures, "online_credit.png")
+    return "\n".join(lines + [""] + result["checks"] + [
+        "", "expsm_diag against BPTT, cosine per weight group (benchmarks/online_credit.py):",
+        "", online_credit.markdown_table(credit["rows"])])
 
 
 JOBS = {"hh": lambda o, f, q, r: fitting("hh", o, f, q, r),

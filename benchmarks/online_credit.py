@@ -80,6 +80,15 @@ def trainer_argv(args: argparse.Namespace, method: str) -> List[str]:
             "--seed", str(args.seed), "--etrace_decay", str(args.etrace_decay)]
 
 
+def markdown_table(rows: Sequence[dict]) -> str:
+    """The comparison as a Markdown table (one row per compared batch)."""
+    lines = ["| batch | probe acc | " + " | ".join(GROUPS) + " |",
+             "|---" * (len(GROUPS) + 2) + "|"]
+    lines += [f"| {r['batch']} | {r['acc']:.2f} | "
+              + " | ".join(f"{r['cos'][k]:+.2f}" for k in GROUPS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def plot(rows: Sequence[dict], title: str):
     """Cosine per group and probe accuracy against training batches."""
     import matplotlib.pyplot as plt

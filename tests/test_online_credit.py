@@ -47,3 +47,11 @@ def test_bad_decay_refused(value, capsys, tmp_path):
     code = cli(online_credit.main, ["--etrace_decay", value, "--out_dir", str(tmp_path)])
     assert code == 1 and "--etrace_decay" in capsys.readouterr().err
     assert not (tmp_path / "online_credit.json").exists()
+
+
+def test_markdown_table_has_a_row_per_comparison():
+    rows = [{"batch": b, "acc": 0.5, "cos": {k: -0.5 if k.startswith("cue") else 0.8
+                                             for k in online_credit.GROUPS}} for b in (0, 10)]
+    lines = online_credit.markdown_table(rows).splitlines()
+    assert len(lines) == 4 and lines[0].count("|") == len(online_credit.GROUPS) + 3
+    assert lines[3].startswith("| 10 | 0.50 | -0.50 | -0.50 | +0.80")

@@ -12,7 +12,7 @@ import reproduce
     ("gif", ["gif_potential_traces.png", "gif_spike_repeats.png"]),
     ("network", ["network_activity.png", "network_weights.png", "network_training_curve.png",
                  "network_learning_curves.png"]),
-    ("online", ["online_memory.png"]),
+    ("online", ["online_memory.png", "online_credit.png"]),
 ])
 def test_quick_reproduction(tmp_path, what, figures):
     out, figs = tmp_path / "out", tmp_path / "figures"
