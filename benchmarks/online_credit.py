@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.run import (UserError, atomic_write_json, cli, make_out_dir,  # noqa: E402
-                       positive_int, save_figure)
+from utils.run import (atomic_write_json, cli, make_out_dir, positive_int,  # noqa: E402
+                       save_figure)
 
 GROUPS = ("cue_left", "cue_right", "recall", "noise", "w_e", "w_i", "w_out")
 
@@ -111,16 +111,16 @@ def plot(rows: Sequence[dict], title: str):
 def main(argv: Sequence[str] | None = None) -> dict:
     """Train, compare with BPTT every --every batches, report and save."""
     args = build_parser().parse_args(argv)
-    if not 0.0 < args.etrace_decay < 1.0:
-        raise UserError(f"--etrace_decay must be in (0, 1), got {args.etrace_decay}")
     import task_training
     from utils.training import get_task, sample_trials, trial_seed
     from utils.training_figures import use_agg
 
+    parser = task_training.build_parser()
+    online_args = parser.parse_args(trainer_argv(args, args.method))
+    task_training.validate(online_args)  # the training script's range checks, one-line errors
     use_agg()
     out = make_out_dir("benchmarks/online_credit", args.out_dir)
-    parser = task_training.build_parser()
-    online = task_training.make_trainer(parser.parse_args(trainer_argv(args, args.method)))
+    online = task_training.make_trainer(online_args)
     bptt = task_training.make_trainer(parser.parse_args(trainer_argv(args, "bptt")),
                                       surrogate_width=1.0)
     task = get_task(1.0, float(args.t_delay), args.num_cue)

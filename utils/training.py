@@ -188,7 +188,8 @@ class Trainer:
         with brainstate.environ.context(dt=cfg.dt):
             # BPTT uses a narrower surrogate than the online methods (models/network.py,
             # BPTT_SURROGATE_WIDTH): with width 1 its gradients explode as training proceeds.
-            width = surrogate_width or (BPTT_SURROGATE_WIDTH if method == "bptt" else 1.0)
+            width = surrogate_width if surrogate_width is not None else (
+                BPTT_SURROGATE_WIDTH if method == "bptt" else 1.0)
             self.net = EINet(cfg, seed=seed, layout=layout, event_driven=event_driven,
                              structure=structure, surrogate_width=width)
             brainstate.nn.init_all_states(self.net, batch_size)
@@ -201,6 +202,7 @@ class Trainer:
         self._train_step = None
         self._forward = None
         self._simulate = None
+        self._gradients = None
 
     # ------------------------------------------------------------ parameters
     def params(self) -> Dict[str, Any]:
@@ -267,8 +269,9 @@ class Trainer:
         from utils.online import make_online_algorithm
 
         net, weights, B = self.net, self.weights, self.batch_size
-        with brainstate.environ.context(dt=self.dt):
-            self.algo = make_online_algorithm(net, self.method, self.etrace_decay, example_x)
+        if self.algo is None:
+            with brainstate.environ.context(dt=self.dt):
+                self.algo = make_online_algorithm(net, self.method, self.etrace_decay, example_x)
         algo = self.algo
 
         def step(xs, ys, recall, opt_state):
@@ -321,47 +324,54 @@ class Trainer:
     def gradients(self, data: "TaskData") -> Dict[str, np.ndarray]:
         """Whole-trial gradient of the recall loss w.r.t. each weight, by this trainer's method.
 
-        Does not change the weights (used to compare online methods with BPTT).
+        Does not change the weights (used to compare online methods with BPTT). Compiled once
+        per trainer and batch shape.
         """
+        import brainstate
+        import jax.numpy as jnp
+
+        xs, ys, rc = jnp.asarray(data.X, dtype=bool), jnp.asarray(data.y), jnp.asarray(data.recall)
+        with brainstate.environ.context(dt=self.dt):
+            if self._gradients is None:
+                self._gradients = self._build_gradients(xs[0])
+            grads = self._gradients(xs, ys, rc)
+        return {k: np.asarray(v["weight"]) for k, v in grads.items()}
+
+    def _build_gradients(self, example_x: Any) -> Callable:
         import brainstate
         import jax
         import jax.numpy as jnp
 
-        xs, ys, rc = jnp.asarray(data.X, dtype=bool), jnp.asarray(data.y), jnp.asarray(data.recall)
         net, weights, B = self.net, self.weights, self.batch_size
-        with brainstate.environ.context(dt=self.dt):
-            if self.method == "bptt":
-                def loss_fn():
-                    brainstate.nn.reset_all_states(net)
-                    return recall_loss(brainstate.transform.for_loop(net, xs), ys, rc)
+        if self.method == "bptt":
+            def loss_fn(xs, ys, rc):
+                brainstate.nn.reset_all_states(net)
+                return recall_loss(brainstate.transform.for_loop(net, xs), ys, rc)
 
-                grads = brainstate.transform.jit(brainstate.transform.grad(loss_fn, weights))()
-            else:
-                if self.algo is None:
-                    from utils.online import make_online_algorithm
-                    self.algo = make_online_algorithm(net, self.method, self.etrace_decay, xs[0])
-                algo = self.algo
-                n_recall = rc.sum()
+            return brainstate.transform.jit(brainstate.transform.grad(loss_fn, weights))
+        if self.algo is None:
+            from utils.online import make_online_algorithm
+            self.algo = make_online_algorithm(net, self.method, self.etrace_decay, example_x)
+        algo = self.algo
 
-                def run():
-                    brainstate.nn.reset_all_states(net)
-                    algo.reset_state(B)
+        def run(xs, ys, rc):
+            brainstate.nn.reset_all_states(net)
+            algo.reset_state(B)
+            n_recall = rc.sum()
 
-                    def one_step(acc, inp):
-                        x_t, m_t = inp
+            def one_step(acc, inp):
+                x_t, m_t = inp
 
-                        def loss_t():
-                            return m_t * ce_per_step(algo(x_t), ys).mean() / n_recall
+                def loss_t():
+                    return m_t * ce_per_step(algo(x_t), ys).mean() / n_recall
 
-                        g = brainstate.transform.grad(loss_t, weights)()
-                        return jax.tree.map(jnp.add, acc, g), None
+                g = brainstate.transform.grad(loss_t, weights)()
+                return jax.tree.map(jnp.add, acc, g), None
 
-                    zeros = jax.tree.map(jnp.zeros_like, self.params())
-                    return brainstate.transform.scan(one_step, zeros,
-                                                     (xs, rc.astype(jnp.float32)))[0]
+            zeros = jax.tree.map(jnp.zeros_like, self.params())
+            return brainstate.transform.scan(one_step, zeros, (xs, rc.astype(jnp.float32)))[0]
 
-                grads = brainstate.transform.jit(run)()
-        return {k: np.asarray(v["weight"]) for k, v in grads.items()}
+        return brainstate.transform.jit(run)
 
     # ------------------------------------------------------------ evaluation
     def _build_forward(self) -> Callable:
