@@ -58,6 +58,7 @@ DEFAULTS = FitDefaults(
     dt=0.1,
     protocol=authors_protocol,
     n_starts=16,
+    presearch_dt=1.0,  # 10x fewer steps; the polish on dt removes its bias (README)
 )
 
 

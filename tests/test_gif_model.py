@@ -14,12 +14,15 @@ DT = 0.1
 
 
 def _numpy_reference(p, current, dt):
-    """Plain-float loop: exact linear sub-steps, spike at the linearly interpolated crossing of
-    V - Theta, reset there, and the rest of the step integrated from the reset state."""
+    """Plain-float loop: exponential sub-steps with the driving variables at mid-step, spike at
+    the linearly interpolated crossing of V - Theta, reset there, and the rest of the step
+    integrated from the reset state."""
     def advance(v, th, i1, i2, i_ext, h):
-        v_inf = p["V_rest"] + p["R"] * (i_ext + i1 + i2)
+        i1_mid, i2_mid = i1 * math.exp(-p["k1"] * h / 2), i2 * math.exp(-p["k2"] * h / 2)
+        v_inf = p["V_rest"] + p["R"] * (i_ext + i1_mid + i2_mid)
         v_new = v_inf + (v - v_inf) * math.exp(-h / p["tau"])
-        drive = p["a"] * (v - p["V_rest"]) + p["b"] * p["V_th_inf"]
+        v_mid = v_inf + (v - v_inf) * math.exp(-h / (2 * p["tau"]))
+        drive = p["a"] * (v_mid - p["V_rest"]) + p["b"] * p["V_th_inf"]
         integral = h if p["b"] == 0 else (1 - math.exp(-p["b"] * h)) / p["b"]
         th_new = th * math.exp(-p["b"] * h) + drive * integral
         return v_new, th_new, i1 * math.exp(-p["k1"] * h), i2 * math.exp(-p["k2"] * h)
@@ -43,10 +46,10 @@ def _numpy_reference(p, current, dt):
     return volts, times
 
 
-def _run(params, current):
+def _run(params, current, dt=DT):
     with jax.enable_x64(True):
         p = {k: jnp.full((1,), v) for k, v in params.items()}
-        v, s = simulate_gif(p, jnp.asarray(current), DT)
+        v, s = simulate_gif(p, jnp.asarray(current), dt)
         return np.asarray(v[0]), np.asarray(s[0])
 
 
@@ -119,3 +122,20 @@ def test_forced_resets_reproduce_free_run_at_the_truth():
     np.testing.assert_allclose(np.asarray(vf[0]), v, atol=1e-9)
     x0, x1 = np.asarray(x0[0]), np.asarray(x1[0])
     assert np.all(x0[forced] < 0) and np.all(x1[forced] >= 0) and np.all(x1[~forced] < 0)
+
+
+def test_spike_times_converge_at_second_order_in_dt():
+    """The exponential midpoint step: halving dt cuts the spike-time error (against dt 0.01 ms)
+    about 4x, and at the default 0.1 ms it is below 1 us (frozen drives: 0.24 ms)."""
+    def spike_times(dt):
+        v, s = _run(TRUTH, authors_protocol(dt)[:3], dt)
+        return np.concatenate(spike_times_from_signal(s, dt))
+
+    ref = spike_times(0.01)
+    err = {}
+    for dt in (0.5, 0.25, 0.1):
+        times = spike_times(dt)
+        assert len(times) == len(ref) >= 10
+        err[dt] = np.abs(times - ref).max()
+    assert 3.5 < err[0.5] / err[0.25] < 4.5
+    assert err[0.1] < 1e-3

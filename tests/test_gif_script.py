@@ -26,9 +26,9 @@ def test_default_problem_writes_the_contract(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["gradient", "lm"])
-def test_two_stage_gradient_finds_the_basin_on_a_short_problem(tmp_path, method):
-    """Presearch with forced resets, then refinement: a, b, k1, k2 within 2% on the first
-    three protocols (where all four matter), from few starts."""
+def test_staged_gradient_finds_the_basin_on_a_short_problem(tmp_path, method):
+    """Presearch with forced resets (coarse grid, then dt), then refinement: a, b, k1, k2
+    within 2% on the first three protocols (where all four matter), from few starts."""
     short = replace(gif.DEFAULTS, protocol=lambda dt: gif.authors_protocol(dt)[:3])
 
     m = run_fitting(short, ["--methods", method, "--n_starts", "6", "--out_dir",

@@ -42,3 +42,33 @@ def test_presearch_scores_its_points_on_the_real_loss():
     np.testing.assert_allclose(score_gn, real, rtol=1e-10)
     np.testing.assert_allclose(f, pre_loss, rtol=1e-10)
     assert not np.allclose(pre_loss, real)  # a different (surrogate) objective
+
+
+def test_coarse_presearch_runs_on_presearch_dt_and_scores_on_the_real_loss():
+    """GIF's default presearch_dt (1 ms, 10 steps of 0.1 ms) gives a coarse-grid stage: a
+    different surrogate, close to the fine one near the truth, scored on the real loss;
+    --presearch_dt equal to --dt removes it."""
+    problem = problem_for(gif.DEFAULTS, [])
+    obj = make_objectives(problem)
+    coarse_loss, _, score = obj.coarse(Z)
+    np.testing.assert_allclose(score, obj.loss(Z), rtol=1e-10)
+    fine_loss = obj.presearch(Z)[0]
+    assert not np.allclose(coarse_loss, fine_loss)
+    truth = np.array([[(problem.truth[n] - problem.box.lo[k]) /
+                       (problem.box.hi[k] - problem.box.lo[k])
+                       for k, n in enumerate(problem.free)]])
+    assert obj.coarse(truth)[0][0] < 0.05 * obj.coarse(Z)[0].min()
+    assert make_objectives(problem_for(gif.DEFAULTS, ["--presearch_dt", "0.1"])).coarse is None
+
+
+def test_synthetic_spike_target_keeps_the_rebound_spike():
+    """The synthetic target's spike times come from the true model's spike signal: the rebound
+    spike after hyperpolarization (a reset of only a few mV, which a voltage-drop detector
+    misses) is in it, so the truth scores gamma 1 on every trace."""
+    from utils.metrics import gamma_factor
+
+    problem = problem_for(gif.DEFAULTS, ["--noise_mV", "0.5"])
+    _, spikes = simulate_params(problem, problem.truth)
+    assert len(problem.spikes_target[4]) == 1 and problem.spikes_target[4][0] > 800.0
+    for model, data in zip(spikes, problem.spikes_target):
+        assert gamma_factor(model, data, 2.0, problem.duration) == 1.0

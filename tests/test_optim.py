@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from utils.optim import (METHODS, Objectives, lbfgsb_multistart, lbfgsb_sequential,
-                         levenberg_marquardt, run_method)
+                         levenberg_marquardt, run_method, staged)
 
 CENTER = np.array([0.3, 0.7])
 SIN_WEIGHT = np.sqrt(0.1)
@@ -114,3 +114,66 @@ def test_levenberg_marquardt_converges_in_few_iterations_on_a_least_squares_prob
     res = levenberg_marquardt(counting, starts, maxiter=100)
     assert res.loss < _best() + 1e-9
     assert len(calls) < 30
+
+
+def _shifted(shift: float):
+    """A surrogate of `loss` with its minimum moved by `shift`, scoring points on `loss`."""
+    def fn(z):
+        f, g = value_and_grad(z - shift)
+        return f, g, loss(z)
+    return fn
+
+
+@pytest.mark.parametrize("method", ["gradient", "lm"])
+def test_gradient_methods_run_coarse_presearch_and_real_stages(method):
+    """coarse -> presearch -> real: the history covers all three stages on the real loss (times
+    and counts keep increasing, the best never rises), refinement starts from the n_refine
+    best, and the real stage removes the surrogates' offset."""
+    calls = []
+
+    def counted(fn, name):
+        def call(z):
+            calls.append((name, len(z)))
+            return fn(z)
+        return call
+
+    def gn_of(shift):
+        def fn(z):
+            return (*gauss_newton(z - shift), loss(z))
+        return fn
+
+    obj = Objectives(loss, counted(value_and_grad, "real"), counted(gauss_newton, "real"),
+                     presearch=counted(_shifted(0.01), "fine"),
+                     presearch_gn=counted(gn_of(0.01), "fine"),
+                     coarse=counted(_shifted(0.05), "coarse"),
+                     coarse_gn=counted(gn_of(0.05), "coarse"))
+    res = run_method(method, obj, 2, n_starts=6, budget=0, popsize=1, maxiter=50, seed=1,
+                     n_refine=2)
+    order = [name for name, _ in calls]
+    assert order[0] == "coarse" and order[-1] == "real"
+    assert order.index("fine") > max(i for i, n in enumerate(order) if n == "coarse")
+    assert {n for name, n in calls if name != "coarse"} <= {1, 2}  # refined from the 2 best
+    assert calls[0][1] == 6
+    times, evals, best = map(np.array, zip(*res.history))
+    assert np.all(np.diff(times) >= 0) and np.all(np.diff(evals) > 0)
+    assert np.all(np.diff(best) <= 0) and best[-1] == pytest.approx(res.loss)
+    assert evals[-1] == res.n_evals
+    assert res.loss < _best() + 1e-6
+
+
+def test_staged_keeps_the_best_point_of_an_earlier_stage():
+    """A later stage that ends worse does not replace an earlier stage's best point."""
+    good = np.array([[0.5, 0.5]])
+
+    def first(z):
+        from utils.optim import OptimResult
+        return OptimResult("x", good[0], 0.1, 3, 0.0, [(0.0, 3, 0.1)], [(good[0], 0.1)])
+
+    def second(z):
+        from utils.optim import OptimResult
+        assert np.array_equal(z, good)
+        return OptimResult("x", z[0] + 0.1, 0.5, 2, 0.0, [(0.0, 2, 0.5)], [(z[0] + 0.1, 0.5)])
+
+    res = staged([first, second], np.zeros((4, 2)), n_refine=1)
+    assert res.loss == 0.1 and np.array_equal(res.z, good[0]) and res.n_evals == 5
+    assert [h[2] for h in res.history] == [0.1, 0.1]

@@ -10,14 +10,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.optimize
 
 __all__ = ["Objectives", "OptimResult", "GRADIENT_FREE", "GRADIENT_BASED", "METHODS",
            "DEFAULT_METHODS",
-           "lbfgsb_multistart", "lbfgsb_sequential", "levenberg_marquardt", "two_stage",
+           "lbfgsb_multistart", "lbfgsb_sequential", "levenberg_marquardt", "staged",
            "nevergrad_minimize", "bayesian_minimize", "run_method"]
 
 BatchLoss = Callable[[np.ndarray], np.ndarray]                        # Z [B, D] -> loss [B]
@@ -39,13 +39,16 @@ BAD_LOSS = 1e12  # stands in for a NaN or infinite loss
 @dataclass(frozen=True)
 class Objectives:
     """What the optimizers may call, all batched over unit coordinates Z [B, D]. `presearch*`
-    are a smooth surrogate of the same problem used to find the basin (see two_stage)."""
+    are a smooth surrogate of the same problem used to find the basin, `coarse*` the same
+    surrogate on a coarser time grid, cheaper and run first (see staged)."""
 
     loss: BatchLoss
     value_and_grad: BatchValueGrad | None = None
     gauss_newton: BatchGaussNewton | None = None
     presearch: BatchValueGrad | None = None
     presearch_gn: BatchGaussNewton | None = None
+    coarse: BatchValueGrad | None = None
+    coarse_gn: BatchGaussNewton | None = None
 
 
 @dataclass
@@ -173,23 +176,25 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
     return result
 
 
-def two_stage(first: Callable[[np.ndarray], OptimResult],
-              second: Callable[[np.ndarray], OptimResult], starts: np.ndarray,
-              n_refine: int) -> OptimResult:
-    """Run `first` (a local method on a smooth surrogate objective: it only has to find the
-    basin) from every start, then `second` (the same method on the real objective) from the
-    `n_refine` best surrogate optima. `first` must record the real objective at its points
-    (the surrogate's `score`), so that cost, time, history and the best point cover both
-    stages on the real objective."""
+def staged(stages: Sequence[Callable[[np.ndarray], OptimResult]], starts: np.ndarray,
+           n_refine: int) -> OptimResult:
+    """Run the first stage (a local method on a smooth surrogate objective: it only has to find
+    the basin) from every start, then each later stage from the `n_refine` best end points of
+    the one before (ranked by that stage's own objective); the last stage is the same method on
+    the real objective. Every stage must record the real objective at its points (a
+    surrogate's `score`), so that cost, time, history and the best point cover all stages."""
     t0 = time.perf_counter()
-    one = first(starts)
-    best = sorted(one.finals, key=lambda f: f[1])[:n_refine]
-    two = second(np.stack([z for z, _ in best]))
-    history = one.history + [(t + one.wall_s, n + one.n_evals, min(b, one.loss))
-                             for t, n, b in two.history]
-    winner = two if two.loss <= one.loss else one
-    return OptimResult(two.method, winner.z, winner.loss, one.n_evals + two.n_evals,
-                       time.perf_counter() - t0, history, two.finals)
+    history, n_evals, best, zs = [], 0, None, starts
+    for stage in stages:
+        t_stage = time.perf_counter() - t0
+        res = stage(zs)
+        level = best.loss if best is not None else np.inf
+        history += [(t + t_stage, n + n_evals, min(b, level)) for t, n, b in res.history]
+        n_evals += res.n_evals
+        best = res if best is None or res.loss <= best.loss else best
+        zs = np.stack([z for z, _ in sorted(res.finals, key=lambda f: f[1])[:n_refine]])
+    return OptimResult(res.method, best.z, best.loss, n_evals, time.perf_counter() - t0,
+                       history, res.finals)
 
 
 def lbfgsb_sequential(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
@@ -314,29 +319,46 @@ def bayesian_minimize(loss: BatchLoss, dim: int, budget: int, popsize: int, seed
     return tracker.result()
 
 
+def _gradient_stages(method: str, obj: Objectives, maxiter: int,
+                     progress: Progress | None) -> list[Callable[[np.ndarray], OptimResult]]:
+    """The stages of a gradient-based method: the coarse-grid presearch and the presearch where
+    the problem has them, then the real loss. A presearch only has to find the basin: L-BFGS-B
+    gets at most 50 iterations there (20 to polish a coarse-grid result), Levenberg-Marquardt
+    a loose ftol."""
+    if method == "gradient":
+        coarse, pre, real = obj.coarse, obj.presearch, obj.value_and_grad
+
+        def stage(fn, surrogate: bool, polish: bool = False):
+            cap = min(maxiter, 20 if polish else 50) if surrogate else maxiter
+            return partial(lbfgsb_multistart, fn, maxiter=cap, progress=progress)
+    else:
+        coarse, pre, real = obj.coarse_gn, obj.presearch_gn, obj.gauss_newton
+
+        def stage(fn, surrogate: bool, polish: bool = False):
+            return partial(levenberg_marquardt, fn, maxiter=maxiter, progress=progress,
+                           ftol=1e-6 if surrogate else 1e-9)
+    if real is None:
+        raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
+    stages = []
+    if pre is not None:
+        if coarse is not None:
+            stages.append(stage(coarse, True))
+        stages.append(stage(pre, True, polish=coarse is not None))
+    return stages + [stage(real, False)]
+
+
 def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget: int,
                popsize: int, maxiter: int, seed: int, progress: Progress | None = None,
                n_refine: int = 4) -> OptimResult:
     """Run one method by name. Starts of the gradient-based methods (`gradient`: L-BFGS-B,
-    `lm`: Levenberg-Marquardt) are drawn uniformly from `seed`; with a presearch objective they
-    run in two stages (see two_stage)."""
+    `lm`: Levenberg-Marquardt) are drawn uniformly from `seed`; with presearch objectives they
+    run in stages (see staged and _gradient_stages)."""
     if method in GRADIENT_BASED:
         starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
-        # the presearch surrogate only has to find the basin: fewer iterations or a loose ftol
-        if method == "gradient":
-            real, pre = obj.value_and_grad, obj.presearch
-            refine = partial(lbfgsb_multistart, real, maxiter=maxiter, progress=progress)
-            search = partial(lbfgsb_multistart, pre, maxiter=min(maxiter, 50), progress=progress)
-        else:
-            real, pre = obj.gauss_newton, obj.presearch_gn
-            refine = partial(levenberg_marquardt, real, maxiter=maxiter, progress=progress)
-            search = partial(levenberg_marquardt, pre, maxiter=maxiter, progress=progress,
-                             ftol=1e-6)
-        if real is None:
-            raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
-        if pre is None:
-            return refine(starts)
-        return two_stage(search, refine, starts, min(n_refine, n_starts))
+        stages = _gradient_stages(method, obj, maxiter, progress)
+        if len(stages) == 1:
+            return stages[0](starts)
+        return staged(stages, starts, min(n_refine, n_starts))
     if method == "bayesian":
         return bayesian_minimize(obj.loss, dim, budget, popsize, seed, progress)
     if method in NEVERGRAD_NAMES:
