@@ -150,9 +150,10 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
                         "(GIF): fit with resets forced at the target's spike times, then "
                         "refine on the real loss from the best results; off: the real loss only")
     p.add_argument("--presearch_dt", type=positive_float, default=d.presearch_dt,
-                   help="time step (ms) of a first, cheaper presearch stage on a coarser grid, "
-                        "whose best results the presearch on --dt then polishes (default: "
-                        f"{d.presearch_dt or '--dt'}; set it to --dt to skip that stage)")
+                   help="time step (ms) of a first, cheaper presearch stage on a coarser grid "
+                        "(rounded to a whole number of --dt steps), whose best results the "
+                        f"presearch on --dt then polishes (default: {d.presearch_dt or '--dt'}; "
+                        "set it to --dt to skip that stage)")
     p.add_argument("--n_refine", type=positive_int, default=4,
                    help="presearch optima refined on the real loss (with --presearch on)")
     p.add_argument("--budget", type=positive_int, default=100,
