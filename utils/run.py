@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = [
-    "UserError", "make_out_dir", "atomic_write_json", "atomic_write_bytes", "save_figure",
+    "UserError", "RunStatus", "make_out_dir", "atomic_write_json", "atomic_write_bytes", "save_figure",
     "write_config", "write_metrics", "cli", "positive_float", "positive_int", "to_jsonable",
 ]
 
@@ -43,24 +43,78 @@ def positive_int(text: str) -> int:
     return value
 
 
-def make_out_dir(script: str, out_dir: str | None) -> Path:
-    """Create (if needed) and return the run folder: `out_dir` or results/<script>/<timestamp>/."""
+def make_out_dir(script: str, out_dir: str | None, *, reuse: bool = True) -> Path:
+    """Create and return a fresh run folder: `out_dir` or results/<script>/<timestamp>/.
+
+    An existing non-empty folder is refused (a run never overwrites another run's files)
+    unless `reuse` is set, as when resuming that run. UserError names any problem."""
     if out_dir is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = Path("results") / script / stamp
     else:
         path = Path(out_dir)
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out_dir {path} is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not reuse:
+        raise UserError(f"--out_dir {path} already holds files of another run; choose a new "
+                        "folder (or --resume that run)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create --out_dir {path}: {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"--out_dir {path} is not writable")
     return path
 
 
+class RunStatus:
+    """The state of a run folder in status.json: running, then done, failed or interrupted.
+
+    Use as a context manager around the work, after the inputs are validated and config.json
+    is written: the status says on disk how the run ended."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / "status.json"
+        self.started = _dt.datetime.now().isoformat(timespec="seconds")
+
+    def write(self, state: str, message: str | None = None) -> None:
+        """Record `state` (and a one-line message) atomically."""
+        status = {"state": state, "started": self.started,
+                  "updated": _dt.datetime.now().isoformat(timespec="seconds")}
+        if message:
+            status["message"] = message
+        atomic_write_json(self.path, status)
+
+    def __enter__(self) -> "RunStatus":
+        self.write("running")
+        return self
+
+    def __exit__(self, kind, err, tb) -> bool:
+        if kind is None:
+            self.write("done")
+        elif issubclass(kind, KeyboardInterrupt):
+            self.write("interrupted")
+        else:
+            self.write("failed", f"{kind.__name__}: {err}".splitlines()[0])
+        return False
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it for long)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
+    """Write to a temporary file beside `path`, give it the usual permissions, rename it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for others too
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
