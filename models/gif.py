@@ -17,7 +17,6 @@ not explode the way surrogate gradients do over thousands of steps.
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import Mapping
 
 import jax
@@ -166,3 +165,8 @@ GIF = NeuronModel(
     simulate_forced=simulate_gif_forced,
     description="generalized integrate-and-fire neuron (Mihalas & Niebur 2009)",
 )
+
+
+def make_gif() -> NeuronModel:
+    """The GIF model description (it has no options)."""
+    return GIF

@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.spec import NeuronModel
-from utils.metrics import spike_times
+from models.spec import NeuronModel, spike_times
 
 HH_UNITS = {"gl": "uS", "g_na": "uS", "g_kd": "uS", "vth": "mV", "C": "nF",
             "EL": "mV", "EK": "mV", "ENa": "mV"}

@@ -1,4 +1,5 @@
-"""What a fittable point-neuron model provides to the fitting pipeline."""
+"""What a fittable point-neuron model provides to the fitting pipeline, and the threshold
+spike detector models share."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,9 +29,23 @@ class NeuronModel:
     description: str = ""
     # simulate_forced(params, current, dt, forced [N, T] bool) -> (V, x_start, x_end) with
     # spikes forced where the recording has them; x = V - threshold at the start and end of
-    # each step. Models that have it get the two-stage gradient fit (see utils/fitting.py).
+    # each step. Models that have it get the staged gradient fit (see
+    # utils/fitting/objectives.py).
     simulate_forced: Callable | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.defaults)
+
+
+def spike_times(v: np.ndarray, threshold: float, dt: float) -> list[np.ndarray]:
+    """Upward threshold crossings of each trace of v [N, T], in ms, linearly interpolated
+    between the last sample below and the first sample above."""
+    v = np.atleast_2d(np.asarray(v, dtype=float))
+    above = v >= threshold
+    out = []
+    for row, ab in zip(v, above):
+        k = np.flatnonzero(ab[1:] & ~ab[:-1]) + 1
+        frac = (threshold - row[k - 1]) / (row[k] - row[k - 1])
+        out.append((k - 1 + frac) * dt)
+    return out
