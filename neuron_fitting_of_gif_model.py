@@ -1,8 +1,9 @@
 """Fit a generalized integrate-and-fire neuron (Mihalas & Niebur 2009) to membrane potentials
 or spike trains.
 
-Gradient method: multi-start L-BFGS-B on JAX gradients; for comparison nevergrad DE, PSO,
-TwoPointsDE and scikit-optimize Bayesian optimisation. Units: mV, ms, MOhm, nA.
+Gradient method: multi-start L-BFGS-B on JAX gradients (or Levenberg-Marquardt, lm), in
+stages from a spike-forced presearch; for comparison nevergrad DE, PSO, TwoPointsDE and
+scikit-optimize Bayesian optimisation. Units: mV, ms, MOhm, nA.
     python neuron_fitting_of_gif_model.py --help
 """
 from __future__ import annotations
@@ -42,16 +43,10 @@ def authors_protocol(dt: float) -> np.ndarray:
     return np.stack(traces)
 
 
-def _make_model(args):
-    from models.gif import GIF
-
-    return GIF
-
-
 DEFAULTS = FitDefaults(
     script="neuron_fitting_of_gif_model",
     title="generalized integrate-and-fire neuron (Mihalas & Niebur 2009)",
-    make_model=_make_model,
+    model="gif",
     fit=("a", "b", "k1", "k2"),
     bounds=BOUNDS,
     truth=TRUTH,

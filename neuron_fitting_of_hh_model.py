@@ -1,7 +1,8 @@
 """Fit a Traub-Miles Hodgkin-Huxley neuron to membrane potentials or spike trains.
 
-Gradient method: multi-start L-BFGS-B on JAX gradients; for comparison nevergrad DE, PSO,
-TwoPointsDE and scikit-optimize Bayesian optimisation. Units: uS, nF, mV, ms, nA.
+Gradient method: multi-start L-BFGS-B on JAX gradients (or Levenberg-Marquardt, lm); for
+comparison nevergrad DE, PSO, TwoPointsDE and scikit-optimize Bayesian optimisation.
+Units: uS, nF, mV, ms, nA.
     python neuron_fitting_of_hh_model.py --help
 """
 from __future__ import annotations
@@ -15,8 +16,6 @@ import numpy as np
 from utils.fitting import FitDefaults, run_fitting
 from utils.run import cli
 
-TRUTH = {"gl": 0.008363657, "g_na": 24.697738, "g_kd": 5.814895, "vth": -55.310945,
-         "C": 0.2, "EL": -65.0, "EK": -90.0, "ENa": 50.0}
 BOUNDS = {"gl": (1e-4, 0.1), "g_na": (0.01, 40.0), "g_kd": (0.01, 20.0), "vth": (-65.0, -50.0),
           "C": (0.02, 2.0), "EL": (-90.0, -40.0), "EK": (-120.0, -60.0), "ENa": (20.0, 80.0)}
 AMPLITUDES_NA = (10.0, 2.0, 2.0, 50.0, 0.2)
@@ -39,19 +38,13 @@ def _add_args(parser: argparse.ArgumentParser) -> None:
                         help="start the gates at their resting values instead of m = h = n = 0")
 
 
-def _make_model(args: argparse.Namespace):
-    from models.hh import make_hh
-
-    return make_hh(steady_state=args.steady_state)
-
-
 DEFAULTS = FitDefaults(
     script="neuron_fitting_of_hh_model",
     title="Traub-Miles Hodgkin-Huxley neuron",
-    make_model=_make_model,
+    model="hh",  # the synthetic target is the model's defaults (models/hh.py HH_DEFAULTS)
+    model_options=lambda args: {"steady_state": args.steady_state},
     fit=("gl", "g_na", "g_kd", "vth"),
     bounds=BOUNDS,
-    truth=TRUTH,
     dt=0.01,
     protocol=authors_protocol,
     n_starts=20,

@@ -5,26 +5,24 @@ at each gradient-based method's simulation count: the wall time each gradient-ba
 needed to reach each one's best loss, side by side in one run.
 Writes results/benchmarks/gif_fitting.json.
 
-    python benchmarks/gif_fitting.py [--quick]
+    python -m benchmarks.gif_fitting [--quick]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import time_to
+from neuron_fitting_of_gif_model import DEFAULTS
+from utils.fitting import (make_objectives, method_names, problem_from_flags, run_method,
+                           simulate_params)
+from utils.fitting.metrics import mean_gamma
+from utils.run import atomic_write_json
 
-from benchmarks.common import problem_for, time_to  # noqa: E402
-from neuron_fitting_of_gif_model import DEFAULTS  # noqa: E402
-from utils.fitting import make_objectives, simulate_params  # noqa: E402
-from utils.metrics import mean_gamma  # noqa: E402
-from utils.optim import GRADIENT_BASED, GRADIENT_FREE, run_method  # noqa: E402
-from utils.run import atomic_write_json  # noqa: E402
-
+GRADIENT_BASED = method_names("gradient-based")  # each one is run with its starts below
+GRADIENT_FREE = method_names("gradient-free")
 BAYES_BUDGET = 100   # the authors' budget; a Gaussian-process refit per point makes more slow
 
 
@@ -32,7 +30,7 @@ def run(problem, method: str, *, n_starts: int, budget: int, seed: int, presearc
         popsize: int = 50) -> dict:
     obj = make_objectives(problem)
     if not presearch:
-        obj = replace(obj, presearch=None, presearch_gn=None, coarse=None, coarse_gn=None)
+        obj = replace(obj, stages=(obj.real,))
     res = run_method(method, obj, len(problem.free), n_starts=n_starts, budget=budget,
                      popsize=popsize, maxiter=200, seed=seed)
     params = dict(zip(problem.free, problem.box.to_params(res.z)))
@@ -40,7 +38,8 @@ def run(problem, method: str, *, n_starts: int, budget: int, seed: int, presearc
     rmse = float(np.sqrt(np.mean((v - problem.v_target) ** 2))) if problem.v_target is not None \
         else None
     out = {"loss": res.loss, "wall_s": res.wall_s, "n_evals": res.n_evals, "rmse_mV": rmse,
-           "gamma": mean_gamma(spikes, problem.spikes_target, 2.0, problem.duration),
+           "gamma": mean_gamma(spikes, problem.spikes_target, problem.gamma_window,
+                               problem.duration),
            "max_rel_err": max(abs(params[n] - problem.truth[n]) / problem.truth[n]
                               for n in problem.free),
            "params": params, "history": res.history}
@@ -68,7 +67,7 @@ def main(argv=None) -> dict:
     result = {}
     if "potential" in args.parts:
         print("potential target, noiseless:")
-        pot = problem_for(DEFAULTS, seed)
+        pot = problem_from_flags(DEFAULTS, seed)
         result["potential"] = {m: run(pot, m, n_starts=starts[m], budget=0, seed=args.seed)
                                for m in GRADIENT_BASED}
         result["potential"]["gradient_no_presearch"] = run(pot, "gradient", n_starts=n,
@@ -76,7 +75,7 @@ def main(argv=None) -> dict:
                                                            presearch=False)
     if "spike" in args.parts:
         print("spike target:")
-        spk = problem_for(DEFAULTS, ["--target", "spike", *seed])
+        spk = problem_from_flags(DEFAULTS, ["--target", "spike", *seed])
         result["spike"] = {m: run(spk, m, n_starts=starts[m], budget=0, seed=args.seed)
                            for m in GRADIENT_BASED}
     if "noisy" in args.parts:
@@ -93,7 +92,7 @@ def noisy_comparison(args, starts: dict, seed: list) -> dict:
     """Recordings with 0.5 mV noise: both gradient-based methods, then each gradient-free
     method with the simulation count of each gradient-based run (bayesian: BAYES_BUDGET)."""
     print("recordings with 0.5 mV noise, gradient-based vs gradient-free:")
-    noisy = problem_for(DEFAULTS, ["--noise_mV", "0.5", *seed])
+    noisy = problem_from_flags(DEFAULTS, ["--noise_mV", "0.5", *seed])
     grads = {m: run(noisy, m, n_starts=starts[m], budget=0, seed=args.seed)
              for m in GRADIENT_BASED}
     rows = dict(grads)

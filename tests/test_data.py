@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from utils.data import load_recordings, load_spike_times, load_traces
+from utils.fitting.data import load_recordings, load_spike_times, load_traces
 from utils.run import UserError
 
 

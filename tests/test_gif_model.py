@@ -9,6 +9,7 @@ import pytest
 
 from models.gif import GIF_DEFAULTS, simulate_gif, simulate_gif_forced, spike_times_from_signal
 from neuron_fitting_of_gif_model import TRUTH, authors_protocol
+from tests.fitting_helpers import simulate_one
 
 DT = 0.1
 
@@ -47,10 +48,7 @@ def _numpy_reference(p, current, dt):
 
 
 def _run(params, current, dt=DT):
-    with jax.enable_x64(True):
-        p = {k: jnp.full((1,), v) for k, v in params.items()}
-        v, s = simulate_gif(p, jnp.asarray(current), dt)
-        return np.asarray(v[0]), np.asarray(s[0])
+    return simulate_one(simulate_gif, params, current, dt)
 
 
 def test_matches_numpy_reference_including_spike_times():

@@ -9,8 +9,10 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from models.hh import HH_DEFAULTS, make_hh
+from models.spec import spike_times
 from neuron_fitting_of_hh_model import authors_protocol
-from utils.metrics import alpha_filter, spike_counts_on_grid, spike_times, van_rossum_loss
+from tests.fitting_helpers import simulate_one
+from utils.fitting.metrics import alpha_filter, spike_counts_on_grid, van_rossum_loss
 
 DT = 0.01
 
@@ -47,10 +49,7 @@ def _numpy_reference(p, current, dt):
 
 
 def _simulate(params, current, dt=DT):
-    with jax.enable_x64(True):
-        p = {k: jnp.full((1,), v) for k, v in params.items()}
-        v, s = make_hh().simulate(p, jnp.asarray(current), dt)
-        return np.asarray(v[0]), np.asarray(s[0])
+    return simulate_one(make_hh().simulate, params, current, dt)
 
 
 def test_matches_numpy_reference():

@@ -5,9 +5,13 @@ import numpy as np
 import pytest
 
 import neuron_fitting_of_hh_model as hh
+from models.hh import HH_DEFAULTS, make_hh
+from tests.fitting_helpers import simulate_one, write_csv
+from utils.fitting.optim import OPTIMIZERS, GradientFree, Tracker, clean
 from utils.run import cli
 
 FAST = ["--n_starts", "3", "--maxiter", "15", "--budget", "10", "--popsize", "5"]
+ALL_BUT_LM = ["gradient", "DE", "PSO", "TwoPointsDE", "bayesian"]
 
 
 def run(tmp_path, *args, name="run"):
@@ -16,15 +20,22 @@ def run(tmp_path, *args, name="run"):
     return metrics, out
 
 
-def test_all_methods_write_the_contract(tmp_path):
-    metrics, out = run(tmp_path, "--methods", "gradient,DE,PSO,TwoPointsDE,bayesian")
+@pytest.fixture(scope="module")
+def every_method_run(tmp_path_factory):
+    """One run of every method but lm (seed 4), shared by the tests below."""
+    return run(tmp_path_factory.mktemp("hh"), "--methods", ",".join(ALL_BUT_LM), "--seed", "4")
+
+
+def test_all_methods_write_the_contract(every_method_run):
+    metrics, out = every_method_run
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["model"] == "hh" and on_disk["target"] == "potential"
     assert on_disk["dt_ms"] == 0.01
     assert on_disk["free_params"] == ["gl", "g_na", "g_kd", "vth"]
-    assert set(on_disk["fixed_params"]) == {"C", "EL", "EK", "ENa"}
-    assert on_disk["truth"]["g_na"] == pytest.approx(24.697738)
-    for m in ["gradient", "DE", "PSO", "TwoPointsDE", "bayesian"]:
+    assert on_disk["fixed_params"] == {n: HH_DEFAULTS[n] for n in ("C", "EL", "EK", "ENa")}
+    assert on_disk["truth"] == {n: HH_DEFAULTS[n] for n in ("gl", "g_na", "g_kd", "vth")}
+    assert list(on_disk["methods"]) == ALL_BUT_LM
+    for m in ALL_BUT_LM:
         r = on_disk["methods"][m]
         assert set(r) >= {"params", "loss", "wall_s", "n_evals", "rmse_mV", "gamma", "rel_err"}
         assert r["rmse_mV"] == pytest.approx(np.sqrt(r["loss"]), rel=1e-6)
@@ -42,9 +53,10 @@ def test_gradient_recovers_the_authors_parameters(tmp_path, method):
     assert max(rel.values()) < 0.01, rel
 
 
-def test_same_seed_same_numbers(tmp_path):
-    a, _ = run(tmp_path, "--methods", "gradient,DE", "--seed", "4", name="a")
-    b, _ = run(tmp_path, "--methods", "gradient,DE", "--seed", "4", name="b")
+def test_same_seed_same_numbers(tmp_path, every_method_run):
+    """Each method's numbers depend on the seed alone (not on the other methods run)."""
+    a, _ = every_method_run
+    b, _ = run(tmp_path, "--methods", "gradient,DE", "--seed", "4")
     for m in ["gradient", "DE"]:
         assert a["methods"][m]["loss"] == b["methods"][m]["loss"]
         assert a["methods"][m]["params"] == b["methods"][m]["params"]
@@ -64,24 +76,32 @@ def test_repeats_report_mean_and_std(tmp_path):
     assert (out / "repeats.png").exists()
 
 
-def _write_csv(path, rows):
-    np.savetxt(path, rows, delimiter=",")
-    return str(path)
+def random_search(loss, dim, *, budget, popsize, seed, progress=None):
+    """A toy gradient-free method: uniform random points, `popsize` per batch."""
+    tracker, rng = Tracker("toy", progress), np.random.default_rng(seed)
+    while tracker.n_evals < budget:
+        z = rng.uniform(size=(min(popsize, budget - tracker.n_evals), dim))
+        tracker.record(z, clean(loss(z)))
+    return tracker.result()
+
+
+def test_a_method_added_by_one_registry_entry_runs_through_the_script(tmp_path, monkeypatch):
+    monkeypatch.setitem(OPTIMIZERS, "toy", GradientFree(random_search, "uniform random search"))
+    metrics, out = run(tmp_path, "--methods", "toy,DE")
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert list(on_disk["methods"]) == ["toy", "DE"]
+    toy = on_disk["methods"]["toy"]
+    assert toy["n_evals"] == 10 and np.isfinite(toy["loss"]) and toy["loss"] > 0
+    assert toy["rmse_mV"] == pytest.approx(np.sqrt(toy["loss"]), rel=1e-6)
+    assert set(toy["params"]) == {"gl", "g_na", "g_kd", "vth"}
 
 
 def test_user_recordings_with_fixed_parameter(tmp_path):
     """Recordings made with vth -63 are fitted with vth fixed: the three others come back."""
-    from utils.fitting import simulate_params  # noqa: F401  (import check of the public helper)
-    import jax
-    import jax.numpy as jnp
-    from models.hh import make_hh
-
     cur = hh.authors_protocol(0.01)[:3]
-    truth = {**hh.TRUTH, "vth": -63.0, "gl": 0.01, "g_na": 20.0, "g_kd": 6.0}
-    with jax.enable_x64(True):
-        v = np.asarray(make_hh().simulate({k: jnp.full((1,), x) for k, x in truth.items()},
-                                          jnp.asarray(cur), 0.01)[0][0])
-    i_csv, v_csv = _write_csv(tmp_path / "I.csv", cur * 1e3), _write_csv(tmp_path / "V.csv", v)
+    truth = {**HH_DEFAULTS, "vth": -63.0, "gl": 0.01, "g_na": 20.0, "g_kd": 6.0}
+    v, _ = simulate_one(make_hh().simulate, truth, cur, 0.01)
+    i_csv, v_csv = write_csv(tmp_path / "I.csv", cur * 1e3), write_csv(tmp_path / "V.csv", v)
     metrics = hh.main(["--data_current", i_csv, "--current_unit", "pA", "--data_voltage", v_csv,
                        "--dt", "0.01", "--fit", "gl,g_na,g_kd", "--fix", "vth=-63",
                        "--methods", "gradient", "--n_starts", "4", "--out_dir",
@@ -124,7 +144,7 @@ def test_nan_in_recordings_is_refused(tmp_path, capsys):
     cur = np.zeros((2, 50))
     v = np.full((2, 50), -65.0)
     v[1, 7] = np.nan
-    args = ["--data_current", _write_csv(tmp_path / "I.csv", cur), "--data_voltage",
-            _write_csv(tmp_path / "V.csv", v), "--dt", "0.01", "--out_dir", str(tmp_path / "o")]
+    args = ["--data_current", write_csv(tmp_path / "I.csv", cur), "--data_voltage",
+            write_csv(tmp_path / "V.csv", v), "--dt", "0.01", "--out_dir", str(tmp_path / "o")]
     assert cli(hh.main, args) == 1
     assert "trace 2, sample 8 is nan" in capsys.readouterr().err

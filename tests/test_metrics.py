@@ -4,8 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from utils.metrics import (alpha_filter, gamma_factor, mean_gamma, spike_counts_on_grid,
-                           spike_times, van_rossum_loss)
+from models.spec import spike_times
+from utils.fitting.metrics import (alpha_filter, gamma_factor, mean_gamma, spike_counts_on_grid,
+                                   van_rossum_loss)
 
 
 def test_gamma_identical_trains_is_one():

@@ -1,23 +1,24 @@
-"""The fitting objectives built by utils.fitting: every loss is a sum of squared residuals
-whose Gauss-Newton terms (forward mode) agree with the reverse-mode gradient, and the
+"""The fitting objectives built by utils.fitting.objectives: every loss is a sum of squared
+residuals whose Gauss-Newton terms (forward mode) agree with the reverse-mode gradient, and the
 presearch scores its points on the real loss."""
 import numpy as np
 import pytest
 
 import neuron_fitting_of_gif_model as gif
 import neuron_fitting_of_hh_model as hh
-from benchmarks.common import problem_for
-from utils.fitting import make_objectives, simulate_params
+from utils.fitting import make_objectives, problem_from_flags, simulate_params
+from utils.fitting.metrics import gamma_factor
 
 Z = np.random.default_rng(0).uniform(0.2, 0.8, size=(3, 4))
 
 
 @pytest.mark.parametrize("target", ["potential", "spike"])
 def test_gauss_newton_terms_agree_with_the_gradient(target):
-    problem = problem_for(hh.DEFAULTS, ["--target", target])
+    problem = problem_from_flags(hh.DEFAULTS, ["--target", target])
     obj = make_objectives(problem)
-    loss, grad = obj.value_and_grad(Z)
-    f, g, h = obj.gauss_newton(Z)
+    assert [s.name for s in obj.stages] == ["real"]  # HH: no presearch
+    loss, grad = obj.real.value_and_grad(Z)
+    f, g, h = obj.real.gauss_newton(Z)
     np.testing.assert_allclose(f, loss, rtol=1e-10)
     np.testing.assert_allclose(f, obj.loss(Z), rtol=1e-10)
     np.testing.assert_allclose(g, grad, rtol=1e-6, atol=1e-12 * np.abs(grad).max())
@@ -25,7 +26,7 @@ def test_gauss_newton_terms_agree_with_the_gradient(target):
 
 
 def test_potential_loss_is_the_voltage_mse():
-    problem = problem_for(hh.DEFAULTS, [])
+    problem = problem_from_flags(hh.DEFAULTS, [])
     obj = make_objectives(problem)
     params = dict(zip(problem.free, problem.box.to_params(Z[:1])[0]))
     v, _ = simulate_params(problem, params)
@@ -33,11 +34,13 @@ def test_potential_loss_is_the_voltage_mse():
 
 
 def test_presearch_scores_its_points_on_the_real_loss():
-    problem = problem_for(gif.DEFAULTS, [])
+    problem = problem_from_flags(gif.DEFAULTS, [])
     obj = make_objectives(problem)
+    assert [s.name for s in obj.stages] == ["coarse", "presearch", "real"]
+    assert [s.surrogate for s in obj.stages] == [True, True, False]
     real = obj.loss(Z)
-    pre_loss, _, score = obj.presearch(Z)
-    f, g, h, score_gn = obj.presearch_gn(Z)
+    pre_loss, _, score = obj.stage("presearch").value_and_grad(Z)
+    f, g, h, score_gn = obj.stage("presearch").gauss_newton(Z)
     np.testing.assert_allclose(score, real, rtol=1e-10)
     np.testing.assert_allclose(score_gn, real, rtol=1e-10)
     np.testing.assert_allclose(f, pre_loss, rtol=1e-10)
@@ -48,26 +51,26 @@ def test_coarse_presearch_runs_on_presearch_dt_and_scores_on_the_real_loss():
     """GIF's default presearch_dt (1 ms, 10 steps of 0.1 ms) gives a coarse-grid stage: a
     different surrogate, close to the fine one near the truth, scored on the real loss;
     --presearch_dt equal to --dt removes it."""
-    problem = problem_for(gif.DEFAULTS, [])
+    problem = problem_from_flags(gif.DEFAULTS, [])
     obj = make_objectives(problem)
-    coarse_loss, _, score = obj.coarse(Z)
+    coarse = obj.stage("coarse").value_and_grad
+    coarse_loss, _, score = coarse(Z)
     np.testing.assert_allclose(score, obj.loss(Z), rtol=1e-10)
-    fine_loss = obj.presearch(Z)[0]
+    fine_loss = obj.stage("presearch").value_and_grad(Z)[0]
     assert not np.allclose(coarse_loss, fine_loss)
     truth = np.array([[(problem.truth[n] - problem.box.lo[k]) /
                        (problem.box.hi[k] - problem.box.lo[k])
                        for k, n in enumerate(problem.free)]])
-    assert obj.coarse(truth)[0][0] < 0.05 * obj.coarse(Z)[0].min()
-    assert make_objectives(problem_for(gif.DEFAULTS, ["--presearch_dt", "0.1"])).coarse is None
+    assert coarse(truth)[0][0] < 0.05 * coarse_loss.min()
+    no_coarse = make_objectives(problem_from_flags(gif.DEFAULTS, ["--presearch_dt", "0.1"]))
+    assert [s.name for s in no_coarse.stages] == ["presearch", "real"]
 
 
 def test_synthetic_spike_target_keeps_the_rebound_spike():
     """The synthetic target's spike times come from the true model's spike signal: the rebound
     spike after hyperpolarization (a reset of only a few mV, which a voltage-drop detector
     misses) is in it, so the truth scores gamma 1 on every trace."""
-    from utils.metrics import gamma_factor
-
-    problem = problem_for(gif.DEFAULTS, ["--noise_mV", "0.5"])
+    problem = problem_from_flags(gif.DEFAULTS, ["--noise_mV", "0.5"])
     _, spikes = simulate_params(problem, problem.truth)
     assert len(problem.spikes_target[4]) == 1 and problem.spikes_target[4][0] > 800.0
     for model, data in zip(spikes, problem.spikes_target):

@@ -1,8 +1,18 @@
-"""Optimizers behind one interface, all working in the unit cube [0, 1]^D.
+"""Optimizers behind one interface, all working in the unit cube [0, 1]^D, and `OPTIMIZERS`,
+the registry of fitting methods by name.
 
 Every method receives batched objectives (one compiled call evaluates a whole population) and
 returns an `OptimResult`. `n_evals` counts simulations of one parameter set; a gradient
 evaluation counts as one.
+
+Adding a method is one function and one registry entry, e.g. a gradient-free one:
+
+    def random_search(loss, dim, *, budget, popsize, seed, progress=None) -> OptimResult:
+        ...  # ask loss(z [B, D]) for points, record them with a Tracker
+    OPTIMIZERS["random"] = GradientFree(random_search, "uniform random search")
+
+A gradient-based entry (`GradientBased`) gives instead how to run one stage of the objectives
+(see `lbfgsb_stage`); the starts and the staging are shared.
 """
 from __future__ import annotations
 
@@ -10,15 +20,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import scipy.optimize
 
-__all__ = ["Objectives", "OptimResult", "GRADIENT_FREE", "GRADIENT_BASED", "METHODS",
-           "DEFAULT_METHODS",
+__all__ = ["Stage", "Objectives", "OptimResult", "Tracker", "clean", "GradientBased",
+           "GradientFree", "OPTIMIZERS", "method_names", "default_methods",
            "lbfgsb_multistart", "lbfgsb_sequential", "levenberg_marquardt", "staged",
-           "nevergrad_minimize", "bayesian_minimize", "run_method"]
+           "lbfgsb_stage", "lm_stage", "nevergrad_minimize", "bayesian_minimize", "run_method"]
 
 BatchLoss = Callable[[np.ndarray], np.ndarray]                        # Z [B, D] -> loss [B]
 BatchValueGrad = Callable[[np.ndarray], tuple]  # -> loss [B], grad [B, D] (, score [B])
@@ -28,27 +38,40 @@ BatchValueGrad = Callable[[np.ndarray], tuple]  # -> loss [B], grad [B, D] (, sc
 BatchGaussNewton = Callable[[np.ndarray], tuple]
 Progress = Callable[[int, float], None]                               # (new evals, best loss)
 
-NEVERGRAD_NAMES = {"DE": "DE", "PSO": "PSO", "TwoPointsDE": "TwoPointsDE"}
-GRADIENT_FREE = ("DE", "PSO", "TwoPointsDE", "bayesian")
-GRADIENT_BASED = ("gradient", "lm")
-METHODS = GRADIENT_BASED + GRADIENT_FREE
-DEFAULT_METHODS = ("gradient",) + GRADIENT_FREE  # the authors' comparison; lm on request
 BAD_LOSS = 1e12  # stands in for a NaN or infinite loss
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One objective a gradient-based method minimizes, with its derivatives, all batched over
+    unit coordinates Z [B, D]. A `surrogate` stage (a smooth stand-in used to find the basin)
+    returns the real loss at its points as the extra `score` output."""
+
+    name: str
+    value_and_grad: BatchValueGrad
+    gauss_newton: BatchGaussNewton
+    surrogate: bool = False
+
+
+@dataclass(frozen=True)
 class Objectives:
-    """What the optimizers may call, all batched over unit coordinates Z [B, D]. `presearch*`
-    are a smooth surrogate of the same problem used to find the basin, `coarse*` the same
-    surrogate on a coarser time grid, cheaper and run first (see staged)."""
+    """What the optimizers may call: the real `loss` (all a gradient-free method needs) and the
+    stages a gradient-based method runs in order, the last one on the real loss (none: a
+    problem without derivatives)."""
 
     loss: BatchLoss
-    value_and_grad: BatchValueGrad | None = None
-    gauss_newton: BatchGaussNewton | None = None
-    presearch: BatchValueGrad | None = None
-    presearch_gn: BatchGaussNewton | None = None
-    coarse: BatchValueGrad | None = None
-    coarse_gn: BatchGaussNewton | None = None
+    stages: tuple[Stage, ...] = ()
+
+    @property
+    def real(self) -> Stage:
+        """The last stage: the real loss with its derivatives."""
+        if not self.stages:
+            raise ValueError("this problem provides no derivatives")
+        return self.stages[-1]
+
+    def stage(self, name: str) -> Stage | None:
+        """The stage called `name`, None if there is none."""
+        return next((s for s in self.stages if s.name == name), None)
 
 
 @dataclass
@@ -64,8 +87,9 @@ class OptimResult:
     finals: list[tuple[np.ndarray, float]] = field(default_factory=list)    # each run's end point
 
 
-class _Tracker:
-    """Keeps the best point, evaluation count and (time, evals, best) history of one run."""
+class Tracker:
+    """Keeps the best point, evaluation count and (time, evals, best) history of one run: call
+    `record` with every batch evaluated, then `result`."""
 
     def __init__(self, method: str, progress: Progress | None):
         self.method, self.progress = method, progress
@@ -86,7 +110,9 @@ class _Tracker:
                            time.perf_counter() - self.t0, self.history)
 
 
-def _clean(losses: np.ndarray, grads: np.ndarray | None = None):
+def clean(losses: np.ndarray, grads: np.ndarray | None = None):
+    """Losses (and gradients) with NaN or infinite losses replaced by BAD_LOSS (their gradients
+    by 0)."""
     losses = np.asarray(losses, dtype=float)
     bad = ~np.isfinite(losses)
     losses = np.where(bad, BAD_LOSS, losses)
@@ -100,7 +126,7 @@ def _clean(losses: np.ndarray, grads: np.ndarray | None = None):
 class _Lockstep:
     """Gathers the points requested by concurrent L-BFGS-B runs into one batched evaluation."""
 
-    def __init__(self, value_and_grad: BatchValueGrad, n_runs: int, tracker: _Tracker):
+    def __init__(self, value_and_grad: BatchValueGrad, n_runs: int, tracker: Tracker):
         self.fn, self.active, self.tracker = value_and_grad, n_runs, tracker
         self.batch = n_runs
         self.cond = threading.Condition()
@@ -114,8 +140,8 @@ class _Lockstep:
         padded = np.concatenate([z, np.repeat(z[:1], self.batch - len(ids), axis=0)])
         try:
             out = self.fn(padded)
-            f, g = _clean(out[0], out[1])
-            score = _clean(out[2]) if len(out) > 2 else f
+            f, g = clean(out[0], out[1])
+            score = clean(out[2]) if len(out) > 2 else f
         except BaseException as err:  # handed to every waiting run, re-raised by the caller
             self.error = err
             f, g = np.full(self.batch, BAD_LOSS), np.zeros_like(padded)
@@ -147,7 +173,7 @@ class _Lockstep:
 def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
                       progress: Progress | None = None) -> OptimResult:
     """Independent L-BFGS-B runs from each start, their evaluations batched in lockstep."""
-    tracker = _Tracker("gradient", progress)
+    tracker = Tracker("gradient", progress)
     lock = _Lockstep(value_and_grad, len(starts), tracker)
     bounds = [(0.0, 1.0)] * starts.shape[1]
 
@@ -200,10 +226,10 @@ def staged(stages: Sequence[Callable[[np.ndarray], OptimResult]], starts: np.nda
 def lbfgsb_sequential(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
                       progress: Progress | None = None) -> OptimResult:
     """The same runs one after another, one point per evaluation (kept for the benchmark)."""
-    tracker = _Tracker("gradient", progress)
+    tracker = Tracker("gradient", progress)
 
     def fun(z):
-        f, g = _clean(*value_and_grad(z[None]))
+        f, g = clean(*value_and_grad(z[None]))
         tracker.record(z[None], f)
         return float(f[0]), g[0]
 
@@ -247,7 +273,7 @@ def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxi
     takes one trial step per iteration and all trial points share one batched Jacobian
     evaluation. A start stops when its step is predicted (by the Gauss-Newton model) or found
     to gain less than `ftol` of its loss, or when no damping finds a decrease."""
-    tracker = _Tracker("lm", progress)
+    tracker = Tracker("lm", progress)
     z = np.array(starts, dtype=float)
     f, g, h, score = _clean_gn(gauss_newton(z))
     tracker.record(z, score)
@@ -275,27 +301,28 @@ def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxi
 
 def _clean_gn(out: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Loss, gradient, Hessian and score (the loss itself when none is given), NaN-safe."""
-    losses, grads = _clean(out[0], out[1])
+    losses, grads = clean(out[0], out[1])
     hessians = np.asarray(out[2], dtype=float)
     hessians = np.where((losses >= BAD_LOSS)[:, None, None] | ~np.isfinite(hessians), 0.0,
                         hessians)
-    return losses, grads, hessians, (_clean(out[3]) if len(out) > 3 else losses)
+    return losses, grads, hessians, (clean(out[3]) if len(out) > 3 else losses)
 
 
 def nevergrad_minimize(name: str, loss: BatchLoss, dim: int, budget: int, popsize: int,
                        seed: int, progress: Progress | None = None) -> OptimResult:
-    """Nevergrad optimizer `name` by ask/tell, `popsize` candidates per batched evaluation."""
-    import nevergrad as ng
+    """Nevergrad optimizer `name` (its registry name) by ask/tell, `popsize` candidates per
+    batched evaluation."""
+    import nevergrad as ng  # here, not at the top: importing it takes 2.5 s, --help 1.2 s
 
     param = ng.p.Array(shape=(dim,), lower=0.0, upper=1.0)
     param.random_state = np.random.RandomState(seed)
-    opt = ng.optimizers.registry[NEVERGRAD_NAMES[name]](parametrization=param, budget=budget,
+    opt = ng.optimizers.registry[name](parametrization=param, budget=budget,
                                                           num_workers=popsize)
-    tracker = _Tracker(name, progress)
+    tracker = Tracker(name, progress)
     while tracker.n_evals < budget:
         cands = [opt.ask() for _ in range(min(popsize, budget - tracker.n_evals))]
         z = np.stack([c.value for c in cands])
-        losses = _clean(loss(z))
+        losses = clean(loss(z))
         for c, f in zip(cands, losses):
             opt.tell(c, float(f))
         tracker.record(z, losses)
@@ -305,62 +332,106 @@ def nevergrad_minimize(name: str, loss: BatchLoss, dim: int, budget: int, popsiz
 def bayesian_minimize(loss: BatchLoss, dim: int, budget: int, popsize: int, seed: int,
                       progress: Progress | None = None) -> OptimResult:
     """scikit-optimize Gaussian-process optimizer, `popsize` points asked per round."""
-    import skopt
+    import skopt  # here, not at the top: importing it takes 2.2 s, --help 1.2 s
 
     opt = skopt.Optimizer([(0.0, 1.0)] * dim, base_estimator="GP", random_state=seed,
                           n_initial_points=min(popsize, budget))
-    tracker = _Tracker("bayesian", progress)
+    tracker = Tracker("bayesian", progress)
     while tracker.n_evals < budget:
         n = min(popsize, budget - tracker.n_evals)
         z = np.clip(np.asarray(opt.ask(n_points=n), dtype=float), 0.0, 1.0)
-        losses = _clean(loss(z))
+        losses = clean(loss(z))
         opt.tell(z.tolist(), losses.tolist())
         tracker.record(z, losses)
     return tracker.result()
 
 
-def _gradient_stages(method: str, obj: Objectives, maxiter: int,
-                     progress: Progress | None) -> list[Callable[[np.ndarray], OptimResult]]:
-    """The stages of a gradient-based method: the coarse-grid presearch and the presearch where
-    the problem has them, then the real loss. A presearch only has to find the basin: L-BFGS-B
-    gets at most 50 iterations there (20 to polish a coarse-grid result), Levenberg-Marquardt
-    a loose ftol."""
-    if method == "gradient":
-        coarse, pre, real = obj.coarse, obj.presearch, obj.value_and_grad
+def lbfgsb_stage(stage: Stage, index: int, maxiter: int,
+                 progress: Progress | None) -> Callable[[np.ndarray], OptimResult]:
+    """Multi-start L-BFGS-B on one stage. A surrogate stage only has to find the basin: at most
+    50 iterations there, 20 to polish an earlier stage's result (index > 0)."""
+    cap = min(maxiter, 20 if index else 50) if stage.surrogate else maxiter
+    return partial(lbfgsb_multistart, stage.value_and_grad, maxiter=cap, progress=progress)
 
-        def stage(fn, surrogate: bool, polish: bool = False):
-            cap = min(maxiter, 20 if polish else 50) if surrogate else maxiter
-            return partial(lbfgsb_multistart, fn, maxiter=cap, progress=progress)
-    else:
-        coarse, pre, real = obj.coarse_gn, obj.presearch_gn, obj.gauss_newton
 
-        def stage(fn, surrogate: bool, polish: bool = False):
-            return partial(levenberg_marquardt, fn, maxiter=maxiter, progress=progress,
-                           ftol=1e-6 if surrogate else 1e-9)
-    if real is None:
-        raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
-    stages = []
-    if pre is not None:
-        if coarse is not None:
-            stages.append(stage(coarse, True))
-        stages.append(stage(pre, True, polish=coarse is not None))
-    return stages + [stage(real, False)]
+def lm_stage(stage: Stage, index: int, maxiter: int,
+             progress: Progress | None) -> Callable[[np.ndarray], OptimResult]:
+    """Multi-start Levenberg-Marquardt on one stage; a loose ftol on a surrogate stage."""
+    return partial(levenberg_marquardt, stage.gauss_newton, maxiter=maxiter, progress=progress,
+                   ftol=1e-6 if stage.surrogate else 1e-9)
+
+
+# stage(stage, index, maxiter, progress) -> run from starts [S, D]
+StageRunner = Callable[[Stage, int, int, Progress | None], Callable[[np.ndarray], OptimResult]]
+# minimize(loss, dim, *, budget, popsize, seed, progress) -> OptimResult
+Minimizer = Callable[..., OptimResult]
+
+
+@dataclass(frozen=True)
+class GradientBased:
+    """A local method on the objectives' stages, run from `n_starts` uniform random starts: the
+    first stage from every start, each later one from the `n_refine` best ends (`staged`).
+    `stage` builds the run of one stage; `maxiter` is per start and stage."""
+
+    stage: StageRunner
+    help: str
+    default: bool = True  # in the scripts' default --methods
+    kind: ClassVar[str] = "gradient-based"
+
+
+@dataclass(frozen=True)
+class GradientFree:
+    """A global method on the real loss alone, allowed `budget` simulations, `popsize` per
+    batched evaluation."""
+
+    minimize: Minimizer
+    help: str
+    default: bool = True
+    kind: ClassVar[str] = "gradient-free"
+
+
+# The fitting methods by name, the one list of them: the scripts' --methods, metrics.json keys.
+OPTIMIZERS: dict[str, GradientBased | GradientFree] = {
+    # "gradient" is L-BFGS-B only; the name is kept because metrics.json reports it
+    "gradient": GradientBased(lbfgsb_stage, "multi-start L-BFGS-B on JAX gradients"),
+    "lm": GradientBased(lm_stage, "multi-start Levenberg-Marquardt on JAX Jacobians",
+                        default=False),  # the authors' comparison has no lm
+    "DE": GradientFree(partial(nevergrad_minimize, "DE"), "nevergrad differential evolution"),
+    "PSO": GradientFree(partial(nevergrad_minimize, "PSO"),
+                        "nevergrad particle swarm optimization"),
+    "TwoPointsDE": GradientFree(partial(nevergrad_minimize, "TwoPointsDE"),
+                                "nevergrad differential evolution, two-points crossover"),
+    "bayesian": GradientFree(bayesian_minimize, "scikit-optimize Gaussian-process Bayesian "
+                                                "optimization"),
+}
+
+
+def method_names(kind: str | None = None) -> tuple[str, ...]:
+    """Registered methods in registry order; only "gradient-based" or "gradient-free" ones if
+    `kind` is given."""
+    return tuple(n for n, o in OPTIMIZERS.items() if kind is None or o.kind == kind)
+
+
+def default_methods() -> tuple[str, ...]:
+    """The scripts' default --methods."""
+    return tuple(n for n, o in OPTIMIZERS.items() if o.default)
 
 
 def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget: int,
                popsize: int, maxiter: int, seed: int, progress: Progress | None = None,
                n_refine: int = 4) -> OptimResult:
-    """Run one method by name. Starts of the gradient-based methods (`gradient`: L-BFGS-B,
-    `lm`: Levenberg-Marquardt) are drawn uniformly from `seed`; with presearch objectives they
-    run in stages (see staged and _gradient_stages)."""
-    if method in GRADIENT_BASED:
-        starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
-        stages = _gradient_stages(method, obj, maxiter, progress)
-        if len(stages) == 1:
-            return stages[0](starts)
-        return staged(stages, starts, min(n_refine, n_starts))
-    if method == "bayesian":
-        return bayesian_minimize(obj.loss, dim, budget, popsize, seed, progress)
-    if method in NEVERGRAD_NAMES:
-        return nevergrad_minimize(method, obj.loss, dim, budget, popsize, seed, progress)
-    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    """Run one registered method by name. Starts of the gradient-based methods are drawn
+    uniformly from `seed`; with several stages they run in stages (see staged)."""
+    if method not in OPTIMIZERS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(OPTIMIZERS)}")
+    opt = OPTIMIZERS[method]
+    if isinstance(opt, GradientFree):
+        return opt.minimize(obj.loss, dim, budget=budget, popsize=popsize, seed=seed,
+                            progress=progress)
+    if not obj.stages:
+        raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
+    starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
+    runs = [opt.stage(stage, k, maxiter, progress) for k, stage in enumerate(obj.stages)]
+    if len(runs) == 1:
+        return runs[0](starts)
+    return staged(runs, starts, min(n_refine, n_starts))

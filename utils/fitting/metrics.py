@@ -1,4 +1,5 @@
-"""Losses and scores for fitting neurons: voltage errors, spike detection, gamma factor, van Rossum."""
+"""Spike-train losses and scores for fitting neurons: spike trains on a grid, the van Rossum
+distance and the gamma factor. (Spike detection is the models' own: models.spec.spike_times.)"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,26 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["voltage_mse", "spike_times", "spike_counts_on_grid", "exp_filter", "alpha_filter", "van_rossum_loss",
-           "gamma_factor", "mean_gamma"]
-
-
-def voltage_mse(v_model: jax.Array, v_target: jax.Array) -> jax.Array:
-    """Mean squared error over every sample of every trace (last two axes), mV^2."""
-    return jnp.mean((v_model - v_target) ** 2, axis=(-2, -1))
-
-
-def spike_times(v: np.ndarray, threshold: float, dt: float) -> list[np.ndarray]:
-    """Upward threshold crossings of each trace of v [N, T], in ms, linearly interpolated
-    between the last sample below and the first sample above."""
-    v = np.atleast_2d(np.asarray(v, dtype=float))
-    above = v >= threshold
-    out = []
-    for row, ab in zip(v, above):
-        k = np.flatnonzero(ab[1:] & ~ab[:-1]) + 1
-        frac = (threshold - row[k - 1]) / (row[k] - row[k - 1])
-        out.append((k - 1 + frac) * dt)
-    return out
+__all__ = ["spike_counts_on_grid", "exp_filter", "alpha_filter", "van_rossum_loss", "gamma_factor",
+           "mean_gamma"]
 
 
 def spike_counts_on_grid(times: Sequence[np.ndarray], n_steps: int, dt: float) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Figures of a fitting run: target vs fitted traces, best loss vs wall time, repeats."""
+"""Figures of a fitting run: target vs fitted traces, best loss vs wall time, repeats. They draw
+what the run computed (the traces simulated when scoring each fit); nothing is simulated here."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,35 +7,37 @@ from typing import Mapping
 
 import numpy as np
 
+from utils.fitting.problem import Problem
 from utils.run import save_figure
+
+Traces = Mapping[str, tuple[np.ndarray, list]]  # method -> (V [N, T] mV, spike times per trace)
 
 COLORS = {"gradient": "tab:red", "DE": "tab:blue", "PSO": "tab:green",
           "TwoPointsDE": "tab:purple", "bayesian": "tab:orange"}
 
 
 def _pyplot():
-    import matplotlib.pyplot as plt  # picks a headless backend by itself where no display exists
+    # here, not at the top: importing pyplot takes 0.7 s, --help 1.2 s; it picks a headless
+    # backend by itself where no display exists
+    import matplotlib.pyplot as plt
 
     return plt
 
 
-def plot_traces(problem, results: Mapping[str, dict], path: Path, show: bool = False) -> Path:
+def plot_traces(problem: Problem, traces: Traces, path: Path, show: bool = False) -> Path:
     """The paper's figure: input current on top, then target vs fit for each method."""
-    from utils.fitting import simulate_params
-
     plt = _pyplot()
     n_tr = problem.current.shape[0]
-    rows = 1 + len(results)
-    fig, axes = plt.subplots(rows, n_tr, figsize=(3.2 * n_tr, 1.3 + 1.8 * len(results)),
+    rows = 1 + len(traces)
+    fig, axes = plt.subplots(rows, n_tr, figsize=(3.2 * n_tr, 1.3 + 1.8 * len(traces)),
                              sharex="col", squeeze=False,
-                             gridspec_kw={"height_ratios": [0.6] + [1] * len(results)})
+                             gridspec_kw={"height_ratios": [0.6] + [1] * len(traces)})
     t = np.arange(problem.current.shape[1]) * problem.dt
     for j in range(n_tr):
         axes[0, j].plot(t, problem.current[j], color="k", lw=0.8)
         axes[0, j].set_title(f"trace {j + 1}", fontsize=9)
     axes[0, 0].set_ylabel("I (nA)")
-    for i, (method, r) in enumerate(results.items(), start=1):
-        v, spikes = simulate_params(problem, r["params"])
+    for i, (method, (v, spikes)) in enumerate(traces.items(), start=1):
         for j in range(n_tr):
             ax = axes[i, j]
             if problem.v_target is not None:
@@ -92,9 +95,10 @@ def plot_repeats(results: Mapping[str, dict], path: Path, show: bool = False) ->
     return save_figure(fig, path, show)
 
 
-def plot_all(problem, results, histories, out_dir: Path, show: bool = False) -> list[Path]:
+def plot_all(problem: Problem, results: Mapping[str, dict], histories: Mapping[str, list],
+             traces: Traces, out_dir: Path, show: bool = False) -> list[Path]:
     """Every figure of a fitting run, saved as PNG in out_dir."""
-    paths = [plot_traces(problem, results, Path(out_dir) / "traces.png", show),
+    paths = [plot_traces(problem, traces, Path(out_dir) / "traces.png", show),
              plot_loss_vs_time(histories, Path(out_dir) / "loss_vs_time.png", show)]
     if any("repeats" in r for r in results.values()):
         paths.append(plot_repeats(results, Path(out_dir) / "repeats.png", show))

@@ -1,0 +1,223 @@
+"""A fitting problem: what a script sets (`FitDefaults`), the search box, and the problem built
+from the flags: inputs, target (synthetic or recorded), free and fixed parameters."""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models import NEURON_MODELS
+from models.spec import NeuronModel
+from utils.fitting.data import load_recordings
+from utils.run import UserError
+
+__all__ = ["FitDefaults", "Box", "Problem", "parse_assignments", "parse_bounds", "make_problem",
+           "synthetic_target", "simulate_params"]
+
+
+@dataclass(frozen=True)
+class FitDefaults:
+    """What a fitting script sets: its model, default problem and budgets."""
+
+    script: str
+    title: str                                      # e.g. "Hodgkin-Huxley neuron"
+    model: str                                      # a key of models.NEURON_MODELS
+    fit: tuple[str, ...]
+    bounds: Mapping[str, tuple[float, float]]      # default bounds of every parameter
+    dt: float
+    protocol: Callable[[float], np.ndarray]         # dt -> current [N, T] in nA
+    n_starts: int
+    # full parameter set of the synthetic target; None: the model's defaults
+    truth: Mapping[str, float] | None = None
+    # the model factory's keyword options from the flags (e.g. hh's steady_state)
+    model_options: Callable[[argparse.Namespace], Mapping[str, Any]] = lambda args: {}
+    add_args: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    spike_tau: float = 10.0
+    presearch_dt: float | None = None  # grid (ms) of the first presearch stage; None: dt
+
+    def make_model(self, args: argparse.Namespace) -> NeuronModel:
+        """The script's model, with its options from the flags."""
+        return NEURON_MODELS[self.model](**self.model_options(args))
+
+    def target_params(self, model: NeuronModel) -> dict[str, float]:
+        """Every parameter of the synthetic target."""
+        return dict(model.defaults if self.truth is None else self.truth)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Maps unit coordinates z in [0, 1] to parameter values; log-scaled where bounds span
+    more than a factor 50 and are positive."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def log(self) -> np.ndarray:
+        return (self.lo > 0) & (self.hi / np.where(self.lo > 0, self.lo, 1.0) > 50.0)
+
+    def to_params(self, z, xp=np):
+        """Parameter values for unit coordinates (works for NumPy and jax.numpy)."""
+        lo, hi, log = xp.asarray(self.lo), xp.asarray(self.hi), xp.asarray(self.log)
+        safe_lo = xp.where(log, lo, 1.0)
+        safe_hi = xp.where(log, hi, 1.0)
+        log_x = xp.exp(xp.log(safe_lo) + z * (xp.log(safe_hi) - xp.log(safe_lo)))
+        return xp.where(log, log_x, lo + z * (hi - lo))
+
+
+@dataclass
+class Problem:
+    """A fitting problem: inputs, target, free and fixed parameters and their bounds."""
+
+    model: NeuronModel
+    current: np.ndarray                     # [N, T] nA
+    dt: float
+    target: str                             # "potential" | "spike"
+    v_target: np.ndarray | None             # [N, T] mV
+    spikes_target: list[np.ndarray] | None  # spike times in ms, one array per trace
+    free: list[str]
+    fixed: dict[str, float]
+    box: Box
+    truth: dict[str, float] | None
+    spike_tau: float = 10.0
+    gamma_window: float = 2.0
+    source: str = "synthetic"
+    presearch: bool = True
+    presearch_dt: float | None = None  # grid of the first presearch stage; None: dt
+
+    @property
+    def duration(self) -> float:
+        return self.current.shape[1] * self.dt
+
+
+# --------------------------------------------------------------------------- flag values
+
+def parse_assignments(text: str, flag: str = "--fix") -> dict[str, float]:
+    """'a=1,b=2' -> {'a': 1.0, 'b': 2.0}."""
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not math.isfinite(out.get(name.strip(), math.nan)):
+            raise UserError(f"{flag}: expected NAME=VALUE with a finite number, got {item!r}")
+    return out
+
+
+def parse_bounds(text: str) -> dict[str, tuple[float, float]]:
+    """'a=0:1,b=-2:3' -> {'a': (0, 1), 'b': (-2, 3)}, refusing LO >= HI."""
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, rng = item.partition("=")
+        lo, colon, hi = rng.rpartition(":") if rng.count(":") == 1 else ("", "", "")
+        try:
+            lo_v, hi_v = float(lo), float(hi)
+        except ValueError:
+            raise UserError(f"--bounds: expected NAME=LO:HI, got {item!r}") from None
+        if not colon or not (math.isfinite(lo_v) and math.isfinite(hi_v)):
+            raise UserError(f"--bounds: expected NAME=LO:HI with finite numbers, got {item!r}")
+        if lo_v >= hi_v:
+            raise UserError(f"--bounds: {name.strip()}: LO ({lo_v:g}) must be below HI ({hi_v:g})")
+        out[name.strip()] = (lo_v, hi_v)
+    return out
+
+
+# --------------------------------------------------------------------------- problem
+
+def _free_and_fixed(model: NeuronModel, d: FitDefaults, args) -> tuple[list[str], dict]:
+    names = model.param_names
+    free = [s.strip() for s in args.fit.split(",") if s.strip()]
+    fix = parse_assignments(args.fix)
+    for flag, given in (("--fit", free), ("--fix", list(fix))):
+        unknown = [n for n in given if n not in names]
+        if unknown:
+            raise UserError(f"{flag}: unknown parameter {', '.join(unknown)}; "
+                            f"known: {', '.join(names)}")
+    if not free:
+        raise UserError("--fit: name at least one parameter to fit")
+    both = [n for n in free if n in fix]
+    if both:
+        raise UserError(f"{', '.join(both)} cannot be both fitted (--fit) and fixed (--fix)")
+    base = dict(model.defaults) if args.data_current else d.target_params(model)
+    fixed = {n: float(fix.get(n, base[n])) for n in names if n not in free}
+    return free, fixed
+
+
+def _make_box(free: list[str], d: FitDefaults, args) -> Box:
+    bounds = dict(d.bounds)
+    given = parse_bounds(args.bounds)
+    stray = [n for n in given if n not in free]
+    if stray:
+        raise UserError(f"--bounds: {', '.join(stray)} is not fitted (add it to --fit)")
+    bounds.update(given)
+    return Box(np.array([bounds[n][0] for n in free], float),
+               np.array([bounds[n][1] for n in free], float))
+
+
+def synthetic_target(model: NeuronModel, d: FitDefaults, args, fixed: dict, free: list[str],
+                     dt: float) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], dict]:
+    """Current, voltage (with --noise_mV added), the true model's spike times (from its own
+    spike signal, so none is missed: a GIF rebound spike resets V by only a few mV) and the
+    true values of the free parameters."""
+    current = d.protocol(dt)
+    truth = {**d.target_params(model), **fixed}
+    with jax.enable_x64(True):
+        params = {k: jnp.full((1,), truth[k]) for k in model.param_names}
+        v, signal = (np.asarray(x[0]) for x in model.simulate(params, jnp.asarray(current), dt))
+    spikes = model.spikes_of(v, signal, dt)
+    if args.noise_mV > 0:
+        v = v + np.random.default_rng(args.seed + 7919).normal(0, args.noise_mV, v.shape)
+    return current, v, spikes, {n: truth[n] for n in free}
+
+
+def _check_data_flags(args) -> None:
+    if args.noise_mV < 0 or not math.isfinite(args.noise_mV):
+        raise UserError(f"--noise_mV must be >= 0, got {args.noise_mV}")
+    if not args.data_current and (args.data_voltage or args.data_spikes):
+        raise UserError("--data_voltage/--data_spikes need --data_current (the input currents)")
+    if args.data_current:
+        if args.dt is None:
+            raise UserError("--dt (ms) is required with --data_current")
+        if not args.data_voltage and not args.data_spikes:
+            raise UserError("--data_current needs --data_voltage or --data_spikes as the target")
+        if args.target == "potential" and not args.data_voltage:
+            raise UserError("--target potential needs --data_voltage")
+
+
+def make_problem(model: NeuronModel, d: FitDefaults, args) -> Problem:
+    """Validate the flags and data, and build the problem (synthetic or from recordings)."""
+    free, fixed = _free_and_fixed(model, d, args)
+    box = _make_box(free, d, args)
+    _check_data_flags(args)
+    if args.data_current:
+        current, v_target, spikes = load_recordings(args.data_current, args.data_voltage,
+                                                    args.data_spikes, args.current_unit)
+        truth, source, dt = None, "recordings", args.dt
+    else:
+        dt = args.dt or d.dt
+        current, v_target, spikes, truth = synthetic_target(model, d, args, fixed, free, dt)
+        source = "synthetic"
+    if spikes is None and v_target is not None:
+        spikes = model.spikes_of(v_target, None, dt)
+    if args.target == "spike" and not any(len(s) for s in spikes):
+        raise UserError("the spike target holds no spikes: nothing to fit")
+    return Problem(model, current, dt, args.target, v_target, spikes, free, fixed, box, truth,
+                   args.spike_tau, args.gamma_window, source,
+                   presearch=args.presearch == "on", presearch_dt=args.presearch_dt)
+
+
+def simulate_params(problem: Problem, params: Mapping[str, float]) -> tuple[np.ndarray, list]:
+    """Voltage [N, T] and spike times of one parameter set (free and fixed)."""
+    full = {**problem.fixed, **params}
+    with jax.enable_x64(True):
+        p = {k: jnp.full((1,), full[k]) for k in problem.model.param_names}
+        v, s = problem.model.simulate(p, jnp.asarray(problem.current), problem.dt)
+        v, s = np.asarray(v[0]), np.asarray(s[0])
+    return v, problem.model.spikes_of(v, s, problem.dt)
