@@ -11,24 +11,25 @@ points against BPTT's learns the task backwards. Prints a table, draws cosine an
 against batches, writes results/benchmarks/online_credit/<time>/{online_credit.json,
 online_credit.png}.
 
-    python benchmarks/online_credit.py                          # expsm_diag, 40 neurons
-    python benchmarks/online_credit.py --method diag --batches 20 --every 5
-    python benchmarks/online_credit.py --etrace_decay 0.9
+    python -m benchmarks.online_credit                          # expsm_diag, 40 neurons
+    python -m benchmarks.online_credit --method diag --batches 20 --every 5
+    python -m benchmarks.online_credit --etrace_decay 0.9
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from utils.run import (atomic_write_json, cli, make_out_dir, positive_int,  # noqa: E402
-                       save_figure)
+from utils.run import atomic_write_json, cli, make_out_dir, positive_int
+from utils.training.figures import save_png
+from utils.training.rules import online_rules
+from utils.training.task import make_task, trial_seed
+from utils.training.trainer import TrainConfig, make_trainer
 
 GROUPS = ("cue_left", "cue_right", "recall", "noise", "w_e", "w_i", "w_out")
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line flags."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--method", default="expsm_diag", choices=["diag", "expsm_diag"],
+    p.add_argument("--method", default="expsm_diag", choices=online_rules(),
                    help="online method to train and compare with BPTT")
     p.add_argument("--etrace_decay", type=float, default=0.98,
                    help="expsm_diag trace decay, in (0, 1)")
@@ -51,12 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="network, trials and probe batch")
     p.add_argument("--out_dir", default=None, help="output folder")
     return p
-
-
-def channel_groups(task) -> Dict[str, slice]:
-    """Input-channel slices of the task's features (left, right, recall, noise)."""
-    names = {"cue_left": "left", "cue_right": "right", "recall": "recall", "noise": "noise"}
-    return {key: task.features[name].i for key, name in names.items()}
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,11 +68,13 @@ def group_cosines(g: Dict[str, np.ndarray], ref: Dict[str, np.ndarray],
     return out
 
 
-def trainer_argv(args: argparse.Namespace, method: str) -> List[str]:
-    """task_training flags for this comparison."""
-    return ["--method", method, "--n_rec", str(args.n_rec), "--t_delay", str(args.t_delay),
-            "--num_cue", str(args.num_cue), "--batch_size", str(args.batch_size),
-            "--seed", str(args.seed), "--etrace_decay", str(args.etrace_decay)]
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The online method's training configuration for this comparison (validated)."""
+    config = TrainConfig(method=args.method, n_rec=args.n_rec, t_delay=float(args.t_delay),
+                         num_cue=args.num_cue, batch_size=args.batch_size, seed=args.seed,
+                         etrace_decay=args.etrace_decay)
+    config.validate()  # the training script's range checks, one-line errors
+    return config
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
@@ -91,9 +88,8 @@ def markdown_table(rows: Sequence[dict]) -> str:
 
 def plot(rows: Sequence[dict], title: str):
     """Cosine per group and probe accuracy against training batches."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
     batches = [r["batch"] for r in rows]
     for k in GROUPS:
         style = "-o" if k.startswith("cue") else "--."
@@ -111,21 +107,13 @@ def plot(rows: Sequence[dict], title: str):
 def main(argv: Sequence[str] | None = None) -> dict:
     """Train, compare with BPTT every --every batches, report and save."""
     args = build_parser().parse_args(argv)
-    import task_training
-    from utils.training import get_task, sample_trials, trial_seed
-    from utils.training_figures import use_agg
-
-    parser = task_training.build_parser()
-    online_args = parser.parse_args(trainer_argv(args, args.method))
-    task_training.validate(online_args)  # the training script's range checks, one-line errors
-    use_agg()
+    config = train_config(args)
     out = make_out_dir("benchmarks/online_credit", args.out_dir)
-    online = task_training.make_trainer(online_args)
-    bptt = task_training.make_trainer(parser.parse_args(trainer_argv(args, "bptt")),
-                                      surrogate_width=1.0)
-    task = get_task(1.0, float(args.t_delay), args.num_cue)
-    channels = channel_groups(task)
-    probe = sample_trials(task, args.batch_size, trial_seed(args.seed, 1, 0))
+    task = make_task(config.task, config.dt, config.t_delay, config.num_cue)
+    online = make_trainer(config, task)
+    bptt = make_trainer(config.replace(method="bptt"), task, surrogate_width=1.0)
+    channels = task.input_groups()
+    probe = task.sample(args.batch_size, trial_seed(args.seed, 1, 0))
     rows, t0 = [], time.perf_counter()
     print(f"{'batch':>5} {'acc':>5} " + " ".join(f"{k:>9}" for k in GROUPS))
     for batch in range(args.batches + 1):
@@ -137,11 +125,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
             print(f"{batch:5d} {acc:5.2f} " + " ".join(f"{cos[k]:+9.2f}" for k in GROUPS),
                   flush=True)
         if batch < args.batches:
-            online.train_step(sample_trials(task, args.batch_size, trial_seed(args.seed, 0, batch)))
+            online.train_step(task.sample(args.batch_size, trial_seed(args.seed, 0, batch)))
     result = {"config": vars(args), "rows": rows, "wall_s": time.perf_counter() - t0}
     atomic_write_json(out / "online_credit.json", result)
     title = args.method + (f" (decay {args.etrace_decay})" if args.method == "expsm_diag" else "")
-    save_figure(plot(rows, title), out / "online_credit.png")
+    save_png(plot(rows, title), out / "online_credit.png")
     print(f"wrote {out}")
     return result
 

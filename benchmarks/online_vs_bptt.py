@@ -2,7 +2,7 @@
 as the sequence grows.
 
 For each n_rec and each sequence length (set through the task's delay), each method runs in a
-fresh process (utils/training_bench.py): one warm-up step, then the median seconds of --steps
+fresh process (utils/training/bench.py): one warm-up step, then the median seconds of --steps
 training steps of a batch. Memory, two ways:
   * XLA: bytes the compiled training step allocates (arguments + outputs + temporaries,
     from jax's `Compiled.memory_analysis()`), minus the input spike sequence itself (T x B x
@@ -14,20 +14,20 @@ Prints a table and the issue's checks (expsm_diag flat within 1.2x; >= 5x less t
 the longest sequence), draws memory vs sequence length, and writes
 results/benchmarks/online_vs_bptt/<time>/{online_vs_bptt.json, online_vs_bptt.png}.
 
-    python benchmarks/online_vs_bptt.py                      # n_rec 200 and 800, T 500..5000
-    python benchmarks/online_vs_bptt.py --n_rec 200 --steps 1 --seq_lens 500 2000 5000
+    python -m benchmarks.online_vs_bptt                      # n_rec 200 and 800, T 500..5000
+    python -m benchmarks.online_vs_bptt --n_rec 200 --steps 1 --seq_lens 500 2000 5000
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from matplotlib.figure import Figure
 
-from utils.run import (atomic_write_json, make_out_dir, positive_float,  # noqa: E402
-                       positive_int, save_figure)
-from utils.training_bench import run_isolated  # noqa: E402
+from models.network import CONN_METHODS
+from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
+from utils.training.bench import run_isolated
+from utils.training.figures import save_png
+from utils.training.rules import RULES
 
 T_INTERVAL, T_CUE, T_RECALL = 50, 100, 150  # brainpy-datasets EvidenceAccumulation (dt 1 ms)
 
@@ -48,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network sizes")
     p.add_argument("--seq_lens", type=positive_int, nargs="+", default=[500, 1000, 2000, 5000],
                    help="trial lengths in steps (dt 1 ms), set via --t_delay")
-    p.add_argument("--methods", nargs="+", default=["bptt", "diag", "expsm_diag"],
-                   choices=["bptt", "diag", "expsm_diag"], help="methods to compare")
-    p.add_argument("--conn_method", default="dense", choices=["dense", "rand", "gaussian"],
+    p.add_argument("--methods", nargs="+", default=list(RULES), choices=tuple(RULES),
+                   help="learning rules to compare")
+    p.add_argument("--conn_method", default="dense", choices=CONN_METHODS,
                    help="connectivity")
     p.add_argument("--batch_size", type=positive_int, default=32, help="trials per batch")
     p.add_argument("--num_cue", type=positive_int, default=2,
@@ -90,12 +90,10 @@ def check_bars(rows: list) -> list:
 
 def plot(rows: list):
     """Memory (XLA and RSS) and time against sequence length, one line per method and size."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    styles = {"bptt": "o-", "diag": "s--", "expsm_diag": "^-"}
+    fig = Figure(figsize=(16, 4.5))
+    axes = fig.subplots(1, 3)
+    known = {"bptt": "o-", "diag": "s--", "expsm_diag": "^-"}
+    styles = {m: known.get(m, "x:") for m in dict.fromkeys(r["method"] for r in rows)}
     for n in sorted({r["n_rec"] for r in rows}):
         for m in styles:
             rs = sorted((r for r in rows if r["n_rec"] == n and r["method"] == m
@@ -153,7 +151,7 @@ def main(argv=None) -> dict:
                                "sequence (primary); peak RSS of a fresh process minus RSS "
                                "before the first step"}
     atomic_write_json(out_dir / "online_vs_bptt.json", result)
-    save_figure(plot(rows), out_dir / "online_vs_bptt.png")
+    save_png(plot(rows), out_dir / "online_vs_bptt.png")
     print(f"wrote {out_dir}")
     return result
 

@@ -1,24 +1,21 @@
 """Seconds per BPTT training batch: dense vs rand vs gaussian connectivity, by network size.
 
-Each configuration runs in a fresh process (utils/training_bench.py): one warm-up step, then
+Each configuration runs in a fresh process (utils/training/bench.py): one warm-up step, then
 the median of --steps steps; with --forward also the forward pass alone (backward = step -
 forward). --backends compares brainevent's CPU kernels (numba, the default here) with
 jax_raw. Prints a table and the sparse/dense ratios; writes
 results/benchmarks/train_speed/<time>/train_speed.json.
 
-    python benchmarks/train_speed.py                                  # 200, 1000, 4000
-    python benchmarks/train_speed.py --sizes 200 1000 --steps 2 --forward --backends numba jax_raw
+    python -m benchmarks.train_speed                                  # 200, 1000, 4000
+    python -m benchmarks.train_speed --sizes 200 1000 --steps 2 --forward --backends numba jax_raw
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int  # noqa: E402
-from utils.training_bench import run_isolated  # noqa: E402
+from models.network import CONN_METHODS
+from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
+from utils.training.bench import run_isolated
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[200, 1000, 4000],
                    help="n_rec values")
-    p.add_argument("--conn_methods", nargs="+", default=["dense", "rand", "gaussian"],
-                   choices=["dense", "rand", "gaussian"], help="connectivities to compare")
+    p.add_argument("--conn_methods", nargs="+", default=list(CONN_METHODS),
+                   choices=CONN_METHODS, help="connectivities to compare")
     p.add_argument("--backends", nargs="+", default=["default"],
                    choices=["default", "numba", "jax_raw"],
                    help="brainevent CPU backends for the sparse nets")

@@ -5,8 +5,10 @@ integrate-and-fire neurons (80 % excitatory, 20 % inhibitory), three conductance
 (input -> all, E -> all, I -> all) and a leaky rate readout. All quantities are unit-free:
 voltages in units of the threshold, times in ms, conductances relative to the leak.
 
-Weights are `brainscale.ETraceParam`s so the same module trains by BPTT (plain
-`brainstate.transform.grad` through a time loop) and online (brainscale's D-RTRL / ES-D-RTRL).
+Weights are `brainstate.ParamState`s applied through braintrace's eligibility-trace-aware
+products (`braintrace.matmul`, `braintrace.sparse_matmul`), so the same module trains by BPTT
+(plain `brainstate.transform.grad` through a time loop) and online (braintrace's D-RTRL /
+ES-D-RTRL).
 Dale's law: every projection applies `abs` to its stored weights (`weight_fn`), so a neuron's
 outgoing conductances are non-negative and the sign of their effect comes from the reversal
 potential (E_EXC for E cells and the input, E_INH for I cells).
@@ -15,7 +17,7 @@ Connectivity (`make_connectivity`) is drawn with NumPy from an explicit seed:
 ``dense`` (all-to-all), ``rand`` (fixed probability) and ``gaussian`` (distance-dependent on a
 ring). Sparse connectivity is held either as a `brainevent.CSR` matrix (event-driven product,
 trainable on its existing synapses) or as a dense matrix with a fixed 0/1 mask (the layout
-brainscale's D-RTRL can trace, ECOSYSTEM.md items 4-5).
+D-RTRL can trace, ECOSYSTEM.md items 4-5). `CONN_METHODS` is the one list of connectivities.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ from typing import Dict, Optional
 import numpy as np
 
 import brainevent
-import brainscale
 import brainstate
+import braintrace
 import braintools
 import jax
 import jax.numpy as jnp
@@ -42,8 +44,8 @@ E_INH = -3.0  # inhibitory reversal potential
 V_TH = 1.0    # spike threshold (soft reset subtracts it)
 EXC_FRACTION = 0.8
 # Half-width of the triangular surrogate derivative, in units of the threshold, that BPTT
-# training uses (utils/training.py passes it; EINet's own default stays 1.0, the value the
-# online methods use). With width 1 every neuron whose V lies anywhere in (0, 2) passes
+# training uses (utils/training/rules.py, BPTT.surrogate_width; EINet's own default stays
+# 1.0, the value the online methods use). With width 1 every neuron whose V lies anywhere in (0, 2) passes
 # gradient, i.e. almost every subthreshold cell of this conductance network; the BPTT
 # Jacobian of the recurrent loop (z -> g -> V -> z) then has gain above 1 once training has
 # grown the weights a little, and the recurrent/input gradients explode over the 2200-step
@@ -139,12 +141,15 @@ def init_weights(conn: Connectivity, scale: float, rng: np.random.Generator) -> 
 
 # ----------------------------------------------------------------------------- projection
 class Projection(brainstate.nn.Module):
-    """Non-negative weight matrix pre -> post, as a brainscale ETraceParam.
+    """Non-negative weight matrix pre -> post, a `brainstate.ParamState` applied through
+    braintrace's eligibility-trace-aware products.
 
     layout 'dense': y = x @ |W|; 'masked': y = x @ (|W| * M) with a fixed mask M;
-    'csr': W is the data of a brainevent CSR matrix, y = x @ CSR(|w|). With
-    `event_driven=True` and layout 'csr', the product uses `brainevent.BinaryArray` (spikes
-    as events); brainscale's online algorithms need `event_driven=False` (a plain op).
+    'csr': W is the data of a brainevent CSR matrix, y = x @ CSR(|w|). The transform
+    (`weight_fn`) runs inside braintrace's primitive, so traces and gradients are taken with
+    respect to the stored W. With `event_driven=True` and layout 'csr', the product uses
+    `brainevent.BinaryArray` (spikes as events; BPTT only); braintrace's online algorithms
+    need `event_driven=False` (an ETP primitive they can trace).
     """
 
     def __init__(self, weight: np.ndarray, conn: Connectivity, layout: str = "dense",
@@ -157,36 +162,35 @@ class Projection(brainstate.nn.Module):
         self.layout = layout
         self.event_driven = event_driven
         self.n_pre, self.n_post = conn.n_pre, conn.n_post
+        self.mask = None
+        self.weight_fn = jnp.abs
         if layout == "dense":
-            self.mask = None
-            self.weight = brainscale.ETraceParam(
-                {"weight": jnp.asarray(weight)}, op=brainscale.MatMulOp(weight_fn=jnp.abs))
+            stored = weight
         elif layout == "masked":
             self.mask = jnp.asarray(conn.mask, dtype=jnp.float32)
             mask = self.mask
-            # ECOSYSTEM.md item 4: D-RTRL only traces masks applied inside weight_fn.
-            self.weight = brainscale.ETraceParam(
-                {"weight": jnp.asarray(weight * conn.mask)},
-                op=brainscale.MatMulOp(weight_fn=lambda w: jnp.abs(w) * mask))
+            stored = weight * conn.mask
+            # ECOSYSTEM.md item 4: D-RTRL only traces masks applied inside weight_fn. One
+            # function object per projection (braintrace keys its cache on its identity).
+            self.weight_fn = lambda w: jnp.abs(w) * mask
         else:
             rows, cols = np.nonzero(conn.mask)  # row-major: CSR order
             indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=conn.n_pre))])
-            data = weight[rows, cols].astype(np.float32)
-            self.mask = None
+            stored = weight[rows, cols].astype(np.float32)
             self.csr = brainevent.CSR(
-                (jnp.asarray(data), jnp.asarray(cols, dtype=jnp.int32),
+                (jnp.asarray(stored), jnp.asarray(cols, dtype=jnp.int32),
                  jnp.asarray(indptr, dtype=jnp.int32)),
                 shape=(conn.n_pre, conn.n_post))
-            self.weight = brainscale.ETraceParam(
-                {"weight": jnp.asarray(data)},
-                op=brainscale.SpMatMulOp(self.csr, weight_fn=jnp.abs))
+        self.weight = brainstate.ParamState({"weight": jnp.asarray(stored)})
 
     def update(self, x: jax.Array) -> jax.Array:
         """Conductance increment caused by presynaptic activity `x` (..., n_pre)."""
-        if self.layout == "csr" and self.event_driven:
-            csr = self.csr.with_data(jnp.abs(self.weight.value["weight"]))
-            return brainevent.BinaryArray(x) @ csr
-        return self.weight.execute(x)
+        w = self.weight.value["weight"]
+        if self.layout != "csr":
+            return braintrace.matmul(x, w, weight_fn=self.weight_fn)
+        if self.event_driven:
+            return brainevent.BinaryArray(x) @ self.csr.with_data(jnp.abs(w))
+        return braintrace.sparse_matmul(x, w, sparse_mat=self.csr, weight_fn=jnp.abs)
 
     def effective_weight(self) -> np.ndarray:
         """The dense (n_pre, n_post) matrix of effective (non-negative) weights."""
@@ -295,8 +299,7 @@ class EINet(brainstate.nn.Module):
         self.w_in = Projection(w_in, self.conn_in, "dense")
         self.w_e = Projection(w_e, conn_e, layout, event_driven)
         self.w_i = Projection(w_i, conn_i, layout, event_driven)
-        self.w_out = brainscale.ETraceParam({"weight": jnp.asarray(w_out)},
-                                            op=brainscale.MatMulOp())
+        self.w_out = brainstate.ParamState({"weight": jnp.asarray(w_out)})
 
         self.syn_decay = float(np.exp(-cfg.dt / cfg.tau_syn))
         self.out_decay = float(np.exp(-cfg.dt / cfg.tau_out))
@@ -325,8 +328,8 @@ class EINet(brainstate.nn.Module):
     # ---------------------------------------------------------------- dynamics
     def spike(self, V: jax.Array, a: jax.Array) -> jax.Array:
         """Surrogate-gradient spike of state (V, a)."""
-        # Written through intermediates: brainscale rejects one equation reading two hidden
-        # states (ECOSYSTEM.md item 6).
+        # Written through intermediates: brainscale 0.1.0 rejected one equation reading two
+        # hidden states (ECOSYSTEM.md item 6); kept for braintrace.
         return self.spk_fun((V - V_TH) - self.cfg.beta * a)
 
     def get_spike(self) -> jax.Array:
@@ -347,7 +350,7 @@ class EINet(brainstate.nn.Module):
         self.g_e.value, self.g_i.value = g_e, g_i
         self.V.value, self.a.value = V_new, a_new
         z_new = self.spike(V_new, a_new)
-        r = self.r.value * self.out_decay + self.w_out.execute(z_new)
+        r = self.r.value * self.out_decay + braintrace.matmul(z_new, self.w_out.value["weight"])
         self.r.value = r
         return r
 

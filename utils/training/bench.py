@@ -1,9 +1,10 @@
 """Measuring one training configuration in a fresh process (used by benchmarks/).
 
-`measure(spec)` builds the network and task for `spec`, times training steps (and forward
+`measure(spec)` builds the task and trainer for `spec`, times training steps (and forward
 passes), and reports peak resident memory of this process. `run_isolated(spec)` runs
-`measure` in a child Python process so every configuration starts from a clean heap and its
-peak RSS (`ru_maxrss`) belongs to it alone.
+`measure` in a child Python process (`python -m utils.training.bench SPEC_JSON`), so every
+configuration starts from a clean heap, its peak RSS (`ru_maxrss`) belongs to it alone, and
+a brainevent backend chosen by `spec['backend']` is set in that child only.
 """
 from __future__ import annotations
 
@@ -16,9 +17,17 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
+import brainevent
+import brainstate
+import jax.numpy as jnp
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from utils.training.task import make_task, trial_seed
+from utils.training.trainer import TrainConfig, Trainer, make_trainer
+
+__all__ = ["spec_config", "measure", "xla_memory_mb", "run_isolated"]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rss_mb() -> float:
@@ -33,27 +42,26 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def spec_config(spec: Dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of a benchmark spec (method, conn_method, n_rec, batch_size, t_delay,
+    num_cue, seed; everything else at its default)."""
+    return TrainConfig(method=spec["method"], conn_method=spec["conn_method"],
+                       n_rec=int(spec["n_rec"]), batch_size=int(spec["batch_size"]),
+                       t_delay=float(spec["t_delay"]), num_cue=int(spec["num_cue"]),
+                       seed=int(spec.get("seed", 0)))
+
+
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Time `steps` training steps (after one warm-up step) for one configuration.
 
-    spec keys: method, conn_method, n_rec, batch_size, t_delay, num_cue, steps, forward
-    (also time forward passes), backend (brainevent CPU backend or null), seed.
+    spec keys: those of `spec_config`, steps, forward (also time forward passes), xla_memory
+    (default true). Run it in a fresh process (`run_isolated`) for a meaningful peak RSS.
     """
-    if spec.get("backend"):
-        import brainevent
-        brainevent.config.set_backend("cpu", spec["backend"])
-    import task_training
-    from utils.training import get_task, sample_trials, trial_seed
-
-    argv = ["--method", spec["method"], "--conn_method", spec["conn_method"],
-            "--n_rec", str(spec["n_rec"]), "--batch_size", str(spec["batch_size"]),
-            "--t_delay", str(spec["t_delay"]), "--num_cue", str(spec["num_cue"]),
-            "--seed", str(spec.get("seed", 0))]
-    args = task_training.build_parser().parse_args(argv)
-    task = get_task(args.dt, args.t_delay, args.num_cue)
-    batches = [sample_trials(task, args.batch_size, trial_seed(0, 0, i))
+    config = spec_config(spec)
+    task = make_task(config.task, config.dt, config.t_delay, config.num_cue)
+    batches = [task.sample(config.batch_size, trial_seed(0, 0, i))
                for i in range(spec["steps"] + 1)]
-    trainer = task_training.make_trainer(args)
+    trainer = make_trainer(config, task)
     rss_before = _rss_mb()
     t0 = time.perf_counter()
     trainer.train_step(batches[0])  # compile + first step
@@ -81,18 +89,15 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def xla_memory_mb(trainer: Any, data: Any) -> Dict[str, float]:
+def xla_memory_mb(trainer: Trainer, data: Any) -> Dict[str, float]:
     """XLA's memory analysis of the compiled training step (MB): arguments, outputs, temporaries.
 
     temp is the working memory of the step: for BPTT it holds the stored trajectory.
     """
-    import brainstate
-    import jax.numpy as jnp
-
     xs = jnp.asarray(data.X, dtype=bool)
     with brainstate.environ.context(dt=trainer.dt):
-        stats = trainer._train_step.lower(xs, jnp.asarray(data.y), jnp.asarray(data.recall),
-                                          trainer.opt_state).compile().memory_analysis()
+        stats = trainer.compiled_step.lower(xs, jnp.asarray(data.y), jnp.asarray(data.recall),
+                                            trainer.opt_state).compile().memory_analysis()
     mb = 2.0 ** 20
     arg, out, tmp = (stats.argument_size_in_bytes / mb, stats.output_size_in_bytes / mb,
                      stats.temp_size_in_bytes / mb)
@@ -105,11 +110,9 @@ def xla_memory_mb(trainer: Any, data: Any) -> Dict[str, float]:
 
 def run_isolated(spec: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
     """`measure(spec)` in a fresh Python process; {'error': ...} if it fails or times out."""
-    code = ("import json, sys; sys.path.insert(0, %r); from utils.training_bench import measure; "
-            "print('RESULT ' + json.dumps(measure(json.loads(sys.argv[1]))))" % str(ROOT))
     try:
-        proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-m", "utils.training.bench", json.dumps(spec)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {**spec, "error": f"timed out after {timeout} s"}
     for line in proc.stdout.splitlines():
@@ -117,3 +120,15 @@ def run_isolated(spec: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
             return json.loads(line[7:])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
     return {**spec, "error": f"exit {proc.returncode}: {tail[0][:300]}"}
+
+
+def _child(spec_json: str) -> None:
+    """Entry point of the fresh process: set the requested backend, measure, print."""
+    spec = json.loads(spec_json)
+    if spec.get("backend"):
+        brainevent.config.set_backend("cpu", spec["backend"])  # this child process only
+    print("RESULT " + json.dumps(measure(spec)))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])

@@ -1,35 +1,55 @@
 """Figures for the E/I network: activity, training curve, weight distributions, connectivity.
 
-Every function returns a matplotlib Figure; the caller saves it (utils.run.save_figure).
-Call `use_agg()` first when running headless.
+Every function returns a `matplotlib.figure.Figure` that belongs to no window and selects no
+backend (no pyplot state): save it with `save_png` (or utils.run.save_figure); `show_pngs`
+displays saved figures for --show.
 """
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
-__all__ = ["use_agg", "plot_activity", "plot_training_curve", "plot_weight_distributions",
-           "plot_connectivity", "lognormal_fit", "plot_learning_curves"]
+from utils.run import atomic_write_bytes
+
+__all__ = ["save_png", "show_pngs", "plot_activity", "plot_training_curve",
+           "plot_weight_distributions", "plot_connectivity", "lognormal_fit",
+           "plot_learning_curves"]
 
 
-def use_agg() -> None:
-    """Select the non-interactive Agg backend unless figures are to be shown."""
-    import matplotlib
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` as PNG, atomically (same settings as utils.run.save_figure)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
 
-    matplotlib.use("Agg")
+
+def show_pngs(paths: Sequence[str | Path]) -> None:
+    """Display saved PNG figures in windows of matplotlib's default backend (--show).
+
+    pyplot is imported here, not at the top, so that it (and the GUI backend it picks at its
+    first window) is only touched by a run asked to show figures; no other code uses it.
+    """
+    for path in paths:
+        img = plt.imread(str(path))
+        fig = plt.figure(figsize=(img.shape[1] / 110, img.shape[0] / 110))
+        fig.figimage(img)
+        fig.canvas.manager.set_window_title(Path(path).name)
+    plt.show()
 
 
 def plot_activity(X: np.ndarray, sim: Dict[str, np.ndarray], labels: np.ndarray, n_exc: int,
                   dt: float, trials: Sequence[int] = (0, 1, 2), n_cells: int = 3):
     """Per trial (one column each): input raster, E and I rasters, V of a few cells, readout."""
-    import matplotlib.pyplot as plt
-
     trials = [t for t in trials if t < X.shape[1]]
     T = X.shape[0]
     t = np.arange(T) * dt
-    fig, axes = plt.subplots(5, len(trials), figsize=(4.5 * len(trials), 11), sharex=True,
-                             squeeze=False)
+    fig = Figure(figsize=(4.5 * len(trials), 11))
+    axes = fig.subplots(5, len(trials), sharex=True, squeeze=False)
     for col, k in enumerate(trials):
         spikes = sim["spikes"][:, k] > 0.5
         ax = axes[0, col]
@@ -65,9 +85,8 @@ def plot_activity(X: np.ndarray, sim: Dict[str, np.ndarray], labels: np.ndarray,
 
 def plot_training_curve(history: List[dict]):
     """Loss and train / validation accuracy against training batch."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     ep = [h["epoch"] for h in history]
     ax1.plot(ep, [h["loss"] for h in history], lw=0.8)
     ax1.set_xlabel("training batch")
@@ -102,11 +121,10 @@ def lognormal_fit(w: np.ndarray) -> Optional[tuple]:
 
 def plot_weight_distributions(before: Dict[str, np.ndarray], after: Optional[Dict[str, np.ndarray]]):
     """Histograms of ln(weight) for E and I synapses, before/after training, log-normal fits."""
-    import matplotlib.pyplot as plt
-
     groups = [("w_e", "excitatory recurrent"), ("w_i", "inhibitory recurrent"),
               ("w_in", "input (excitatory)")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig = Figure(figsize=(15, 4))
+    axes = fig.subplots(1, 3)
     for ax, (key, title) in zip(axes, groups):
         for name, weights, color in [("before", before, "gray"), ("after", after, "tab:green")]:
             if weights is None:
@@ -134,9 +152,8 @@ def plot_weight_distributions(before: Dict[str, np.ndarray], after: Optional[Dic
 
 def plot_connectivity(signed: np.ndarray, n_exc: int):
     """Signed recurrent matrix (pre rows, post columns): red excitatory, blue inhibitory."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
     vmax = np.percentile(np.abs(signed[signed != 0]), 99) if np.any(signed) else 1.0
     im = ax.imshow(signed, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest",
                    aspect="auto")
@@ -153,9 +170,8 @@ def plot_connectivity(signed: np.ndarray, n_exc: int):
 def plot_learning_curves(histories: Dict[str, List[dict]]):
     """Training loss (smoothed) and held-out validation accuracy of several learning rules,
     against training batch and against wall time."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig = Figure(figsize=(14, 4))
+    axes = fig.subplots(1, 3)
     for name, hist in histories.items():
         ep = np.array([h["epoch"] for h in hist])
         loss = np.array([h["loss"] for h in hist])

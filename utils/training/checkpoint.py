@@ -1,0 +1,72 @@
+"""Checkpoints of a Trainer: weights, fixed structure, config, progress, optimizer state."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Dict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from utils.run import UserError, atomic_write_bytes
+from utils.training.trainer import Trainer
+
+__all__ = ["save_checkpoint", "load_checkpoint", "restore_optimizer", "WEIGHT_NAMES"]
+
+WEIGHT_NAMES = {"w_in", "w_e", "w_i", "w_out"}
+
+
+def save_checkpoint(path: Path, trainer: Trainer, config: Dict[str, Any],
+                    state: Dict[str, Any], with_optimizer: bool = True) -> Path:
+    """Write weights, fixed structure, config, progress (and optimizer state) as one .npz,
+    atomically."""
+    arrays: Dict[str, np.ndarray] = {}
+    for k, v in trainer.params().items():
+        arrays[f"param/{k}"] = np.asarray(v["weight"])
+    for k, v in trainer.net.structure().items():
+        arrays[f"structure/{k}"] = np.asarray(v)
+    if with_optimizer:
+        for i, leaf in enumerate(jax.tree.leaves(trainer.opt_state)):
+            arrays[f"opt/{i:05d}"] = np.asarray(leaf)
+    arrays["config"] = np.asarray(json.dumps(config))
+    arrays["state"] = np.asarray(json.dumps(state))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def load_checkpoint(path: Path) -> Dict[str, Any]:
+    """Read a checkpoint (a .npz, or a run folder's checkpoint.npz); UserError if missing or
+    unreadable."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.npz"
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = {k: z[k] for k in z.files}
+        out = {
+            "params": {k[6:]: {"weight": v} for k, v in files.items() if k.startswith("param/")},
+            "structure": {k[10:]: v for k, v in files.items() if k.startswith("structure/")},
+            "opt": [files[k] for k in sorted(k for k in files if k.startswith("opt/"))],
+            "config": json.loads(str(files["config"])),
+            "state": json.loads(str(files["state"])),
+            "path": str(path),
+        }
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"cannot read checkpoint {path}: {err}") from None
+    if set(out["params"]) != WEIGHT_NAMES:
+        raise UserError(f"{path} is not a task_training checkpoint (weights missing)")
+    return out
+
+
+def restore_optimizer(trainer: Trainer, leaves: list) -> None:
+    """Put saved optimizer leaves back into the trainer's optimizer-state structure."""
+    treedef = jax.tree.structure(trainer.opt_state)
+    if len(leaves) != treedef.num_leaves:
+        raise UserError("checkpoint optimizer state does not match --opt (cannot resume)")
+    trainer.opt_state = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves])

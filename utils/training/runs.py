@@ -1,0 +1,184 @@
+"""One training or simulation run of the E/I network, written into a run folder.
+
+`train` trains (or resumes), keeps the best model by held-out validation accuracy, evaluates
+it on held-out test trials, and writes metrics.json, checkpoint.npz, last.npz and figures.
+`simulate` runs trials through given (or fresh) weights and plots them. Both take the task
+object, created once by the caller.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from utils.run import UserError, write_metrics
+from utils.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
+from utils.training.figures import (lognormal_fit, plot_activity, plot_connectivity,
+                                    plot_training_curve, plot_weight_distributions, save_png)
+from utils.training.task import TaskData, recall_correct, trial_seed
+from utils.training.trainer import TrainConfig, Trainer, make_trainer
+
+__all__ = ["train", "simulate", "save_network_figures", "lognormal_summary"]
+
+
+def save_network_figures(trainer: Trainer, data: TaskData, before: Dict[str, np.ndarray],
+                         after: Optional[Dict[str, np.ndarray]],
+                         out_dir: Path) -> tuple[Dict[str, Any], List[Path]]:
+    """Activity, weight-distribution and connectivity figures; (activity statistics, paths)."""
+    sim = trainer.simulate(data)
+    n_exc, dt = trainer.net.n_exc, trainer.dt
+    paths = [save_png(plot_activity(data.X, sim, data.y, n_exc, dt), out_dir / "activity.png"),
+             save_png(plot_weight_distributions(before, after), out_dir / "weights.png"),
+             save_png(plot_connectivity(trainer.net.recurrent_matrix(), n_exc),
+                      out_dir / "connectivity.png")]
+    spikes = sim["spikes"] > 0.5
+    stats = {"rate_exc_hz": float(spikes[..., :n_exc].mean() / dt * 1e3),
+             "rate_inh_hz": float(spikes[..., n_exc:].mean() / dt * 1e3),
+             "sim_acc": float(recall_correct(sim["readout"], data.y, data.recall).mean()),
+             "n_sim_trials": int(len(data))}
+    return stats, paths
+
+
+def lognormal_summary(weights: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    """Log-normal (mu, sigma of ln w) per projection."""
+    out = {}
+    for k, w in weights.items():
+        fit = lognormal_fit(w)
+        out[k] = None if fit is None else {"mu": fit[0], "sigma": fit[1]}
+    return out
+
+
+def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str, Any],
+          init: Optional[Dict[str, Any]] = None,
+          resume: Optional[Dict[str, Any]] = None) -> tuple[Dict[str, Any], List[Path]]:
+    """Train for config.epochs batches (or until config.target_acc), checkpoint the best model,
+    evaluate it on held-out trials; returns (metrics, figure paths).
+
+    `saved_config` is the dict stored in the checkpoints (the run's full configuration);
+    `init` a loaded checkpoint to start from, `resume` a loaded last.npz to continue.
+    Ctrl-C saves last.npz, evaluates the best checkpoint, then re-raises KeyboardInterrupt.
+    """
+    val = task.sample(config.n_val, trial_seed(config.seed, 1, 0))
+    test = task.sample(config.n_test, trial_seed(config.seed, 2, 0))
+    source = resume or init
+    trainer = make_trainer(config, task, structure=None if source is None else source["structure"])
+    before = trainer.synapse_weights()
+    state = {"epoch": 0, "history": [], "best_acc": None, "best_epoch": None, "wall_s": 0.0}
+    if source is not None:
+        trainer.set_params(source["params"])
+    if resume is not None:
+        restore_optimizer(trainer, resume["opt"])
+        state.update(resume["state"])
+        before = {k: np.asarray(v) for k, v in state.pop("before", {}).items()} or before
+    best_path, last_path = out_dir / "checkpoint.npz", out_dir / "last.npz"
+
+    def save_last() -> None:
+        save_checkpoint(last_path, trainer, saved_config,
+                        dict(state, before={k: v.tolist() for k, v in before.items()}))
+
+    history = state["history"]
+    t_start = time.perf_counter() - state["wall_s"]
+    stopped_early = interrupted = False
+    last_val = float("nan")
+    pbar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
+                total=config.epochs, desc=f"{config.method}/{config.conn_method}",
+                mininterval=1.0, file=sys.stderr)
+    try:
+        for ep in pbar:
+            data = task.sample(config.batch_size, trial_seed(config.seed, 0, ep))
+            t0 = time.perf_counter()
+            loss, acc = trainer.train_step(data)
+            step_s = time.perf_counter() - t0
+            if not math.isfinite(loss):
+                raise UserError(f"training diverged (loss {loss}) at batch {ep + 1}; "
+                                f"try a smaller --lr")
+            rec = {"epoch": ep + 1, "loss": loss, "acc": acc, "step_s": step_s}
+            if (ep + 1) % config.eval_every == 0 or ep + 1 == config.epochs:
+                rec["val_loss"], rec["val_acc"] = trainer.evaluate(val)
+                if state["best_acc"] is None or rec["val_acc"] > state["best_acc"]:
+                    state["best_acc"], state["best_epoch"] = rec["val_acc"], ep + 1
+                    save_checkpoint(best_path, trainer, saved_config,
+                                    {"epoch": ep + 1, "val_acc": rec["val_acc"]},
+                                    with_optimizer=False)
+            rec["wall_s"] = time.perf_counter() - t_start
+            history.append(rec)
+            state["epoch"], state["wall_s"] = ep + 1, rec["wall_s"]
+            if "val_acc" in rec:
+                last_val = rec["val_acc"]
+            pbar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.2f}", s_batch=f"{step_s:.2f}",
+                             val=f"{last_val:.2f}")
+            if (ep + 1) % config.save_every == 0:
+                save_last()
+            if rec.get("val_acc", 0.0) >= config.target_acc:
+                stopped_early = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        pbar.close()
+    save_last()
+    if state["best_acc"] is None:  # interrupted before the first evaluation
+        save_checkpoint(best_path, trainer, saved_config,
+                        {"epoch": state["epoch"], "val_acc": None}, with_optimizer=False)
+
+    metrics: Dict[str, Any] = {
+        "method": config.method, "conn_method": config.conn_method,
+        "etrace_decay": config.etrace_decay if config.method == "expsm_diag" else None,
+        "n_rec": config.n_rec, "history": history, "best_acc": state["best_acc"],
+        "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+        "stopped_early": stopped_early, "interrupted": interrupted,
+        "wall_s": state["wall_s"],
+        "s_per_batch_median": float(np.median([h["step_s"] for h in history[1:]]))
+        if len(history) > 1 else None,
+        "checkpoint": str(best_path), "last_state": str(last_path),
+        "n_val": config.n_val, "n_test": config.n_test, "test_acc": None, "test_loss": None,
+    }
+    if interrupted:
+        write_metrics(out_dir, metrics)
+        print(f"interrupted: state saved to {last_path}; continue with --resume {out_dir}; "
+              f"evaluating the best checkpoint (Ctrl-C again to skip)", file=sys.stderr)
+    trainer.set_params(load_checkpoint(best_path)["params"])
+    metrics["test_loss"], metrics["test_acc"] = trainer.evaluate(test)
+    if history:
+        history[-1]["test_acc"] = metrics["test_acc"]
+    after = trainer.synapse_weights()
+    metrics["lognormal_fit"] = {"before": lognormal_summary(before),
+                                "after": lognormal_summary(after)}
+    metrics["dale_ok"] = bool(all(np.all(w >= 0) for w in after.values()))
+    paths = [save_png(plot_training_curve(history), out_dir / "training_curve.png")]
+    metrics["activity"], more = save_network_figures(
+        trainer, test.take(np.arange(min(8, len(test)))), before, after, out_dir)
+    write_metrics(out_dir, metrics)
+    best_acc = state["best_acc"] if state["best_acc"] is not None else float("nan")
+    print(f"test_acc {metrics['test_acc']:.4f} (best val {best_acc:.4f} at batch "
+          f"{state['best_epoch']}); results in {out_dir}")
+    if interrupted:
+        raise KeyboardInterrupt
+    return metrics, paths + more
+
+
+def simulate(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
+             checkpoint: Optional[Dict[str, Any]] = None) -> tuple[Dict[str, Any], List[Path]]:
+    """Simulate n_sim trials through the weights of `checkpoint` (a loaded checkpoint) or
+    fresh ones, plot them; returns (metrics, figure paths). Runs the forward model only, so
+    the learning rule plays no part (the network is built as for bptt)."""
+    config = config.replace(method="bptt")
+    trainer = make_trainer(config, task,
+                           structure=None if checkpoint is None else checkpoint["structure"])
+    before, after = trainer.synapse_weights(), None
+    if checkpoint is not None:
+        trainer.set_params(checkpoint["params"])
+        after = trainer.synapse_weights()
+    data = task.sample(n_sim, trial_seed(config.seed, 3, 0))
+    stats, paths = save_network_figures(trainer, data, before, after, out_dir)
+    metrics = {"mode": "sim", "conn_method": config.conn_method, "n_rec": config.n_rec,
+               "checkpoint": None if checkpoint is None else checkpoint["path"], **stats}
+    write_metrics(out_dir, metrics)
+    print(f"simulated {n_sim} trials (accuracy {stats['sim_acc']:.3f}, E "
+          f"{stats['rate_exc_hz']:.1f} Hz, I {stats['rate_inh_hz']:.1f} Hz); figures in {out_dir}")
+    return metrics, paths

@@ -1,0 +1,129 @@
+"""Tasks the E/I network is trained on: the one registry of tasks (`TASKS`), trial batches
+(`TaskData`) and the recall-period losses.
+
+A task is an object with `num_inputs`, `input_groups()` (name -> slice of input channels) and
+`sample(n, seed) -> TaskData` (time-major trials that depend only on `n` and `seed`). Its
+factory takes `(dt, t_delay, num_cue)`. To add one, write the class and add one entry:
+
+    TASKS["my_task"] = MyTask            # then: python task_training.py --task my_task
+
+The caller creates the task once per run and passes it to whatever needs it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+import jax
+import numpy as np
+from brainpy_datasets.cognitive import EvidenceAccumulation, Feature
+
+__all__ = ["TASKS", "make_task", "TaskData", "EvidenceAccumulationTask", "trial_seed",
+           "ce_per_step", "recall_loss", "recall_sum", "recall_correct"]
+
+
+class TaskData:
+    """A batch of trials, time-major: X (T, n, n_in) bool spikes, y (n,) int32, recall (T,) bool."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, recall: np.ndarray):
+        self.X, self.y, self.recall = X, y, recall
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def take(self, idx: np.ndarray) -> "TaskData":
+        """Trials `idx` (may repeat, for padding)."""
+        return TaskData(self.X[:, idx], self.y[idx], self.recall)
+
+
+def trial_seed(seed: int, stream: int, index: int) -> int:
+    """Independent 32-bit seed for (run seed, stream, index); streams: 0 train, 1 val, 2 test,
+    3 simulation."""
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+
+
+class EvidenceAccumulationTask:
+    """brainpy-datasets' EvidenceAccumulation (spiking input: 25 left-cue, 25 right-cue,
+    25 recall and 25 noise channels; label 1 <=> more left cues than right ones).
+
+    brainpy-datasets 0.0.0.7 shares its default Feature objects between instances and shifts
+    them at every construction, so a second default instance moves the channels of every
+    instance (ECOSYSTEM.md item 11). Each instance here gets its own Feature objects (same
+    values as the defaults); tests/test_task_training.py checks the channel layout after
+    creating a second instance.
+    """
+
+    def __init__(self, dt: float, t_delay: float, num_cue: int):
+        self._dataset = EvidenceAccumulation(
+            dt=dt, t_delay=t_delay, num_cue=num_cue, mode="spiking",
+            ft_left=Feature(1, 25, 40.), ft_right=Feature(1, 25, 40.),
+            ft_recall=Feature(1, 25, 40.), ft_noise=Feature(1, 25, 10.))
+
+    @property
+    def num_inputs(self) -> int:
+        return int(self._dataset.num_inputs)
+
+    def input_groups(self) -> Dict[str, slice]:
+        """Input-channel slices: cue_left, cue_right, recall, noise."""
+        names = {"cue_left": "left", "cue_right": "right", "recall": "recall", "noise": "noise"}
+        return {key: self._dataset.features[name].i for key, name in names.items()}
+
+    def sample(self, n: int, seed: int) -> TaskData:
+        """n trials drawn with a fresh RandomState(seed) (reproducible, independent).
+
+        The dataset object belongs to this task and reads its generator from `.rng`; it is
+        re-seeded here at every call, so the trials depend on (n, seed) only.
+        """
+        self._dataset.rng = np.random.RandomState(seed)
+        xs, ys, periods = [], [], None
+        for i in range(n):
+            X, y, period = self._dataset.sample_a_trial(i)
+            xs.append(np.asarray(X, dtype=bool))
+            ys.append(int(y))
+            periods = np.asarray(period)
+        X = np.stack(xs, axis=1)
+        recall = periods == periods.max()  # the last period is 'recall'
+        return TaskData(X, np.asarray(ys, dtype=np.int32), recall)
+
+
+TASKS: Dict[str, Callable[..., Any]] = {
+    "evidence_accumulation": EvidenceAccumulationTask,
+}
+
+
+def make_task(name: str, dt: float, t_delay: float, num_cue: int) -> Any:
+    """A new instance of the registered task `name`."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {tuple(TASKS)}")
+    return TASKS[name](dt=dt, t_delay=t_delay, num_cue=num_cue)
+
+
+# ----------------------------------------------------------------------------- losses
+def ce_per_step(outs: Any, labels: Any) -> Any:
+    """Softmax cross-entropy of readout `outs` (..., B, 2) against integer labels (B,)."""
+    logp = jax.nn.log_softmax(outs, axis=-1)
+    onehot = jax.nn.one_hot(labels, outs.shape[-1], dtype=outs.dtype)
+    return -(logp * onehot).sum(axis=-1)
+
+
+def recall_loss(outs: Any, labels: Any, recall: Any, kind: str = "step") -> Any:
+    """Cross-entropy during the recall period, averaged over the batch; outs (T, B, 2).
+
+    kind 'step': mean over recall steps of the per-step cross-entropy (causal: usable online);
+    'mean': cross-entropy of the readout averaged over the recall period (the quantity the
+    accuracy is read from; needs the whole recall period, so BPTT only).
+    """
+    if kind == "mean":
+        return ce_per_step(recall_sum(outs, recall) / recall.sum(), labels).mean()
+    ce = ce_per_step(outs, labels).mean(axis=-1)  # (T,)
+    return (ce * recall).sum() / recall.sum()
+
+
+def recall_sum(outs: Any, recall: Any) -> Any:
+    """Readout summed over the recall period: (T, B, 2) -> (B, 2)."""
+    return (outs * recall[:, None, None]).sum(axis=0)
+
+
+def recall_correct(outs: np.ndarray, labels: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    """Per-trial correctness: argmax of the readout summed over the recall period."""
+    summed = np.asarray(outs)[np.asarray(recall)].sum(axis=0)  # (B, 2)
+    return np.argmax(summed, axis=-1) == np.asarray(labels)

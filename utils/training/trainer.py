@@ -1,0 +1,306 @@
+"""Training settings (`TrainConfig`) and the `Trainer`: network + optimizer + the jitted
+steps a learning rule builds, with evaluation and simulation in chunks of the batch size.
+
+    config = TrainConfig(method="expsm_diag", n_rec=40)
+    task = make_task(config.task, config.dt, config.t_delay, config.num_cue)
+    trainer = make_trainer(config, task)
+    loss, acc = trainer.train_step(task.sample(config.batch_size, seed))
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+import brainstate
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from models.network import CONN_METHODS, EINet, NetConfig
+from utils.run import UserError
+from utils.training.rules import RULES, LearningRule
+from utils.training.task import TASKS, TaskData, recall_correct, recall_loss
+
+__all__ = ["TrainConfig", "NET_FIELDS", "Trainer", "make_trainer", "build_network",
+           "build_optimizer", "weight_penalty", "OPTIMIZERS", "LOSSES"]
+
+OPTIMIZERS: Dict[str, Callable[[float], Any]] = {"adam": optax.adam, "sgd": optax.sgd}
+LOSSES = ("step", "mean")
+# TrainConfig fields that define the network (NetConfig's, less n_in/n_out from the task)
+NET_FIELDS = ("n_rec", "dt", "tau_neu", "tau_syn", "tau_a", "tau_out", "beta", "w_ei_ratio",
+              "ff_scale", "rec_scale", "conn_method", "conn_prob", "conn_sigma")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run: task, network, learning rule, optimisation, loop.
+
+    Field names are the command-line flags of task_training.py (which documents them).
+    """
+
+    # -- task
+    task: str = "evidence_accumulation"
+    t_delay: float = 1000.0
+    num_cue: int = 7
+    # -- learning rule
+    method: str = "bptt"
+    etrace_decay: float = 0.98
+    update_every_step: bool = False
+    # -- network
+    conn_method: str = "dense"
+    n_rec: int = 200
+    w_ei_ratio: float = 4.0
+    conn_prob: float = 0.1
+    conn_sigma: float = 20.0
+    dt: float = 1.0
+    tau_neu: float = 100.0
+    tau_syn: float = 10.0
+    tau_a: float = 1000.0
+    tau_out: float = 10.0
+    beta: float = 1.0
+    ff_scale: float = 1.0
+    rec_scale: float = 1.0
+    # -- optimisation
+    opt: str = "adam"
+    lr: float = 1e-3
+    epochs: int = 1000  # number of training batches (one optimizer step each)
+    batch_size: int = 32
+    weight_L1: float = 0.0
+    weight_L2: float = 0.0
+    loss: str = "step"
+    rate_reg: float = 0.0
+    target_rate: float = 10.0
+    grad_clip: float = 1.0
+    target_acc: float = 0.99
+    eval_every: int = 20
+    n_val: int = 128
+    n_test: int = 512
+    save_every: int = 25
+    seed: int = 0
+
+    @property
+    def rule(self) -> LearningRule:
+        """The registered learning rule `method`."""
+        return RULES[self.method]
+
+    def net_config(self, n_in: int = 100, n_out: int = 2) -> NetConfig:
+        """The network's hyper-parameters."""
+        return NetConfig(n_in=n_in, n_out=n_out, **{k: getattr(self, k) for k in NET_FIELDS})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with `changes`."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
+        """The config from a dict holding (at least) its fields, e.g. a saved config.json."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def validate(self) -> None:
+        """Range checks; UserError names the flag."""
+        for name, known in (("method", RULES), ("task", TASKS), ("conn_method", CONN_METHODS),
+                            ("opt", OPTIMIZERS), ("loss", LOSSES)):
+            if getattr(self, name) not in known:
+                raise UserError(f"--{name} must be one of {tuple(known)}, "
+                                f"got {getattr(self, name)!r}")
+        if self.n_rec < 5:
+            raise UserError(f"--n_rec must be >= 5 (need E and I neurons), got {self.n_rec}")
+        if not 0.0 < self.etrace_decay < 1.0:
+            raise UserError(f"--etrace_decay must be in (0, 1), got {self.etrace_decay}")
+        if self.conn_prob > 1.0:
+            raise UserError(f"--conn_prob must be in (0, 1], got {self.conn_prob}")
+        if self.dt * 40.0 > 1e3 or self.dt > 150.0 / 2:
+            raise UserError(f"--dt {self.dt} ms is too large for the task (max 25 ms)")
+        if self.dt > min(self.tau_neu, self.tau_syn, self.tau_out):
+            raise UserError(f"--dt {self.dt} ms is larger than a time constant")
+        if self.rate_reg > 0 and self.rule.online:
+            raise UserError("--rate_reg needs the whole trial's rates: use it with a rule "
+                            "that sees the whole trial (--method bptt)")
+        if self.loss == "mean" and self.rule.online:
+            raise UserError("--loss mean needs the whole recall period: use it with a rule "
+                            "that sees the whole trial (--method bptt)")
+        if self.target_acc > 1.0:
+            raise UserError(f"--target_acc must be <= 1, got {self.target_acc}")
+
+
+# ----------------------------------------------------------------------------- parts
+def build_network(config: TrainConfig, n_in: int, structure: Optional[Dict[str, Any]] = None,
+                  surrogate_width: Optional[float] = None) -> EINet:
+    """The network for `config`, its states batched to config.batch_size; the rule chooses the
+    sparse layout and (unless `surrogate_width` is given) the surrogate width."""
+    rule = config.rule
+    layout, event_driven = ("dense", False) if config.conn_method == "dense" else \
+        rule.sparse_layout
+    width = rule.surrogate_width if surrogate_width is None else surrogate_width
+    with brainstate.environ.context(dt=config.dt):
+        net = EINet(config.net_config(n_in), seed=config.seed, layout=layout,
+                    event_driven=event_driven, structure=structure, surrogate_width=width)
+        brainstate.nn.init_all_states(net, config.batch_size)
+    return net
+
+
+def build_optimizer(config: TrainConfig) -> Any:
+    """optax: optional global-norm clipping, then adam or sgd."""
+    chain = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip > 0 else []
+    return optax.chain(*chain, OPTIMIZERS[config.opt](config.lr))
+
+
+def weight_penalty(params: Dict[str, Any], l1: float, l2: float) -> Any:
+    """L1/L2 penalty on the effective (absolute) input and recurrent weights."""
+    total = 0.0
+    for name in ("w_in", "w_e", "w_i"):
+        w = jnp.abs(params[name]["weight"])
+        if l1:
+            total = total + l1 * w.sum()
+        if l2:
+            total = total + l2 * (w ** 2).sum()
+    return total
+
+
+def _forward(net: EINet) -> Callable:
+    def fwd(xs):
+        brainstate.nn.reset_all_states(net)
+        return brainstate.transform.for_loop(net, xs)
+
+    return brainstate.transform.jit(fwd)
+
+
+def _simulate(net: EINet) -> Callable:
+    def sim(xs):
+        brainstate.nn.reset_all_states(net)
+
+        def step(x):
+            out = net(x)
+            return out, net.V.value, net.get_spike()
+
+        return brainstate.transform.for_loop(step, xs)
+
+    return brainstate.transform.jit(sim)
+
+
+def _chunks(data: TaskData, size: int) -> Iterator[Tuple[int, TaskData]]:
+    """(real trials, chunk padded to `size` by repeating its first trial)."""
+    n = len(data)
+    for start in range(0, n, size):
+        idx = np.arange(start, min(start + size, n))
+        pad = np.concatenate([idx, np.full(size - idx.size, idx[0], dtype=int)])
+        yield idx.size, data.take(pad)
+
+
+def _arrays(data: TaskData) -> Tuple[Any, Any, Any]:
+    return jnp.asarray(data.X, dtype=bool), jnp.asarray(data.y), jnp.asarray(data.recall)
+
+
+# ----------------------------------------------------------------------------- trainer
+class Trainer:
+    """A network, its optimizer and the jitted steps of `config.rule` (built at first use)."""
+
+    def __init__(self, config: TrainConfig, net: EINet, tx: Any):
+        self.config, self.rule, self.net, self.tx = config, config.rule, net, tx
+        self.dt = config.dt
+        self.weights = net.weight_states()
+        self.opt_state = tx.init(self.params())
+        self.online_algorithm = None  # set by an online rule, shared by step and gradients
+        self._compiled: Dict[str, Callable] = {}
+
+    # ------------------------------------------------------------ parameters
+    def params(self) -> Dict[str, Any]:
+        """Current weights as a plain pytree {name: {'weight': array}}."""
+        return {k: v.value for k, v in self.weights.items()}
+
+    def set_params(self, params: Dict[str, Any]) -> None:
+        """Write weights (e.g. from a checkpoint) into the network."""
+        for k, st in self.weights.items():
+            st.value = {"weight": jnp.asarray(params[k]["weight"], dtype=jnp.float32)}
+
+    def apply_gradients(self, grads: Dict[str, Any], opt_state: Any) -> Any:
+        """Add the weight penalty, take an optimizer step, keep Dale's law; new opt_state."""
+        params = self.params()
+        l1, l2 = self.config.weight_L1, self.config.weight_L2
+        if l1 or l2:
+            pen = jax.grad(weight_penalty)(params, l1, l2)
+            grads = jax.tree.map(lambda a, b: a + b, grads, pen)
+        updates, opt_state = self.tx.update(grads, opt_state, params)
+        self.set_params(optax.apply_updates(params, updates))
+        self.net.project_weights()
+        return opt_state
+
+    def _get(self, name: str, build: Callable[[], Callable]) -> Callable:
+        if name not in self._compiled:
+            self._compiled[name] = build()
+        return self._compiled[name]
+
+    # ------------------------------------------------------------ learning
+    def train_step(self, data: TaskData) -> Tuple[float, float]:
+        """One optimizer step on a batch; returns (loss, accuracy)."""
+        xs, ys, rc = _arrays(data)
+        with brainstate.environ.context(dt=self.dt):
+            step = self._get("step", lambda: self.rule.build_step(self, xs[0]))
+            loss, summed, self.opt_state = step(xs, ys, rc, self.opt_state)
+        acc = float(np.mean(np.argmax(np.asarray(summed), -1) == data.y))
+        return float(loss), acc
+
+    @property
+    def compiled_step(self) -> Optional[Callable]:
+        """The jitted training step once built (for memory analysis), else None."""
+        return self._compiled.get("step")
+
+    def gradients(self, data: TaskData) -> Dict[str, np.ndarray]:
+        """Whole-trial gradient of the recall loss w.r.t. each weight, by this trainer's rule.
+
+        Does not change the weights (used to compare rules). Compiled once per trainer.
+        """
+        xs, ys, rc = _arrays(data)
+        with brainstate.environ.context(dt=self.dt):
+            fn = self._get("gradients", lambda: self.rule.build_gradients(self, xs[0]))
+            grads = fn(xs, ys, rc)
+        return {k: np.asarray(v["weight"]) for k, v in grads.items()}
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, data: TaskData) -> Tuple[float, float]:
+        """(loss, accuracy) of the current weights on `data`, in chunks of batch_size."""
+        fwd = self._get("forward", lambda: _forward(self.net))
+        correct, losses = [], []
+        with brainstate.environ.context(dt=self.dt):
+            for n_real, chunk in _chunks(data, self.config.batch_size):
+                outs = np.asarray(fwd(jnp.asarray(chunk.X, dtype=bool)))[:, :n_real]
+                y = chunk.y[:n_real]
+                correct.append(recall_correct(outs, y, chunk.recall))
+                losses.append(float(recall_loss(jnp.asarray(outs), jnp.asarray(y),
+                                                jnp.asarray(chunk.recall),
+                                                self.config.loss)) * n_real)
+        return float(np.sum(losses) / len(data)), float(np.concatenate(correct).mean())
+
+    def simulate(self, data: TaskData) -> Dict[str, np.ndarray]:
+        """Readout (T, n, 2), membrane potentials and spikes (T, n, n_rec) for `data`."""
+        sim = self._get("simulate", lambda: _simulate(self.net))
+        outs, vs, spikes = [], [], []
+        with brainstate.environ.context(dt=self.dt):
+            for n_real, chunk in _chunks(data, self.config.batch_size):
+                o, v, s = sim(jnp.asarray(chunk.X, dtype=bool))
+                outs.append(np.asarray(o)[:, :n_real])
+                vs.append(np.asarray(v)[:, :n_real])
+                spikes.append(np.asarray(s)[:, :n_real])
+        return {"readout": np.concatenate(outs, 1), "V": np.concatenate(vs, 1),
+                "spikes": np.concatenate(spikes, 1)}
+
+    def synapse_weights(self) -> Dict[str, np.ndarray]:
+        """Effective weights of existing synapses per projection."""
+        net = self.net
+        return {"w_in": net.w_in.synapse_values(), "w_e": net.w_e.synapse_values(),
+                "w_i": net.w_i.synapse_values()}
+
+
+def make_trainer(config: TrainConfig, task: Any, structure: Optional[Dict[str, Any]] = None,
+                 surrogate_width: Optional[float] = None) -> Trainer:
+    """A Trainer for `config` on `task` (network drawn from config.seed unless `structure`,
+    the fixed random structure of a checkpoint, is given; `surrogate_width` None keeps the
+    rule's). Raises ValueError for an unknown rule, task or connectivity."""
+    if config.method not in RULES:
+        raise ValueError(f"unknown learning rule {config.method!r}; expected one of "
+                         f"{tuple(RULES)}")
+    net = build_network(config, task.num_inputs, structure, surrogate_width)
+    return Trainer(config, net, build_optimizer(config))
