@@ -1,18 +1,13 @@
-"""Helpers shared by the network tests."""
+"""Fixtures shared by the tests (helpers live in tests/training_helpers.py)."""
 from __future__ import annotations
 
+import pytest
 
-def train_briefly(args, n_batches: int = 12) -> tuple:
-    """Build the trainer for `args`, train `n_batches` batches of 16 and return
-    (trainer, validation loss before, validation loss after)."""
-    import task_training
-    from utils.training import get_task, sample_trials, trial_seed
+from utils.training.task import make_task
 
-    task = get_task(args.dt, args.t_delay, args.num_cue)
-    trainer = task_training.make_trainer(args)
-    val = sample_trials(task, 32, trial_seed(0, 1, 0))
-    loss0, _ = trainer.evaluate(val)
-    for ep in range(n_batches):
-        trainer.train_step(sample_trials(task, 16, trial_seed(0, 0, ep)))
-    loss1, _ = trainer.evaluate(val)
-    return trainer, loss0, loss1
+
+@pytest.fixture(scope="session")
+def tiny_task():
+    """The short evidence-accumulation task (dt 1 ms, 50 ms delay, 1 cue), one instance for
+    the whole session."""
+    return make_task("evidence_accumulation", 1.0, 50.0, 1)

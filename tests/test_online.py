@@ -1,4 +1,4 @@
-"""Online learning (brainscale D-RTRL / ES-D-RTRL): shim, gradient agreement with BPTT, training."""
+"""Online learning (braintrace D-RTRL / ES-D-RTRL): gradient agreement with BPTT, training."""
 import json
 
 import jax
@@ -6,30 +6,21 @@ import numpy as np
 import pytest
 
 import task_training
-from conftest import train_briefly
-from utils.online import brainscale_needs_shim, ensure_brainscale_compat, make_online_algorithm
+from benchmarks import online_vs_bptt as bench
+from tests.training_helpers import train_briefly
 from utils.run import cli
-from utils.training import get_task, sample_trials, trial_seed
+from utils.training.rules import RULES, online_rules
+from utils.training.task import trial_seed
+from utils.training.trainer import TrainConfig, make_trainer
 
 TINY = ["--n_rec", "40", "--t_delay", "50", "--num_cue", "1", "--batch_size", "8",
         "--conn_prob", "0.3", "--conn_sigma", "5"]
+TINY_CONFIG = TrainConfig(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8, conn_prob=0.3,
+                          conn_sigma=5.0)
 
 
-def test_brainscale_shim_still_needed_and_working():
-    """Fails when jax has `jax.core.get_aval` again (drop the shim) or the alias breaks."""
-    assert brainscale_needs_shim(), "jax has jax.core.get_aval again: remove the shim in utils/online.py"
-    ensure_brainscale_compat()
-    aval = jax.core.get_aval(np.zeros((2, 3), np.float32))
-    assert aval.shape == (2, 3)
-    assert hasattr(aval, "at_least_vspace") or hasattr(aval, "to_tangent_aval")
-
-
-def _args(conn_method, method, seed=0, **over):
-    args = task_training.build_parser().parse_args(
-        TINY + ["--conn_method", conn_method, "--method", method, "--seed", str(seed)])
-    for k, v in over.items():
-        setattr(args, k, v)
-    return args
+def _config(conn_method, method, **over):
+    return TINY_CONFIG.replace(conn_method=conn_method, method=method, **over)
 
 
 def _synapse_grads(trainer, grads):
@@ -43,7 +34,7 @@ def _cos(a, b):
 
 
 @pytest.mark.parametrize("conn_method", ["dense", "rand", "gaussian"])
-def test_online_gradients_point_like_bptt(conn_method):
+def test_online_gradients_point_like_bptt(conn_method, tiny_task):
     """Whole-trial online gradients vs BPTT's, per weight group, same weights and trials.
 
     Bound: the diagonal approximations drop the cross-neuron terms of the recurrent Jacobian,
@@ -52,12 +43,11 @@ def test_online_gradients_point_like_bptt(conn_method):
     these >= 320-dimensional groups have |cos| < 0.2 with probability > 0.999, so we require
     > 0.4 (recurrent, input) and > 0.9 (readout) at this fixed seed.
     """
-    task = get_task(1.0, 50.0, 1)
-    data = sample_trials(task, 8, trial_seed(0, 0, 0))
-    bptt = task_training.make_trainer(_args(conn_method, "bptt"))
+    data = tiny_task.sample(8, trial_seed(0, 0, 0))
+    bptt = make_trainer(_config(conn_method, "bptt"), tiny_task)
     g_bptt = _synapse_grads(bptt, bptt.gradients(data))
-    for method in ("diag", "expsm_diag"):
-        tr = task_training.make_trainer(_args(conn_method, method))
+    for method in online_rules():
+        tr = make_trainer(_config(conn_method, method), tiny_task)
         g = _synapse_grads(tr, tr.gradients(data))
         for k in ("w_in", "w_e", "w_i"):
             assert g[k].shape == g_bptt[k].shape
@@ -67,33 +57,38 @@ def test_online_gradients_point_like_bptt(conn_method):
         assert _cos(g["w_e"], g_bptt["w_e"]) < 0.999
 
 
-_SPARSE_ONLINE = pytest.mark.xfail(
-    reason="open problem: on this 40-neuron sparse net (p 0.3 / sigma 5) the online methods "
-           "do not lower the validation loss within 12 batches (BPTT does; the online "
-           "gradients' cosine with BPTT is 0.6-0.8, see test above)", strict=False)
+# ES-D-RTRL on the sparse 40-neuron nets (p 0.3 / sigma 5): the validation loss rises over
+# 12 batches (measured with braintrace 0.2.6: 0.690 -> 0.700 rand, 0.701 -> 0.715 gaussian),
+# the documented limitation that its cue-input credit points against BPTT's
+# (tests/test_online_credit.py, README "Online learning"). Strict: fails once it learns here.
+_ESDRTRL_SPARSE = pytest.mark.xfail(
+    reason="expsm_diag's cue-input credit has the wrong sign (see test_online_credit.py)",
+    strict=True)
 
 
-@pytest.mark.parametrize("method", ["diag", "expsm_diag"])
-@pytest.mark.parametrize("conn_method", [
-    "dense", pytest.param("rand", marks=[pytest.mark.slow, _SPARSE_ONLINE]),
-    pytest.param("gaussian", marks=[pytest.mark.slow, _SPARSE_ONLINE])])
-def test_online_loss_falls(method, conn_method):
-    args = _args(conn_method, method, lr=0.01, batch_size=16)
-    trainer, loss0, loss1 = train_briefly(args)
+@pytest.mark.parametrize("conn_method, method", [
+    ("dense", "diag"), ("dense", "expsm_diag"),
+    pytest.param("rand", "diag", marks=pytest.mark.slow),
+    pytest.param("gaussian", "diag", marks=pytest.mark.slow),
+    pytest.param("rand", "expsm_diag", marks=[pytest.mark.slow, _ESDRTRL_SPARSE]),
+    pytest.param("gaussian", "expsm_diag", marks=[pytest.mark.slow, _ESDRTRL_SPARSE])])
+def test_online_loss_falls(method, conn_method, tiny_task):
+    config = _config(conn_method, method, lr=0.01, batch_size=16)
+    trainer, loss0, loss1 = train_briefly(config, tiny_task)
     assert loss1 < loss0 - 0.01, (loss0, loss1)
     signed = trainer.net.recurrent_matrix()
     assert (signed[:trainer.net.n_exc] >= 0).all() and (signed[trainer.net.n_exc:] <= 0).all()
 
 
-def test_update_every_step_changes_weights_within_a_trial():
-    args = _args("dense", "expsm_diag", update_every_step=True, lr=0.01)
-    task = get_task(args.dt, args.t_delay, args.num_cue)
-    tr = task_training.make_trainer(args)
+def test_update_every_step_changes_weights_within_a_trial(tiny_task):
+    config = _config("dense", "expsm_diag", update_every_step=True, lr=0.01)
+    tr = make_trainer(config, tiny_task)
     w0 = np.asarray(tr.params()["w_out"]["weight"]).copy()
     opt0 = int(jax.tree.leaves(tr.opt_state)[0])  # adam step count
-    tr.train_step(sample_trials(task, 8, 1))
+    data = tiny_task.sample(8, 1)
+    tr.train_step(data)
     count = [int(x) for x in jax.tree.leaves(tr.opt_state) if np.ndim(x) == 0][0]
-    assert count - opt0 == len(task.sample_a_trial(0)[0])  # one update per time step
+    assert count - opt0 == data.X.shape[0]  # one update per time step
     assert not np.array_equal(w0, np.asarray(tr.params()["w_out"]["weight"]))
 
 
@@ -115,24 +110,15 @@ def test_bad_etrace_decay_refused(value, capsys, tmp_path):
     assert "--etrace_decay" in capsys.readouterr().err
 
 
-def test_make_online_algorithm_rejects_bad_input():
-    args = _args("dense", "bptt")
-    tr = task_training.make_trainer(args)
-    x0 = np.zeros((8, 100), np.float32)
-    with pytest.raises(ValueError):
-        make_online_algorithm(tr.net, "expsm_diag", 1.0, x0)
-    with pytest.raises(ValueError):
-        make_online_algorithm(tr.net, "rtrl", 0.5, x0)
+def test_rules_and_make_trainer_reject_bad_input(tiny_task):
+    tr = make_trainer(_config("dense", "bptt"), tiny_task)
+    with pytest.raises(ValueError, match="etrace_decay"):
+        RULES["expsm_diag"].make_algorithm(tr.net, TINY_CONFIG.replace(etrace_decay=1.0))
+    with pytest.raises(ValueError, match="unknown learning rule"):
+        make_trainer(_config("dense", "rtrl"), tiny_task)
 
 
 def test_benchmark_bar_checks_and_sequence_lengths():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "online_vs_bptt.py"
-    spec = importlib.util.spec_from_file_location("online_vs_bptt", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     # 2 cues: 2 x (50 + 100) ms + delay + 150 ms recall
     assert bench.delay_for(500, 2) == 50 and bench.delay_for(5000, 2) == 4550
     rows = [{"n_rec": 8, "method": "expsm_diag", "T": 500, "xla_step_mb": 10.0},

@@ -30,7 +30,7 @@ def test_expsm_diag_cue_credit_points_against_bptt(tmp_path):
     """The documented limitation (README, "Online learning"): ES-D-RTRL's gradient for the
     cue-input weights points against BPTT's (measured -0.3 to -0.8 on this tiny task for
     seeds 0-2; -0.65 on the 40-neuron, 3-cue task) while every other group agrees. Fails
-    when a brainscale or model change fixes (or moves) this: re-measure and update the README."""
+    when a braintrace or model change fixes (or moves) this: re-measure and update the README."""
     res = online_credit.main(TINY + ["--batches", "1", "--every", "1", "--seed", "0",
                                      "--out_dir", str(tmp_path)])
     cos = res["rows"][0]["cos"]

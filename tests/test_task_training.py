@@ -1,17 +1,24 @@
-"""task_training.py end to end on a tiny network and a short task."""
+"""task_training.py end to end on a tiny network and a short task, and utils/training."""
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import task_training
-from conftest import train_briefly
+from models.network import BPTT_SURROGATE_WIDTH
+from tests.training_helpers import train_briefly
 from utils.run import cli
-from utils.training import (Trainer, get_task, load_checkpoint, net_config_from_args,
-                            sample_trials, trial_seed)
+from utils.training.checkpoint import load_checkpoint
+from utils.training.rules import BPTT, RULES
+from utils.training.task import TASKS, make_task, trial_seed
+from utils.training.trainer import TrainConfig, Trainer, make_trainer
 
 TINY = ["--n_rec", "40", "--t_delay", "50", "--num_cue", "1", "--batch_size", "8",
         "--n_val", "16", "--n_test", "16", "--n_sim", "4", "--eval_every", "2"]
+TINY_CONFIG = TrainConfig(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8, n_val=16,
+                          n_test=16, eval_every=2)
 
 
 def run(tmp_path, name, *extra):
@@ -20,22 +27,14 @@ def run(tmp_path, name, *extra):
     return out, metrics
 
 
-def tiny_args(**over):
-    args = task_training.build_parser().parse_args(TINY)
-    for k, v in over.items():
-        setattr(args, k, v)
-    return args
-
-
 # ----------------------------------------------------------------------------- task data
 def test_task_channels_survive_a_second_instance():
     """ECOSYSTEM.md item 11: a second EvidenceAccumulation must not shift the channels."""
-    task = get_task(1.0, 50.0, 3)
-    get_task(1.0, 80.0, 2)  # a second, different instance in the same process
-    assert get_task(1.0, 50.0, 3) is task
-    d = sample_trials(task, 16, 123)
+    task = make_task("evidence_accumulation", 1.0, 50.0, 3)
+    make_task("evidence_accumulation", 1.0, 80.0, 2)  # a second instance in the same process
+    d = task.sample(16, 123)
     X = d.X  # (T, n, 100)
-    assert X.shape[2] == 100
+    assert X.shape[2] == 100 == task.num_inputs
     recall = d.recall
     # recall channels 50-74 fire only in the recall period, and do fire there
     assert X[~recall][:, :, 50:75].sum() == 0 and X[recall][:, :, 50:75].mean() > 0.01
@@ -52,23 +51,30 @@ def test_task_channels_survive_a_second_instance():
         assert np.all((left == 0) != (right == 0))  # exactly one side per cue
         n_left += left > 0
     assert np.array_equal(d.y == 1, n_left >= 2)
+    groups = task.input_groups()
+    assert [(s.start, s.stop) for s in groups.values()] == [(0, 25), (25, 50), (50, 75),
+                                                            (75, 100)]
 
 
-def test_trials_are_reproducible_and_streams_differ():
-    task = get_task(1.0, 50.0, 1)
-    a = sample_trials(task, 4, trial_seed(0, 0, 5))
-    b = sample_trials(task, 4, trial_seed(0, 0, 5))
-    c = sample_trials(task, 4, trial_seed(0, 2, 5))
+def test_trials_are_reproducible_and_streams_differ(tiny_task):
+    a = tiny_task.sample(4, trial_seed(0, 0, 5))
+    b = tiny_task.sample(4, trial_seed(0, 0, 5))
+    c = tiny_task.sample(4, trial_seed(0, 2, 5))
     np.testing.assert_array_equal(a.X, b.X)
     assert not np.array_equal(a.X, c.X)
 
 
+def test_unknown_task_refused():
+    with pytest.raises(ValueError, match="unknown task"):
+        make_task("ring", 1.0, 50.0, 1)
+
+
 # ----------------------------------------------------------------------------- training
 @pytest.mark.parametrize("conn_method", ["dense", "rand", "gaussian"])
-def test_loss_falls_for_each_conn_method(conn_method):
-    args = tiny_args(conn_method=conn_method, conn_prob=0.3, conn_sigma=5.0, lr=0.01,
-                     batch_size=16)
-    trainer, loss0, loss1 = train_briefly(args)
+def test_loss_falls_for_each_conn_method(conn_method, tiny_task):
+    config = TINY_CONFIG.replace(conn_method=conn_method, conn_prob=0.3, conn_sigma=5.0,
+                                 lr=0.01, batch_size=16)
+    trainer, loss0, loss1 = train_briefly(config, tiny_task)
     assert loss1 < loss0 - 0.01, (loss0, loss1)
     # Dale's law after training: stored and effective weights non-negative
     for proj in (trainer.net.w_in, trainer.net.w_e, trainer.net.w_i):
@@ -77,14 +83,54 @@ def test_loss_falls_for_each_conn_method(conn_method):
     assert (signed[:trainer.net.n_exc] >= 0).all() and (signed[trainer.net.n_exc:] <= 0).all()
 
 
+class ReadoutOnly(BPTT):
+    """A toy rule: BPTT's gradient for the readout, nothing for the other weights."""
+
+    def transform_gradients(self, grads):
+        return {k: g if k == "w_out" else jax.tree.map(jnp.zeros_like, g)
+                for k, g in grads.items()}
+
+
+def test_a_new_learning_rule_is_one_class_and_one_entry(monkeypatch, tiny_task):
+    monkeypatch.setitem(RULES, "readout_only", ReadoutOnly())
+    config = TINY_CONFIG.replace(method="readout_only", lr=0.01)
+    config.validate()
+    trainer = make_trainer(config, tiny_task)
+    before = {k: np.asarray(v["weight"]).copy() for k, v in trainer.params().items()}
+    val = tiny_task.sample(16, trial_seed(0, 1, 0))
+    loss0, _ = trainer.evaluate(val)
+    for ep in range(2):
+        trainer.train_step(tiny_task.sample(8, trial_seed(0, 0, ep)))
+    loss1, _ = trainer.evaluate(val)
+    after = trainer.params()
+    assert loss1 != loss0
+    assert not np.array_equal(before["w_out"], np.asarray(after["w_out"]["weight"]))
+    for k in ("w_in", "w_e", "w_i"):
+        np.testing.assert_array_equal(before[k], np.asarray(after[k]["weight"]))
+    # the command line offers it too (choices come from the registry)
+    assert "readout_only" in task_training.build_parser().format_help()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One tiny training run shared by the tests that only read its outputs."""
-    return run(tmp_path_factory.mktemp("trained"), "run", "--epochs", "4")
+    """One tiny training run (4 batches, last.npz after every batch) shared by the tests that
+    read its outputs; counts the task instances the run creates."""
+    created = []
+    real = TASKS["evidence_accumulation"]
+
+    def counting(**kw):
+        created.append(kw)
+        return real(**kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(TASKS, "evidence_accumulation", counting)
+        out, metrics = run(tmp_path_factory.mktemp("trained"), "run", "--epochs", "4",
+                           "--save_every", "1")
+    return out, metrics, created
 
 
 def test_main_writes_config_metrics_checkpoint_and_figures(trained):
-    out, m = trained
+    out, m, _ = trained
     for f in ("config.json", "metrics.json", "checkpoint.npz", "last.npz", "training_curve.png",
               "activity.png", "weights.png", "connectivity.png"):
         assert (out / f).is_file(), f
@@ -99,24 +145,30 @@ def test_main_writes_config_metrics_checkpoint_and_figures(trained):
     assert saved["checkpoint"] == str(out / "checkpoint.npz")
     config = json.loads((out / "config.json").read_text())
     assert config["n_rec"] == 40 and config["seed"] == 0
+    assert TrainConfig.from_dict(config) == TINY_CONFIG.replace(epochs=4, save_every=1)
     ck = load_checkpoint(out / "checkpoint.npz")
     assert ck["config"]["n_rec"] == 40
 
 
-def test_rate_regulariser_pulls_rates_towards_target():
-    args = tiny_args(rate_reg=5.0, target_rate=40.0, lr=0.02)
-    task = get_task(args.dt, args.t_delay, args.num_cue)
-    trainer = task_training.make_trainer(args)
-    data = sample_trials(task, 8, 5)
+def test_a_run_creates_one_task(trained):
+    """brainpy-datasets tasks share state between instances: a run makes exactly one."""
+    _, _, created = trained
+    assert created == [{"dt": 1.0, "t_delay": 50.0, "num_cue": 1}]
+
+
+def test_rate_regulariser_pulls_rates_towards_target(tiny_task):
+    config = TINY_CONFIG.replace(rate_reg=5.0, target_rate=40.0, lr=0.02)
+    trainer = make_trainer(config, tiny_task)
+    data = tiny_task.sample(8, 5)
     rate0 = trainer.simulate(data)["spikes"].mean()
     for ep in range(6):
-        trainer.train_step(sample_trials(task, 8, trial_seed(0, 0, ep)))
+        trainer.train_step(tiny_task.sample(8, trial_seed(0, 0, ep)))
     assert trainer.simulate(data)["spikes"].mean() > rate0 * 1.2
 
 
-def test_same_seed_same_history_other_seed_differs(tmp_path):
-    _, a = run(tmp_path, "a", "--epochs", "3", "--seed", "7")
-    _, b = run(tmp_path, "b", "--epochs", "3", "--seed", "7")
+def test_same_seed_same_history_other_seed_differs(trained, tmp_path):
+    _, a, _ = trained
+    _, b = run(tmp_path, "b", "--epochs", "4")
     _, c = run(tmp_path, "c", "--epochs", "2", "--seed", "8")
     la = [h["loss"] for h in a["history"]]
     assert la == [h["loss"] for h in b["history"]]
@@ -124,8 +176,8 @@ def test_same_seed_same_history_other_seed_differs(tmp_path):
     assert a["test_acc"] == b["test_acc"]
 
 
-def test_resume_continues_where_it_stopped(tmp_path):
-    _, full = run(tmp_path, "full", "--epochs", "4", "--save_every", "1")
+def test_resume_continues_where_it_stopped(trained, tmp_path):
+    _, full, _ = trained
     out, _ = run(tmp_path, "part", "--epochs", "2", "--save_every", "1")
     resumed = task_training.main(["--resume", str(out), "--epochs", "4"])
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
@@ -134,30 +186,31 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert resumed["test_acc"] == full["test_acc"]
 
 
-def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_task):
     out, _ = run(tmp_path, "rt", "--epochs", "2", "--conn_method", "rand", "--conn_prob", "0.3")
     ck = load_checkpoint(out / "checkpoint.npz")
-    args = tiny_args(**{k: ck["config"][k] for k in ("conn_method", "conn_prob")})
-    task = get_task(args.dt, args.t_delay, args.num_cue)
-    data = sample_trials(task, 8, 99)
-    a = task_training.make_trainer(args, structure=ck["structure"])
+    config = TINY_CONFIG.replace(**{k: ck["config"][k] for k in ("conn_method", "conn_prob")})
+    data = tiny_task.sample(8, 99)
+    a = make_trainer(config, tiny_task, structure=ck["structure"])
     a.set_params(ck["params"])
-    b = task_training.make_trainer(args, structure=ck["structure"])
+    b = make_trainer(config, tiny_task, structure=ck["structure"])
     b.set_params(load_checkpoint(out)["params"])
     ra, rb = a.simulate(data)["readout"], b.simulate(data)["readout"]
     np.testing.assert_array_equal(ra, rb)
-    fresh = task_training.make_trainer(args).simulate(data)["readout"]
+    fresh = make_trainer(config, tiny_task).simulate(data)["readout"]
     assert not np.array_equal(ra, fresh)  # the checkpoint really holds trained weights
 
 
 def test_sim_mode_from_checkpoint_and_fresh(trained, tmp_path, capsys):
-    out, _ = trained
+    out, _, _ = trained
     sim_out = tmp_path / "sim"
     m = task_training.main(["--mode", "sim", "--checkpoint", str(out / "checkpoint.npz"),
                             "--out_dir", str(sim_out), "--n_sim", "4"])
     for f in ("activity.png", "weights.png", "connectivity.png", "metrics.json", "config.json"):
         assert (sim_out / f).is_file(), f
     assert m["n_rec"] == 40 and m["checkpoint"].endswith("checkpoint.npz")
+    # the simulated network is the checkpoint's (its n_rec, t_delay), recorded as such
+    assert json.loads((sim_out / "config.json").read_text())["t_delay"] == 50.0
     fresh = task_training.main(TINY + ["--mode", "sim", "--out_dir", str(tmp_path / "fresh")])
     assert fresh["checkpoint"] is None
     assert "freshly initialised" in capsys.readouterr().err
@@ -167,6 +220,7 @@ def test_sim_mode_from_checkpoint_and_fresh(trained, tmp_path, capsys):
 @pytest.mark.parametrize("argv", [
     ["--conn_method", "ring"], ["--method", "sgd"], ["--lr", "-1"], ["--dt", "0"],
     ["--epochs", "0"], ["--batch_size", "-2"], ["--opt", "rmsprop"], ["--n_rec", "abc"],
+    ["--task", "ring"],
 ])
 def test_bad_arguments_exit_2(argv):
     with pytest.raises(SystemExit) as e:
@@ -188,8 +242,15 @@ def test_bad_values_one_line_error(argv, words, capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith("error:") and words in err[0]
 
 
+def test_config_validation_names_unknown_registry_entries():
+    with pytest.raises(Exception, match="--method"):
+        TINY_CONFIG.replace(method="rtrl").validate()
+    with pytest.raises(Exception, match="--conn_method"):
+        TINY_CONFIG.replace(conn_method="ring").validate()
+
+
 def test_mismatched_checkpoint_is_refused(trained, tmp_path, capsys):
-    out, _ = trained
+    out, _, _ = trained
     capsys.readouterr()
     argv = ["--mode", "sim", "--checkpoint", str(out), "--n_rec", "60",
             "--out_dir", str(tmp_path / "s")]
@@ -210,14 +271,20 @@ def test_help_lists_every_flag(capsys):
                  "--tau_neu", "--tau_syn", "--tau_a", "--tau_out", "--beta", "--ff_scale",
                  "--rec_scale", "--weight_L1", "--weight_L2", "--seed", "--out_dir",
                  "--checkpoint", "--resume", "--show", "--t_delay", "--num_cue", "--conn_prob",
-                 "--conn_sigma"):
+                 "--conn_sigma", "--task"):
         assert flag in text, flag
 
 
-def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
-    from utils import training
+def test_every_train_config_field_is_a_flag():
+    """TrainConfig and the command line cannot drift apart."""
+    values = vars(task_training.build_parser().parse_args([]))
+    assert TrainConfig.from_dict(values) == TrainConfig()
+    fields = set(TrainConfig.__dataclass_fields__)
+    assert fields | set(task_training.RUN_FLAGS) == set(values)
 
-    real = training.Trainer.train_step
+
+def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
+    real = Trainer.train_step
     calls = {"n": 0}
 
     def interrupt_at_third(self, data):
@@ -226,7 +293,7 @@ def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(self, data)
 
-    monkeypatch.setattr(training.Trainer, "train_step", interrupt_at_third)
+    monkeypatch.setattr(Trainer, "train_step", interrupt_at_third)
     out = tmp_path / "ctrlc"
     assert cli(task_training.main, TINY + ["--epochs", "10", "--out_dir", str(out)]) == 130
     m = json.loads((out / "metrics.json").read_text())
@@ -235,13 +302,13 @@ def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
     assert (out / "checkpoint.npz").is_file()
 
 
-def test_bptt_uses_the_narrow_surrogate():
-    """BPTT trains with BPTT_SURROGATE_WIDTH (0.5): with width 1 the recurrent gradients of
-    the default task explode during training (models/network.py); online methods keep 1."""
-    from models.network import BPTT_SURROGATE_WIDTH
-
-    assert BPTT_SURROGATE_WIDTH == 0.5
-    bptt = task_training.make_trainer(tiny_args(method="bptt"))
-    assert bptt.net.spk_fun.width == BPTT_SURROGATE_WIDTH
-    online = task_training.make_trainer(tiny_args(method="expsm_diag"))
+def test_each_rule_trains_with_its_surrogate(tiny_task):
+    """BPTT trains with the narrow BPTT_SURROGATE_WIDTH (with width 1 the recurrent gradients
+    of the default task explode, models/network.py); online rules keep 1; an explicit
+    surrogate_width overrides the rule's."""
+    bptt = make_trainer(TINY_CONFIG, tiny_task)
+    assert bptt.net.spk_fun.width == BPTT_SURROGATE_WIDTH < 1.0
+    online = make_trainer(TINY_CONFIG.replace(method="expsm_diag"), tiny_task)
     assert online.net.spk_fun.width == 1.0
+    assert make_trainer(TINY_CONFIG, tiny_task, surrogate_width=1.0).net.spk_fun.width == 1.0
+
