@@ -312,7 +312,7 @@ def nevergrad_minimize(name: str, loss: BatchLoss, dim: int, budget: int, popsiz
                        seed: int, progress: Progress | None = None) -> OptimResult:
     """Nevergrad optimizer `name` (its registry name) by ask/tell, `popsize` candidates per
     batched evaluation."""
-    import nevergrad as ng  # here, not at the top: importing it takes 2.5 s, --help 1.2 s
+    import nevergrad as ng  # here, not at the top: importing it takes 2.5 s, --help 1 s without it
 
     param = ng.p.Array(shape=(dim,), lower=0.0, upper=1.0)
     param.random_state = np.random.RandomState(seed)
@@ -332,7 +332,7 @@ def nevergrad_minimize(name: str, loss: BatchLoss, dim: int, budget: int, popsiz
 def bayesian_minimize(loss: BatchLoss, dim: int, budget: int, popsize: int, seed: int,
                       progress: Progress | None = None) -> OptimResult:
     """scikit-optimize Gaussian-process optimizer, `popsize` points asked per round."""
-    import skopt  # here, not at the top: importing it takes 2.2 s, --help 1.2 s
+    import skopt  # here, not at the top: importing it takes 2.2 s, --help 1 s without it
 
     opt = skopt.Optimizer([(0.0, 1.0)] * dim, base_estimator="GP", random_state=seed,
                           n_initial_points=min(popsize, budget))
@@ -393,7 +393,8 @@ class GradientFree:
 # The fitting methods by name, the one list of them: the scripts' --methods, metrics.json keys.
 OPTIMIZERS: dict[str, GradientBased | GradientFree] = {
     # "gradient" is L-BFGS-B only; the name is kept because metrics.json reports it
-    "gradient": GradientBased(lbfgsb_stage, "multi-start L-BFGS-B on JAX gradients"),
+    "gradient": GradientBased(lbfgsb_stage, "multi-start L-BFGS-B on JAX gradients (L-BFGS-B "
+                                            "only, not every gradient-based method)"),
     "lm": GradientBased(lm_stage, "multi-start Levenberg-Marquardt on JAX Jacobians",
                         default=False),  # the authors' comparison has no lm
     "DE": GradientFree(partial(nevergrad_minimize, "DE"), "nevergrad differential evolution"),

@@ -34,8 +34,7 @@ def parse_methods(text: str) -> list[str]:
 
 def _methods_help() -> str:
     described = "; ".join(f"{name}: {opt.help}" for name, opt in OPTIMIZERS.items())
-    return (f"comma list of methods among {','.join(method_names())} ({described}; "
-            "'gradient' is L-BFGS-B only) "
+    return (f"comma list of methods among {','.join(method_names())} ({described}) "
             f"(default: {','.join(default_methods())})")
 
 

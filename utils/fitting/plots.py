@@ -17,8 +17,8 @@ COLORS = {"gradient": "tab:red", "DE": "tab:blue", "PSO": "tab:green",
 
 
 def _pyplot():
-    # here, not at the top: importing pyplot takes 0.7 s, --help 1.2 s; it picks a headless
-    # backend by itself where no display exists
+    # here, not at the top: importing pyplot takes 0.7 s, --help 1 s without it; it picks a
+    # headless backend by itself where no display exists
     import matplotlib.pyplot as plt
 
     return plt
