@@ -14,19 +14,24 @@ copied into --figures (default figures/), and each command prints its table as M
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
+import neuron_fitting_of_gif_model
+import neuron_fitting_of_hh_model
+import task_training
+from benchmarks import online_credit, online_vs_bptt
+from utils.fitting import run_fitting
 from utils.run import atomic_write_bytes, cli, positive_int, save_figure
+from utils.training.figures import plot_learning_curves
+from utils.training.rules import RULES
 
-FIT_SCRIPTS = {"hh": "neuron_fitting_of_hh_model", "gif": "neuron_fitting_of_gif_model"}
+FIT_SCRIPTS = {"hh": neuron_fitting_of_hh_model, "gif": neuron_fitting_of_gif_model}
 AUTHORS_STARTS = {"hh": 20, "gif": 100}   # L-BFGS-B starts the authors used
 FIT_METHODS = "gradient,lm,DE,PSO,TwoPointsDE,bayesian"
 REPEATS = 10
-ONLINE_METHODS = ("bptt", "diag", "expsm_diag")
 # the three learning rules on one task that D-RTRL can finish on a CPU (see README)
 LEARNING_CURVE_TASK = ["--n_rec", "40", "--t_delay", "100", "--num_cue", "3", "--epochs", "150",
                        "--eval_every", "10", "--n_val", "128", "--n_test", "256"]
@@ -59,9 +64,7 @@ def repeats_table(metrics_by_target: dict) -> str:
 
 def fitting(model: str, out: Path, figures: Path, quick: bool, repeats: int = REPEATS) -> str:
     """Both targets with the authors' budgets, every method `repeats` times."""
-    from utils.fitting import run_fitting
-
-    defaults = importlib.import_module(FIT_SCRIPTS[model]).DEFAULTS
+    defaults = FIT_SCRIPTS[model].DEFAULTS
     budget = (["--n_starts", "2", "--maxiter", "3", "--n_refine", "1", "--budget", "6",
                "--popsize", "3"] if quick else
               ["--n_starts", str(AUTHORS_STARTS[model]), "--budget", "100", "--popsize", "20"])
@@ -76,28 +79,20 @@ def fitting(model: str, out: Path, figures: Path, quick: bool, repeats: int = RE
     return repeats_table(results)
 
 
-def _train(argv: list[str]) -> dict:
-    import task_training
-
-    return task_training.main(argv)
-
-
 def network(out: Path, figures: Path, quick: bool) -> str:
     """A dense network trained by BPTT on the default task (activity, weights, curve), then
-    bptt, diag and expsm_diag on one smaller task (learning curves)."""
-    from utils.training_figures import plot_learning_curves, use_agg
-
-    use_agg()
+    every learning rule on one smaller task (learning curves)."""
     main_run = out / "network_bptt"
-    m = _train(["--out_dir", str(main_run), "--seed", "0", *(QUICK_TASK if quick else [])])
+    m = task_training.main(["--out_dir", str(main_run), "--seed", "0",
+                            *(QUICK_TASK if quick else [])])
     for fig in ("activity", "weights", "training_curve"):
         _copy(main_run / f"{fig}.png", figures, f"network_{fig}.png")
     rows = [f"| bptt, dense, default task | {m['test_acc']:.3f} | {m['epochs_run']} | "
             f"{m['wall_s']:.0f} |"]
     task = QUICK_TASK if quick else LEARNING_CURVE_TASK
     histories = {}
-    for method in ONLINE_METHODS:
-        mm = _train(["--method", method, "--seed", "0", "--out_dir",
+    for method in RULES:
+        mm = task_training.main(["--method", method, "--seed", "0", "--out_dir",
                      str(out / f"curves_{method}"), *task])
         histories[method] = mm["history"]
         rows.append(f"| {method}, learning-curve task | {mm['test_acc']:.3f} | "
@@ -111,8 +106,6 @@ def network(out: Path, figures: Path, quick: bool) -> str:
 def online(out: Path, figures: Path, quick: bool) -> str:
     """benchmarks/online_vs_bptt.py at 200 neurons, 500 to 5000 steps, then
     benchmarks/online_credit.py (expsm_diag's gradient per weight group against BPTT's)."""
-    from benchmarks import online_credit, online_vs_bptt
-
     run_dir = out / "online"
     argv = (["--n_rec", "20", "--seq_lens", "310", "400", "--steps", "1", "--batch_size", "4",
              "--num_cue", "1"]

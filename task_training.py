@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from models.network import CONN_METHODS
+from models.network import CONNECTIVITIES
 from utils.run import (UserError, cli, make_out_dir, positive_float, positive_int,
                        write_config)
 from utils.training.checkpoint import load_checkpoint
@@ -53,7 +53,7 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     """The command-line interface; `suppress=True` omits defaults (to see what was given).
 
     Defaults are TrainConfig's; the choices of --task, --method and --conn_method are the
-    registries' names (TASKS, RULES, CONN_METHODS).
+    registries' names (TASKS, RULES, CONNECTIVITIES).
     """
     kw = {"argument_default": argparse.SUPPRESS} if suppress else {}
     p = argparse.ArgumentParser(
@@ -78,7 +78,7 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     add("--update_every_step", action="store_true", default=d.update_every_step,
         help="online methods: apply the weight update every time step instead of once per trial")
     # -- network
-    add("--conn_method", choices=CONN_METHODS, default=d.conn_method,
+    add("--conn_method", choices=CONNECTIVITIES, default=d.conn_method,
         help="recurrent connectivity: dense all-to-all, rand fixed probability, gaussian ring")
     add("--n_rec", type=int, default=d.n_rec,
         help="number of recurrent neurons (80%% E, 20%% I)")

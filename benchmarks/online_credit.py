@@ -25,8 +25,7 @@ from typing import Dict, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from utils.run import atomic_write_json, cli, make_out_dir, positive_int
-from utils.training.figures import save_png
+from utils.run import atomic_write_json, cli, make_out_dir, positive_int, save_figure
 from utils.training.rules import online_rules
 from utils.training.task import make_task, trial_seed
 from utils.training.trainer import TrainConfig, make_trainer
@@ -129,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     result = {"config": vars(args), "rows": rows, "wall_s": time.perf_counter() - t0}
     atomic_write_json(out / "online_credit.json", result)
     title = args.method + (f" (decay {args.etrace_decay})" if args.method == "expsm_diag" else "")
-    save_png(plot(rows, title), out / "online_credit.png")
+    save_figure(plot(rows, title), out / "online_credit.png")
     print(f"wrote {out}")
     return result
 

@@ -23,10 +23,10 @@ import argparse
 
 from matplotlib.figure import Figure
 
-from models.network import CONN_METHODS
-from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
+from models.network import CONNECTIVITIES
+from utils.run import (atomic_write_json, make_out_dir, positive_float, positive_int,
+                       save_figure)
 from utils.training.bench import run_isolated
-from utils.training.figures import save_png
 from utils.training.rules import RULES
 
 T_INTERVAL, T_CUE, T_RECALL = 50, 100, 150  # brainpy-datasets EvidenceAccumulation (dt 1 ms)
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trial lengths in steps (dt 1 ms), set via --t_delay")
     p.add_argument("--methods", nargs="+", default=list(RULES), choices=tuple(RULES),
                    help="learning rules to compare")
-    p.add_argument("--conn_method", default="dense", choices=CONN_METHODS,
+    p.add_argument("--conn_method", default="dense", choices=CONNECTIVITIES,
                    help="connectivity")
     p.add_argument("--batch_size", type=positive_int, default=32, help="trials per batch")
     p.add_argument("--num_cue", type=positive_int, default=2,
@@ -151,7 +151,7 @@ def main(argv=None) -> dict:
                                "sequence (primary); peak RSS of a fresh process minus RSS "
                                "before the first step"}
     atomic_write_json(out_dir / "online_vs_bptt.json", result)
-    save_png(plot(rows), out_dir / "online_vs_bptt.png")
+    save_figure(plot(rows), out_dir / "online_vs_bptt.png")
     print(f"wrote {out_dir}")
     return result
 

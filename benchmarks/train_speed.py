@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from models.network import CONN_METHODS
+from models.network import CONNECTIVITIES
 from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
 from utils.training.bench import run_isolated
 
@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[200, 1000, 4000],
                    help="n_rec values")
-    p.add_argument("--conn_methods", nargs="+", default=list(CONN_METHODS),
-                   choices=CONN_METHODS, help="connectivities to compare")
+    p.add_argument("--conn_methods", nargs="+", default=list(CONNECTIVITIES),
+                   choices=CONNECTIVITIES, help="connectivities to compare")
     p.add_argument("--backends", nargs="+", default=["default"],
                    choices=["default", "numba", "jax_raw"],
                    help="brainevent CPU backends for the sparse nets")

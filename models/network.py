@@ -17,12 +17,12 @@ Connectivity (`make_connectivity`) is drawn with NumPy from an explicit seed:
 ``dense`` (all-to-all), ``rand`` (fixed probability) and ``gaussian`` (distance-dependent on a
 ring). Sparse connectivity is held either as a `brainevent.CSR` matrix (event-driven product,
 trainable on its existing synapses) or as a dense matrix with a fixed 0/1 mask (the layout
-D-RTRL can trace, ECOSYSTEM.md items 4-5). `CONN_METHODS` is the one list of connectivities.
+D-RTRL can trace, docs/NOTES.md S4). `CONNECTIVITIES` is the one list of connectivities.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-    "E_EXC", "E_INH", "V_TH", "CONN_METHODS", "LAYOUTS", "Connectivity", "make_connectivity",
+    "E_EXC", "E_INH", "V_TH", "CONNECTIVITIES", "LAYOUTS", "Connectivity", "make_connectivity",
     "ring_positions", "Projection", "EINet", "NetConfig", "draw_tau_a", "init_weights",
     "BPTT_SURROGATE_WIDTH",
 ]
@@ -55,7 +55,6 @@ EXC_FRACTION = 0.8
 # norm ~0.01-0.1. (The online methods' diagonal traces do not propagate through the
 # recurrent loop, so they keep width 1.)
 BPTT_SURROGATE_WIDTH = 0.5
-CONN_METHODS = ("dense", "gaussian", "rand")
 LAYOUTS = ("dense", "masked", "csr")
 
 
@@ -95,32 +94,46 @@ def _ring_distance(pre: np.ndarray, post: np.ndarray, circumference: float) -> n
     return np.minimum(d, circumference - d)
 
 
+def _rand_probability(pre: str, n_exc: int, n_inh: int, prob: float, sigma: float) -> np.ndarray:
+    """rand: every synapse exists with probability `prob`."""
+    n_pre = n_exc if pre == "E" else n_inh
+    return np.full((n_pre, n_exc + n_inh), prob)
+
+
+def _gaussian_probability(pre: str, n_exc: int, n_inh: int, prob: float,
+                          sigma: float) -> np.ndarray:
+    """gaussian: p = exp(-d^2 / (2 sigma^2)) with d the ring distance in neuron spacings; the
+    expected in-degree is about sqrt(2 pi) sigma."""
+    pos_e, pos_i = ring_positions(n_exc, n_inh)
+    pos_pre = pos_e if pre == "E" else pos_i
+    return np.exp(-_ring_distance(pos_pre, np.concatenate([pos_e, pos_i]), n_exc + n_inh) ** 2
+                  / (2.0 * sigma ** 2))
+
+
+# The one list of connectivities: name -> connection probability (pre, n_exc, n_inh, prob,
+# sigma) -> [n_pre, n_exc + n_inh], or None for all-to-all. Adding one is one function + entry.
+CONNECTIVITIES: dict[str, Callable[..., np.ndarray] | None] = {
+    "dense": None, "gaussian": _gaussian_probability, "rand": _rand_probability}
+
+
 def make_connectivity(
     method: str, pre: str, n_exc: int, n_inh: int, rng: np.random.Generator,
     prob: float = 0.1, sigma: float = 20.0,
 ) -> Connectivity:
-    """Connection pattern from population `pre` ('E' or 'I') to all n_exc + n_inh neurons.
-
-    dense: all-to-all. rand: each synapse exists with probability `prob` (no autapses).
-    gaussian: p = exp(-d^2 / (2 sigma^2)) with d the ring distance in neuron spacings
-    (no autapses); the expected in-degree is about sqrt(2 pi) sigma.
-    """
+    """Connection pattern from population `pre` ('E' or 'I') to all n_exc + n_inh neurons,
+    drawn from the probabilities of CONNECTIVITIES[method] (no autapses)."""
+    if method not in CONNECTIVITIES:
+        raise ValueError(f"unknown conn_method {method!r}; "
+                         f"expected one of {tuple(CONNECTIVITIES)}")
     n = n_exc + n_inh
     n_pre = n_exc if pre == "E" else n_inh
-    if method == "dense":
+    probability = CONNECTIVITIES[method]
+    if probability is None:
         return Connectivity(n_pre, n, None)
     offset = 0 if pre == "E" else n_exc
     autapse = np.zeros((n_pre, n), dtype=bool)
     autapse[np.arange(n_pre), offset + np.arange(n_pre)] = True
-    if method == "rand":
-        p = np.full((n_pre, n), prob)
-    elif method == "gaussian":
-        pos_e, pos_i = ring_positions(n_exc, n_inh)
-        pos_all = np.concatenate([pos_e, pos_i])
-        pos_pre = pos_e if pre == "E" else pos_i
-        p = np.exp(-_ring_distance(pos_pre, pos_all, n) ** 2 / (2.0 * sigma ** 2))
-    else:
-        raise ValueError(f"unknown conn_method {method!r}; expected one of {CONN_METHODS}")
+    p = probability(pre, n_exc, n_inh, prob, sigma)
     mask = (rng.random((n_pre, n)) < p) & ~autapse
     return Connectivity(n_pre, n, mask)
 
@@ -170,7 +183,7 @@ class Projection(brainstate.nn.Module):
             self.mask = jnp.asarray(conn.mask, dtype=jnp.float32)
             mask = self.mask
             stored = weight * conn.mask
-            # ECOSYSTEM.md item 4: D-RTRL only traces masks applied inside weight_fn. One
+            # docs/NOTES.md S4: D-RTRL only traces masks applied inside weight_fn. One
             # function object per projection (braintrace keys its cache on its identity).
             self.weight_fn = lambda w: jnp.abs(w) * mask
         else:
@@ -257,7 +270,7 @@ class EINet(brainstate.nn.Module):
         a    <- a exp(-dt/tau_a) + (tau_neu / tau_a) z
         r    <- r exp(-dt/tau_out) + z' W_out         z' = spikes of the new state
     (ALIF threshold adaptation as in Bellec et al., Nat. Commun. 11:3625 (2020), eq. 22-23;
-    COBA conductances as in the authors' brainscale example.) `H` has a surrogate gradient:
+    COBA conductances as in the authors' BrainScale example.) `H` has a surrogate gradient:
     triangular, height 0.3, half-width `surrogate_width` (default 1; BPTT training uses
     BPTT_SURROGATE_WIDTH = 0.5, see there).
     Normalisation of a: tau_a da/dt = -a + tau_neu sum_k delta(t - t_k), so a sustained rate f
@@ -329,7 +342,7 @@ class EINet(brainstate.nn.Module):
     def spike(self, V: jax.Array, a: jax.Array) -> jax.Array:
         """Surrogate-gradient spike of state (V, a)."""
         # Written through intermediates: brainscale 0.1.0 rejected one equation reading two
-        # hidden states (ECOSYSTEM.md item 6); kept for braintrace.
+        # hidden states (docs/NOTES.md S6); kept for braintrace.
         return self.spk_fun((V - V_TH) - self.cfg.beta * a)
 
     def get_spike(self) -> jax.Array:

@@ -5,7 +5,8 @@ import pytest
 import brainstate
 import jax.numpy as jnp
 
-from models.network import (EINet, NetConfig, draw_tau_a, make_connectivity, ring_positions)
+from models.network import (CONNECTIVITIES, EINet, NetConfig, draw_tau_a, make_connectivity,
+                            ring_positions)
 
 
 def _net(conn_method="dense", layout="auto", seed=0, n_rec=40, **kw):
@@ -120,3 +121,19 @@ def test_structure_round_trip_rebuilds_the_same_network():
     b = EINet(a.cfg, seed=99, layout="csr", structure=a.structure())
     np.testing.assert_array_equal(a.conn_e.mask, b.conn_e.mask)
     np.testing.assert_array_equal(a.tau_a, b.tau_a)
+
+
+def test_a_connectivity_registered_with_one_entry_builds_a_network(monkeypatch):
+    def same_population_only(pre, n_exc, n_inh, prob, sigma):
+        p = np.zeros((n_exc if pre == "E" else n_inh, n_exc + n_inh))
+        p[:, :n_exc] = 1.0 if pre == "E" else 0.0
+        p[:, n_exc:] = 0.0 if pre == "E" else 1.0
+        return p
+
+    monkeypatch.setitem(CONNECTIVITIES, "segregated", same_population_only)
+    net = _net("segregated")
+    signed = np.asarray(net.recurrent_matrix())
+    n_exc = net.n_exc
+    assert (signed[:n_exc, n_exc:] == 0).all() and (signed[n_exc:, :n_exc] == 0).all()
+    assert (signed[:n_exc, :n_exc] != 0).sum() == n_exc * (n_exc - 1)  # all but autapses
+    assert np.isfinite(_run(net, _inputs())).all()

@@ -1,4 +1,5 @@
-"""Each reproduction command runs end to end in its --quick form and leaves its figures."""
+"""Each reproduction command runs end to end in its --quick form and leaves its figures
+(slow: each runs every method or learning rule), and its table is built from run results."""
 import json
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 import reproduce
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what,figures", [
     ("hh", ["hh_potential_traces.png", "hh_potential_repeats.png", "hh_spike_traces.png",
             "hh_spike_repeats.png"]),
@@ -37,3 +39,10 @@ def test_unknown_job_is_refused(capsys):
         reproduce.main(["everything"])
     assert err.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_repeats_table_reports_mean_and_spread():
+    run = {"repeats": {"loss_mean": 1.5, "loss_std": 0.25, "wall_s_mean": 2.0, "wall_s_std": 0.5},
+           "n_evals": 120, "rmse_mV": 0.1234, "gamma": None}
+    table = reproduce.repeats_table({"potential": {"methods": {"DE": run}}})
+    assert table.splitlines()[-1] == "| potential | DE | 1.5 +/- 0.25 | 2.00 +/- 0.50 | 120 | 0.123 | - |"

@@ -29,7 +29,7 @@ def run(tmp_path, name, *extra):
 
 # ----------------------------------------------------------------------------- task data
 def test_task_channels_survive_a_second_instance():
-    """ECOSYSTEM.md item 11: a second EvidenceAccumulation must not shift the channels."""
+    """docs/NOTES.md S5: a second EvidenceAccumulation must not shift the channels."""
     task = make_task("evidence_accumulation", 1.0, 50.0, 3)
     make_task("evidence_accumulation", 1.0, 80.0, 2)  # a second instance in the same process
     d = task.sample(16, 123)
@@ -201,7 +201,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_task):
     assert not np.array_equal(ra, fresh)  # the checkpoint really holds trained weights
 
 
-def test_sim_mode_from_checkpoint_and_fresh(trained, tmp_path, capsys):
+def test_sim_mode_from_checkpoint_and_fresh(trained, tmp_path, capsys, monkeypatch):
     out, _, _ = trained
     sim_out = tmp_path / "sim"
     m = task_training.main(["--mode", "sim", "--checkpoint", str(out / "checkpoint.npz"),
@@ -211,9 +211,16 @@ def test_sim_mode_from_checkpoint_and_fresh(trained, tmp_path, capsys):
     assert m["n_rec"] == 40 and m["checkpoint"].endswith("checkpoint.npz")
     # the simulated network is the checkpoint's (its n_rec, t_delay), recorded as such
     assert json.loads((sim_out / "config.json").read_text())["t_delay"] == 50.0
-    fresh = task_training.main(TINY + ["--mode", "sim", "--out_dir", str(tmp_path / "fresh")])
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(len(plt.get_fignums())))
+    fresh = task_training.main(TINY + ["--mode", "sim", "--show",
+                                       "--out_dir", str(tmp_path / "fresh")])
     assert fresh["checkpoint"] is None
     assert "freshly initialised" in capsys.readouterr().err
+    assert shown == [3]  # --show opens the three saved figures
+    plt.close("all")
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -1,1 +1,1 @@
-"""Shared helpers: run plumbing, metrics, optimizers, data loading, the fitting pipeline."""
+"""Shared code of the scripts: run folders and errors (run), the fitting pipeline (fitting/), network training (training/)."""

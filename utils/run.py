@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import io
 import json
 import math
 import os
@@ -159,15 +160,18 @@ def write_metrics(out_dir: Path, metrics: dict) -> None:
 
 
 def save_figure(fig, path: str | Path, show: bool = False) -> Path:
-    """Save a matplotlib figure atomically as PNG; show it only when asked."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    _atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"), "wb")
+    """Save a matplotlib figure (pyplot's or a bare `Figure`) atomically as PNG; show it only
+    when asked."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
     if show:
+        import matplotlib.pyplot as plt  # only a run asked to show figures needs a GUI
+
         plt.show()
-    plt.close(fig)
-    return path
+    if "matplotlib.pyplot" in sys.modules:  # pyplot keeps its figures until closed
+        sys.modules["matplotlib.pyplot"].close(fig)
+    return Path(path)
 
 
 def cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:

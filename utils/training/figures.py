@@ -1,31 +1,20 @@
 """Figures for the E/I network: activity, training curve, weight distributions, connectivity.
 
 Every function returns a `matplotlib.figure.Figure` that belongs to no window and selects no
-backend (no pyplot state): save it with `save_png` (or utils.run.save_figure); `show_pngs`
-displays saved figures for --show.
+backend (no pyplot state): save it with utils.run.save_figure; `show_pngs` displays saved
+figures for --show.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from utils.run import atomic_write_bytes
-
-__all__ = ["save_png", "show_pngs", "plot_activity", "plot_training_curve",
+__all__ = ["show_pngs", "plot_activity", "plot_training_curve",
            "plot_weight_distributions", "plot_connectivity", "lognormal_fit",
            "plot_learning_curves"]
-
-
-def save_png(fig: Figure, path: str | Path) -> Path:
-    """Write `fig` as PNG, atomically (same settings as utils.run.save_figure)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
 
 
 def show_pngs(paths: Sequence[str | Path]) -> None:
@@ -34,6 +23,8 @@ def show_pngs(paths: Sequence[str | Path]) -> None:
     pyplot is imported here, not at the top, so that it (and the GUI backend it picks at its
     first window) is only touched by a run asked to show figures; no other code uses it.
     """
+    import matplotlib.pyplot as plt
+
     for path in paths:
         img = plt.imread(str(path))
         fig = plt.figure(figsize=(img.shape[1] / 110, img.shape[0] / 110))

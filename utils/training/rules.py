@@ -18,6 +18,7 @@ A rule is an object with
 """
 from __future__ import annotations
 
+import abc
 from typing import Any, Callable, Dict, Tuple
 
 import brainstate
@@ -31,18 +32,20 @@ from utils.training.task import ce_per_step, recall_loss, recall_sum
 __all__ = ["LearningRule", "BPTT", "OnlineRule", "DRTRL", "ESDRTRL", "RULES", "online_rules"]
 
 
-class LearningRule:
+class LearningRule(abc.ABC):
     """Interface of a learning rule (see the module docstring)."""
 
     online: bool = True
     surrogate_width: float = 1.0
     sparse_layout: Tuple[str, bool] = ("csr", False)
 
+    @abc.abstractmethod
     def build_step(self, trainer: Any, example_x: Any) -> Callable:
-        raise NotImplementedError
+        """The jitted training step of one batch."""
 
+    @abc.abstractmethod
     def build_gradients(self, trainer: Any, example_x: Any) -> Callable:
-        raise NotImplementedError
+        """The jitted whole-trial gradient, weights unchanged."""
 
 
 class BPTT(LearningRule):
@@ -112,9 +115,9 @@ class OnlineRule(LearningRule):
 
     online = True
 
+    @abc.abstractmethod
     def make_algorithm(self, net: Any, config: Any) -> Any:
         """The (uncompiled) braintrace algorithm for `net`."""
-        raise NotImplementedError
 
     def algorithm(self, trainer: Any, example_x: Any) -> Any:
         """The trainer's compiled algorithm, built once and shared by step and gradients."""
@@ -189,7 +192,7 @@ class OnlineRule(LearningRule):
 class DRTRL(OnlineRule):
     """D-RTRL: braintrace's `ParamDimVjpAlgorithm` (one trace per weight and batch element).
 
-    braintrace cannot trace a batched CSR product here (ECOSYSTEM.md item 5), so sparse nets
+    braintrace cannot trace a batched CSR product here (docs/NOTES.md S4), so sparse nets
     use a dense matrix with a fixed mask inside weight_fn: same synapses, same gradients.
     """
 

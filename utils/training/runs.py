@@ -16,10 +16,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from utils.run import UserError, write_metrics
+from utils.run import UserError, save_figure, write_metrics
 from utils.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from utils.training.figures import (lognormal_fit, plot_activity, plot_connectivity,
-                                    plot_training_curve, plot_weight_distributions, save_png)
+                                    plot_training_curve, plot_weight_distributions)
 from utils.training.task import TaskData, recall_correct, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, make_trainer
 
@@ -32,9 +32,9 @@ def save_network_figures(trainer: Trainer, data: TaskData, before: Dict[str, np.
     """Activity, weight-distribution and connectivity figures; (activity statistics, paths)."""
     sim = trainer.simulate(data)
     n_exc, dt = trainer.net.n_exc, trainer.dt
-    paths = [save_png(plot_activity(data.X, sim, data.y, n_exc, dt), out_dir / "activity.png"),
-             save_png(plot_weight_distributions(before, after), out_dir / "weights.png"),
-             save_png(plot_connectivity(trainer.net.recurrent_matrix(), n_exc),
+    paths = [save_figure(plot_activity(data.X, sim, data.y, n_exc, dt), out_dir / "activity.png"),
+             save_figure(plot_weight_distributions(before, after), out_dir / "weights.png"),
+             save_figure(plot_connectivity(trainer.net.recurrent_matrix(), n_exc),
                       out_dir / "connectivity.png")]
     spikes = sim["spikes"] > 0.5
     stats = {"rate_exc_hz": float(spikes[..., :n_exc].mean() / dt * 1e3),
@@ -150,7 +150,7 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
     metrics["lognormal_fit"] = {"before": lognormal_summary(before),
                                 "after": lognormal_summary(after)}
     metrics["dale_ok"] = bool(all(np.all(w >= 0) for w in after.values()))
-    paths = [save_png(plot_training_curve(history), out_dir / "training_curve.png")]
+    paths = [save_figure(plot_training_curve(history), out_dir / "training_curve.png")]
     metrics["activity"], more = save_network_figures(
         trainer, test.take(np.arange(min(8, len(test)))), before, after, out_dir)
     write_metrics(out_dir, metrics)

@@ -47,7 +47,7 @@ class EvidenceAccumulationTask:
 
     brainpy-datasets 0.0.0.7 shares its default Feature objects between instances and shifts
     them at every construction, so a second default instance moves the channels of every
-    instance (ECOSYSTEM.md item 11). Each instance here gets its own Feature objects (same
+    instance (docs/NOTES.md S5). Each instance here gets its own Feature objects (same
     values as the defaults); tests/test_task_training.py checks the channel layout after
     creating a second instance.
     """

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from models.network import CONN_METHODS, EINet, NetConfig
+from models.network import CONNECTIVITIES, EINet, NetConfig
 from utils.run import UserError
 from utils.training.rules import RULES, LearningRule
 from utils.training.task import TASKS, TaskData, recall_correct, recall_loss
@@ -101,7 +101,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Range checks; UserError names the flag."""
-        for name, known in (("method", RULES), ("task", TASKS), ("conn_method", CONN_METHODS),
+        for name, known in (("method", RULES), ("task", TASKS), ("conn_method", CONNECTIVITIES),
                             ("opt", OPTIMIZERS), ("loss", LOSSES)):
             if getattr(self, name) not in known:
                 raise UserError(f"--{name} must be one of {tuple(known)}, "
