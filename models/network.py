@@ -22,7 +22,7 @@ D-RTRL can trace, docs/NOTES.md S4). `CONNECTIVITIES` is the one list of connect
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -35,7 +35,8 @@ import jax.numpy as jnp
 
 __all__ = [
     "E_EXC", "E_INH", "V_TH", "CONNECTIVITIES", "LAYOUTS", "Connectivity", "make_connectivity",
-    "ring_positions", "Projection", "EINet", "NetConfig", "draw_tau_a", "init_weights",
+    "ring_positions", "Projection", "EINet", "ALIFNet", "GIFNet", "NetConfig", "NEURONS",
+    "NeuronSpec", "build_net", "draw_tau_a", "init_weights", "kaiming_abs_weights",
     "BPTT_SURROGATE_WIDTH",
 ]
 
@@ -249,6 +250,13 @@ class NetConfig:
     conn_method: str = "dense"
     conn_prob: float = 0.1
     conn_sigma: float = 20.0
+    # -- GIF neuron only (GIFNet; ignored by the ALIF network)
+    tau_I2: float = 2000.0
+    A2: float = 1.0
+    tau_I1: float = 50.0
+    A1: float = 0.01
+    tau_th: float = 100.0
+    Ath: float = 1.0
 
     @property
     def n_exc(self) -> int:
@@ -392,3 +400,191 @@ class EINet(brainstate.nn.Module):
     def recurrent_matrix(self) -> np.ndarray:
         """Signed effective recurrent matrix (n_rec, n_rec): + rows for E, - rows for I."""
         return np.concatenate([self.w_e.effective_weight(), -self.w_i.effective_weight()], 0)
+
+
+ALIFNet = EINet  # the adaptive-LIF network under its registry name
+
+# GIF reversal potentials (threshold units), as in the authors' BrainScale COBA experiment
+GIF_E_EXC = 5.0
+GIF_E_INH = -10.0
+
+
+def kaiming_abs_weights(conn: Connectivity, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """|N(0, scale / n_pre)| magnitudes (Kaiming-normal variance over the full fan-in, as the
+    authors' KaimingNormal(scale)), zero off-mask; Dale's sign comes from the projection."""
+    w = np.abs(rng.standard_normal((conn.n_pre, conn.n_post))) * np.sqrt(scale / conn.n_pre)
+    if conn.mask is not None:
+        w = w * conn.mask
+    return w.astype(np.float32)
+
+
+class GIFNet(EINet):
+    """Generalised integrate-and-fire E/I network (the authors' BrainScale experiment
+    ``ei_coba_net_decision_making``), COBA exponential synapses, membrane-potential readout.
+
+    Per time step, with z the spikes of the current state and zs = stop_gradient(z) (no
+    gradient through the reset and the spike-triggered jumps; the spikes sent to the
+    projections keep theirs):
+        g_e  <- g_e exp(-dt/tau_syn) + x |W_in| + z_E |W_EE|,  g_i <- g_i exp(-dt/tau_syn) + z_I |W_I|
+        Vth' = Vth + Ath zs;  V' = V - Vth zs (soft reset);  I2' = I2 - A2 zs;  I1' = I1 + A1 zs
+        I2 <- I2' exp(-dt/tau_I2);  I1 <- I1' exp(-dt/tau_I1)
+        Vth <- 1 + (Vth' - 1) exp(-dt/tau_th)
+        V  <- exponential-Euler step of tau_neu dV/dt = -V + g_e (E_exc - V) + g_i (E_inh - V)
+              + I1 + I2, from V'
+        m = standardize_over_neurons((V - sg(Vth)) / sg(Vth))
+        r <- r exp(-dt/tau_out) + m W_out
+    z = ReluGrad((V - sg(Vth)) / sg(Vth)) (triangular surrogate, height 0.3, half-width
+    `surrogate_width`). E_exc 5, E_inh -10 (threshold units); V starts Uniform(0, 1) (drawn
+    once from the seed per batch slot), Vth at 1, I1 = I2 = 0. The slow after-spike current I2
+    (tau_I2 2 s) holds the cue memory over the delay, and the readout sees it through V, which
+    gives the online traces a direct path (docs/NOTES.md). Input weights are drawn
+    Kaiming-normal (variance ff_scale / n_in, magnitudes), recurrent ones with variance
+    rec_scale / n_pre (x w_ei_ratio for I); the readout N(0, 1/n_rec).
+    """
+
+    E_EXC, E_INH = GIF_E_EXC, GIF_E_INH
+
+    def __init__(self, cfg: NetConfig, seed: int, layout: str = "auto",
+                 event_driven: bool = True, structure: Optional[Dict[str, np.ndarray]] = None,
+                 surrogate_width: float = 1.0):
+        brainstate.nn.Module.__init__(self)
+        self.cfg, self.seed = cfg, seed
+        n_exc, n_inh, n = cfg.n_exc, cfg.n_inh, cfg.n_rec
+        self.n_exc, self.n_inh = n_exc, n_inh
+        if layout == "auto":
+            layout = "dense" if cfg.conn_method == "dense" else "csr"
+        self.layout = layout
+        rng = np.random.default_rng(seed)
+        # One generator, fixed draw order: connectivity, then weights.
+        if structure is None:
+            conn_e = make_connectivity(cfg.conn_method, "E", n_exc, n_inh, rng, cfg.conn_prob,
+                                       cfg.conn_sigma)
+            conn_i = make_connectivity(cfg.conn_method, "I", n_exc, n_inh, rng, cfg.conn_prob,
+                                       cfg.conn_sigma)
+        else:
+            conn_e = Connectivity(n_exc, n, structure.get("mask_E"))
+            conn_i = Connectivity(n_inh, n, structure.get("mask_I"))
+        self.conn_in = Connectivity(cfg.n_in, n, None)
+        self.conn_e, self.conn_i = conn_e, conn_i
+        self.tau_a = None
+        w_in = kaiming_abs_weights(self.conn_in, cfg.ff_scale, rng)
+        w_e = kaiming_abs_weights(conn_e, cfg.rec_scale, rng)
+        w_i = kaiming_abs_weights(conn_i, cfg.rec_scale * cfg.w_ei_ratio, rng)
+        w_out = (rng.standard_normal((n, cfg.n_out)) / np.sqrt(n)).astype(np.float32)
+
+        self.w_in = Projection(w_in, self.conn_in, "dense")
+        self.w_e = Projection(w_e, conn_e, layout, event_driven)
+        self.w_i = Projection(w_i, conn_i, layout, event_driven)
+        self.w_out = brainstate.ParamState({"weight": jnp.asarray(w_out)})
+
+        dt = cfg.dt
+        self.syn_decay = float(np.exp(-dt / cfg.tau_syn))
+        self.out_decay = float(np.exp(-dt / cfg.tau_out))
+        self.I1_decay = float(np.exp(-dt / cfg.tau_I1))
+        self.I2_decay = float(np.exp(-dt / cfg.tau_I2))
+        self.th_decay = float(np.exp(-dt / cfg.tau_th))
+        self.spk_fun = braintools.surrogate.ReluGrad(alpha=0.3, width=surrogate_width)
+
+    # ---------------------------------------------------------------- states
+    def _v0(self, shape: tuple) -> jax.Array:
+        """Initial membrane potentials Uniform(0, 1), from the seed (same at every reset)."""
+        rng = np.random.default_rng([self.seed, 1])
+        return jnp.asarray(rng.uniform(0.0, 1.0, size=shape), dtype=jnp.float32)
+
+    def init_state(self, batch_size: Optional[int] = None, **kwargs) -> None:
+        shape = (self.cfg.n_rec,) if batch_size is None else (batch_size, self.cfg.n_rec)
+        out = (self.cfg.n_out,) if batch_size is None else (batch_size, self.cfg.n_out)
+        self.V = brainstate.HiddenState(self._v0(shape))
+        self.Vth = brainstate.HiddenState(jnp.ones(shape, jnp.float32))
+        self.I1 = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        self.I2 = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        self.g_e = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        self.g_i = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        self.r = brainstate.HiddenState(jnp.zeros(out, jnp.float32))
+
+    def reset_state(self, batch_size: Optional[int] = None, **kwargs) -> None:
+        self.V.value = self._v0(self.V.value.shape)
+        self.Vth.value = jnp.ones_like(self.Vth.value)
+        for st in (self.I1, self.I2, self.g_e, self.g_i, self.r):
+            st.value = jnp.zeros_like(st.value)
+
+    # ---------------------------------------------------------------- dynamics
+    def spike(self, V: jax.Array, Vth: jax.Array) -> jax.Array:
+        """Surrogate-gradient spike of state (V, Vth); the threshold carries no gradient."""
+        th = jax.lax.stop_gradient(Vth)
+        return self.spk_fun((V - th) / th)
+
+    def get_spike(self) -> jax.Array:
+        """Spikes of the current state."""
+        return self.spike(self.V.value, self.Vth.value)
+
+    def update(self, x: jax.Array) -> jax.Array:
+        """Advance one step with input spikes x (..., n_in); return the readout (..., n_out)."""
+        cfg = self.cfg
+        V, Vth = self.V.value, self.Vth.value
+        z = self.spike(V, Vth)
+        zs = jax.lax.stop_gradient(z)
+        z_e, z_i = z[..., :self.n_exc], z[..., self.n_exc:]
+        x = jnp.asarray(x, dtype=jnp.float32)
+        g_e = self.g_e.value * self.syn_decay + self.w_in(x) + self.w_e(z_e)
+        g_i = self.g_i.value * self.syn_decay + self.w_i(z_i)
+        V_r = V - Vth * zs
+        Vth_r = Vth + cfg.Ath * zs
+        I2 = (self.I2.value - cfg.A2 * zs) * self.I2_decay
+        I1 = (self.I1.value + cfg.A1 * zs) * self.I1_decay
+        Vth_new = V_TH + (Vth_r - V_TH) * self.th_decay
+        # exponential Euler on the linearisation in V (exact for fixed g, I1, I2)
+        drive = g_e * (self.E_EXC - V_r) + g_i * (self.E_INH - V_r) + I1 + I2
+        rate = -(1.0 + g_e + g_i) / cfg.tau_neu
+        V_new = V_r + jnp.expm1(rate * cfg.dt) / rate * (drive - V_r) / cfg.tau_neu
+        self.g_e.value, self.g_i.value = g_e, g_i
+        self.I1.value, self.I2.value = I1, I2
+        self.V.value, self.Vth.value = V_new, Vth_new
+        th = jax.lax.stop_gradient(Vth_new)
+        mem = jax.nn.standardize((V_new - th) / th, axis=-1)
+        r = self.r.value * self.out_decay + braintrace.matmul(mem, self.w_out.value["weight"])
+        self.r.value = r
+        return r
+
+    def structure(self) -> Dict[str, np.ndarray]:
+        """The fixed, non-trainable random structure (connectivity masks of sparse nets)."""
+        if self.conn_e.mask is None:
+            return {}
+        return {"mask_E": self.conn_e.mask, "mask_I": self.conn_i.mask}
+
+
+# ----------------------------------------------------------------------------- neurons
+@dataclass(frozen=True)
+class NeuronSpec:
+    """A registered neuron model: its network class, the defaults of the settings whose
+    default depends on the neuron, and the NetConfig fields it reads beyond the common ones."""
+
+    net_class: type
+    defaults: Dict[str, float]
+    params: tuple
+    summary: str
+
+
+# The one list of neuron models (--neuron). Adding one: a network class with EINet's interface
+# (weight_states, structure, project_weights, recurrent_matrix, get_spike, V) and one entry.
+NEURONS: Dict[str, NeuronSpec] = {
+    "gif": NeuronSpec(
+        GIFNet,
+        {"tau_neu": 200.0, "ff_scale": 4.0, "rec_scale": 2.0, "lr_decay": 0.9},
+        ("tau_I2", "A2", "tau_I1", "A1", "tau_th", "Ath"),
+        "generalised IF (after-spike currents, adaptive threshold), E 5 / I -10, "
+        "standardised-membrane readout (the authors' BrainScale net; all methods learn)"),
+    "alif": NeuronSpec(
+        ALIFNet,
+        {"tau_neu": 100.0, "ff_scale": 1.0, "rec_scale": 1.0, "lr_decay": 1.0},
+        ("tau_a", "beta"),
+        "adaptive LIF, E 3 / I -3, spike readout (best for bptt; expsm_diag learns it "
+        "backwards)"),
+}
+
+
+def build_net(neuron: str, cfg: NetConfig, seed: int, **kwargs: Any) -> EINet:
+    """The network of the registered neuron model `neuron`."""
+    if neuron not in NEURONS:
+        raise ValueError(f"unknown neuron {neuron!r}; expected one of {tuple(NEURONS)}")
+    return NEURONS[neuron].net_class(cfg, seed, **kwargs)

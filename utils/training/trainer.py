@@ -18,19 +18,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from models.network import CONNECTIVITIES, EINet, NetConfig
+from models.network import CONNECTIVITIES, NEURONS, EINet, NetConfig, build_net
 from utils.run import UserError
 from utils.training.rules import RULES, LearningRule
 from utils.training.task import TASKS, TaskData, recall_correct, recall_loss
 
-__all__ = ["TrainConfig", "NET_FIELDS", "Trainer", "make_trainer", "build_network",
-           "build_optimizer", "weight_penalty", "OPTIMIZERS", "LOSSES"]
+__all__ = ["TrainConfig", "NET_FIELDS", "NEURON_DEFAULTED", "Trainer", "make_trainer", "build_network",
+           "build_optimizer", "learning_rate", "weight_penalty", "OPTIMIZERS", "LOSSES"]
 
 OPTIMIZERS: Dict[str, Callable[[float], Any]] = {"adam": optax.adam, "sgd": optax.sgd}
 LOSSES = ("step", "mean")
-# TrainConfig fields that define the network (NetConfig's, less n_in/n_out from the task)
-NET_FIELDS = ("n_rec", "dt", "tau_neu", "tau_syn", "tau_a", "tau_out", "beta", "w_ei_ratio",
-              "ff_scale", "rec_scale", "conn_method", "conn_prob", "conn_sigma")
+# TrainConfig fields that define the network (the neuron model, then NetConfig's less
+# n_in/n_out from the task)
+NET_FIELDS = ("neuron", "n_rec", "dt", "tau_neu", "tau_syn", "tau_a", "tau_out", "beta",
+              "w_ei_ratio", "ff_scale", "rec_scale", "conn_method", "conn_prob", "conn_sigma",
+              "tau_I2", "A2", "tau_I1", "A1", "tau_th", "Ath")
+# TrainConfig fields whose default (None) depends on the neuron model: NEURONS[...].defaults
+NEURON_DEFAULTED = ("tau_neu", "ff_scale", "rec_scale", "lr_decay")
 
 
 @dataclass(frozen=True)
@@ -48,23 +52,32 @@ class TrainConfig:
     method: str = "bptt"
     etrace_decay: float = 0.98
     update_every_step: bool = False
-    # -- network
+    # -- network (None: the neuron model's default, models.network.NEURONS)
+    neuron: str = "gif"
     conn_method: str = "dense"
     n_rec: int = 200
     w_ei_ratio: float = 4.0
     conn_prob: float = 0.1
     conn_sigma: float = 20.0
     dt: float = 1.0
-    tau_neu: float = 100.0
+    tau_neu: Optional[float] = None
     tau_syn: float = 10.0
     tau_a: float = 1000.0
     tau_out: float = 10.0
     beta: float = 1.0
-    ff_scale: float = 1.0
-    rec_scale: float = 1.0
+    ff_scale: Optional[float] = None
+    rec_scale: Optional[float] = None
+    tau_I2: float = 2000.0
+    A2: float = 1.0
+    tau_I1: float = 50.0
+    A1: float = 0.01
+    tau_th: float = 100.0
+    Ath: float = 1.0
     # -- optimisation
     opt: str = "adam"
     lr: float = 1e-3
+    lr_decay: Optional[float] = None
+    lr_decay_every: int = 20
     epochs: int = 1000  # number of training batches (one optimizer step each)
     batch_size: int = 32
     weight_L1: float = 0.0
@@ -85,9 +98,20 @@ class TrainConfig:
         """The registered learning rule `method`."""
         return RULES[self.method]
 
+    def resolved(self) -> "TrainConfig":
+        """A copy with every neuron-dependent default (None) replaced by the value of
+        NEURONS[neuron].defaults (what the run uses and its checkpoints record)."""
+        if self.neuron not in NEURONS:
+            return self
+        defaults = NEURONS[self.neuron].defaults
+        return self.replace(**{k: defaults[k] for k in NEURON_DEFAULTED
+                               if getattr(self, k) is None})
+
     def net_config(self, n_in: int = 100, n_out: int = 2) -> NetConfig:
-        """The network's hyper-parameters."""
-        return NetConfig(n_in=n_in, n_out=n_out, **{k: getattr(self, k) for k in NET_FIELDS})
+        """The network's hyper-parameters (neuron defaults filled in)."""
+        cfg = self.resolved()
+        return NetConfig(n_in=n_in, n_out=n_out,
+                         **{k: getattr(cfg, k) for k in NET_FIELDS if k != "neuron"})
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with `changes`."""
@@ -102,10 +126,21 @@ class TrainConfig:
     def validate(self) -> None:
         """Range checks; UserError names the flag."""
         for name, known in (("method", RULES), ("task", TASKS), ("conn_method", CONNECTIVITIES),
-                            ("opt", OPTIMIZERS), ("loss", LOSSES)):
+                            ("opt", OPTIMIZERS), ("loss", LOSSES), ("neuron", NEURONS)):
             if getattr(self, name) not in known:
                 raise UserError(f"--{name} must be one of {tuple(known)}, "
                                 f"got {getattr(self, name)!r}")
+        self = self.resolved()
+        for name in ("tau_neu", "ff_scale", "rec_scale", "tau_I2", "tau_I1", "tau_th"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name} must be > 0, got {getattr(self, name)}")
+        for name in ("A2", "A1", "Ath"):
+            if not getattr(self, name) >= 0:
+                raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise UserError(f"--lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.lr_decay_every < 1:
+            raise UserError(f"--lr_decay_every must be >= 1, got {self.lr_decay_every}")
         if self.n_rec < 5:
             raise UserError(f"--n_rec must be >= 5 (need E and I neurons), got {self.n_rec}")
         if not 0.0 < self.etrace_decay < 1.0:
@@ -131,21 +166,36 @@ def build_network(config: TrainConfig, n_in: int, structure: Optional[Dict[str, 
                   surrogate_width: Optional[float] = None) -> EINet:
     """The network for `config`, its states batched to config.batch_size; the rule chooses the
     sparse layout and (unless `surrogate_width` is given) the surrogate width."""
+    config = config.resolved()
     rule = config.rule
     layout, event_driven = ("dense", False) if config.conn_method == "dense" else \
         rule.sparse_layout
     width = rule.surrogate_width if surrogate_width is None else surrogate_width
+    if structure is not None and ("tau_a" in structure) != (config.neuron == "alif"):
+        raise UserError(f"the checkpoint's network was made with another neuron model than "
+                        f"--neuron {config.neuron}")
     with brainstate.environ.context(dt=config.dt):
-        net = EINet(config.net_config(n_in), seed=config.seed, layout=layout,
-                    event_driven=event_driven, structure=structure, surrogate_width=width)
+        net = build_net(config.neuron, config.net_config(n_in), seed=config.seed,
+                        layout=layout, event_driven=event_driven, structure=structure,
+                        surrogate_width=width)
         brainstate.nn.init_all_states(net, config.batch_size)
     return net
 
 
+def learning_rate(config: TrainConfig) -> Any:
+    """The learning rate: constant, or (lr_decay < 1) a step decay, lr x lr_decay every
+    lr_decay_every optimizer steps (the authors' StepLR)."""
+    config = config.resolved()
+    if config.lr_decay >= 1.0:
+        return config.lr
+    return optax.exponential_decay(config.lr, transition_steps=config.lr_decay_every,
+                                   decay_rate=config.lr_decay, staircase=True)
+
+
 def build_optimizer(config: TrainConfig) -> Any:
-    """optax: optional global-norm clipping, then adam or sgd."""
+    """optax: optional global-norm clipping, then adam or sgd with `learning_rate(config)`."""
     chain = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip > 0 else []
-    return optax.chain(*chain, OPTIMIZERS[config.opt](config.lr))
+    return optax.chain(*chain, OPTIMIZERS[config.opt](learning_rate(config)))
 
 
 def weight_penalty(params: Dict[str, Any], l1: float, l2: float) -> Any:
@@ -302,5 +352,6 @@ def make_trainer(config: TrainConfig, task: Any, structure: Optional[Dict[str, A
     if config.method not in RULES:
         raise ValueError(f"unknown learning rule {config.method!r}; expected one of "
                          f"{tuple(RULES)}")
+    config = config.resolved()
     net = build_network(config, task.num_inputs, structure, surrogate_width)
     return Trainer(config, net, build_optimizer(config))
