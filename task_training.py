@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from models.network import CONNECTIVITIES
-from utils.run import (UserError, cli, make_out_dir, positive_float, positive_int,
+from utils.run import (RunStatus, UserError, cli, make_out_dir, positive_float, positive_int,
                        write_config)
 from utils.training.checkpoint import load_checkpoint
 from utils.training.figures import show_pngs
@@ -214,19 +214,24 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                           ("n_rec", "conn_method"), f"checkpoint {ckpt['path']}")
     config, run = split(values)
     config.validate()
-    out_dir = make_out_dir(SCRIPT, run["out_dir"])
+    resume = load_checkpoint(Path(run["resume"]) / "last.npz") if run["resume"] else None
+    # everything is read and checked: only now is the run folder made and written
+    continuing = run["resume"] is not None and (
+        Path(run["out_dir"]).resolve() == Path(run["resume"]).resolve())
+    out_dir = make_out_dir(SCRIPT, run["out_dir"], reuse=continuing)
     saved_config = {**dataclasses.asdict(config), **run}
     write_config(out_dir, saved_config)
     # The one task of this run, passed to everything that needs it.
     task = make_task(config.task, config.dt, config.t_delay, config.num_cue)
-    if run["mode"] == "sim":
-        if ckpt is None:
-            print("no --checkpoint given: simulating freshly initialised weights",
-                  file=sys.stderr)
-        metrics, figures = simulate(config, task, out_dir, run["n_sim"], ckpt)
-    else:
-        resume = load_checkpoint(Path(run["resume"]) / "last.npz") if run["resume"] else None
-        metrics, figures = train(config, task, out_dir, saved_config, init=ckpt, resume=resume)
+    with RunStatus(out_dir):
+        if run["mode"] == "sim":
+            if ckpt is None:
+                print("no --checkpoint given: simulating freshly initialised weights",
+                      file=sys.stderr)
+            metrics, figures = simulate(config, task, out_dir, run["n_sim"], ckpt)
+        else:
+            metrics, figures = train(config, task, out_dir, saved_config, init=ckpt,
+                                     resume=resume)
     if run["show"]:
         show_pngs(figures)
     return metrics

@@ -7,13 +7,15 @@ import io
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = [
-    "UserError", "RunStatus", "make_out_dir", "atomic_write_json", "atomic_write_bytes", "save_figure",
+    "UserError", "GracefulInterrupt", "RunStatus", "make_out_dir", "atomic_write_json", "atomic_write_bytes", "save_figure",
     "write_config", "write_metrics", "cli", "positive_float", "positive_int", "to_jsonable",
 ]
 
@@ -44,7 +46,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def make_out_dir(script: str, out_dir: str | None, *, reuse: bool = True) -> Path:
+def make_out_dir(script: str, out_dir: str | None, *, reuse: bool = False) -> Path:
     """Create and return a fresh run folder: `out_dir` or results/<script>/<timestamp>/.
 
     An existing non-empty folder is refused (a run never overwrites another run's files)
@@ -66,6 +68,36 @@ def make_out_dir(script: str, out_dir: str | None, *, reuse: bool = True) -> Pat
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"--out_dir {path} is not writable")
     return path
+
+
+class GracefulInterrupt:
+    """Ctrl-C (SIGINT) or SIGTERM inside this block sets `requested` instead of interrupting,
+    so that a loop can stop at a consistent point; a second one interrupts at once
+    (KeyboardInterrupt). Outside the main thread, where signals cannot be caught, it does
+    nothing."""
+
+    def __init__(self, message: str = "stopping after the current step (Ctrl-C again to "
+                                      "stop now)"):
+        self.message = message
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(self.message, file=sys.stderr)
+
+    def __enter__(self) -> "GracefulInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 class RunStatus:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Dict
 
@@ -18,17 +19,18 @@ __all__ = ["save_checkpoint", "load_checkpoint", "restore_optimizer", "WEIGHT_NA
 WEIGHT_NAMES = {"w_in", "w_e", "w_i", "w_out"}
 
 
-def save_checkpoint(path: Path, trainer: Trainer, config: Dict[str, Any],
-                    state: Dict[str, Any], with_optimizer: bool = True) -> Path:
-    """Write weights, fixed structure, config, progress (and optimizer state) as one .npz,
-    atomically."""
+def save_checkpoint(path: Path, params: Dict[str, Any], structure: Dict[str, np.ndarray],
+                    config: Dict[str, Any], state: Dict[str, Any],
+                    opt_state: Any = None) -> Path:
+    """Write weights (`Trainer.params()`), fixed structure, config, progress (and the
+    optimizer state, if given) as one .npz, atomically."""
     arrays: Dict[str, np.ndarray] = {}
-    for k, v in trainer.params().items():
+    for k, v in params.items():
         arrays[f"param/{k}"] = np.asarray(v["weight"])
-    for k, v in trainer.net.structure().items():
+    for k, v in structure.items():
         arrays[f"structure/{k}"] = np.asarray(v)
-    if with_optimizer:
-        for i, leaf in enumerate(jax.tree.leaves(trainer.opt_state)):
+    if opt_state is not None:
+        for i, leaf in enumerate(jax.tree.leaves(opt_state)):
             arrays[f"opt/{i:05d}"] = np.asarray(leaf)
     arrays["config"] = np.asarray(json.dumps(config))
     arrays["state"] = np.asarray(json.dumps(state))
@@ -46,6 +48,9 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
         path = path / "checkpoint.npz"
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a checkpoint: not an .npz archive (empty, truncated "
+                        "or another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as z:
             files = {k: z[k] for k in z.files}
@@ -57,8 +62,10 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
             "state": json.loads(str(files["state"])),
             "path": str(path),
         }
-    except (OSError, ValueError, KeyError) as err:
-        raise UserError(f"cannot read checkpoint {path}: {err}") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        # a damaged archive: CRC or zlib errors, truncated members, missing or garbled entries
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"cannot read checkpoint {path} (damaged?): {reason}") from None
     if set(out["params"]) != WEIGHT_NAMES:
         raise UserError(f"{path} is not a task_training checkpoint (weights missing)")
     return out

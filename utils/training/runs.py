@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from utils.run import UserError, save_figure, write_metrics
+from utils.run import GracefulInterrupt, UserError, save_figure, write_metrics
 from utils.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from utils.training.figures import (lognormal_fit, plot_activity, plot_connectivity,
                                     plot_training_curve, plot_weight_distributions)
@@ -53,6 +53,26 @@ def lognormal_summary(weights: Dict[str, np.ndarray]) -> Dict[str, Any]:
     return out
 
 
+def evaluate_and_plot(trainer: Trainer, test: TaskData, best_path: Path,
+                      before: Dict[str, np.ndarray], history: List[dict],
+                      metrics: Dict[str, Any], out_dir: Path) -> List[Path]:
+    """Test accuracy of the best checkpoint, weight statistics and figures, added to
+    `metrics` and written; returns the figure paths."""
+    trainer.set_params(load_checkpoint(best_path)["params"])
+    metrics["test_loss"], metrics["test_acc"] = trainer.evaluate(test)
+    if history:
+        history[-1]["test_acc"] = metrics["test_acc"]
+    after = trainer.synapse_weights()
+    metrics["lognormal_fit"] = {"before": lognormal_summary(before),
+                                "after": lognormal_summary(after)}
+    metrics["dale_ok"] = bool(all(np.all(w >= 0) for w in after.values()))
+    paths = [save_figure(plot_training_curve(history), out_dir / "training_curve.png")]
+    metrics["activity"], more = save_network_figures(
+        trainer, test.take(np.arange(min(8, len(test)))), before, after, out_dir)
+    write_metrics(out_dir, metrics)
+    return paths + more
+
+
 def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str, Any],
           init: Optional[Dict[str, Any]] = None,
           resume: Optional[Dict[str, Any]] = None) -> tuple[Dict[str, Any], List[Path]]:
@@ -61,7 +81,9 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
 
     `saved_config` is the dict stored in the checkpoints (the run's full configuration);
     `init` a loaded checkpoint to start from, `resume` a loaded last.npz to continue.
-    Ctrl-C saves last.npz, evaluates the best checkpoint, then re-raises KeyboardInterrupt.
+    Ctrl-C (or SIGTERM) stops after the current batch (twice: at once), saves last.npz with
+    the last completed batch and metrics.json, evaluates the best checkpoint, then raises
+    KeyboardInterrupt.
     """
     val = task.sample(config.n_val, trial_seed(config.seed, 1, 0))
     test = task.sample(config.n_test, trial_seed(config.seed, 2, 0))
@@ -76,55 +98,72 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
         state.update(resume["state"])
         before = {k: np.asarray(v) for k, v in state.pop("before", {}).items()} or before
     best_path, last_path = out_dir / "checkpoint.npz", out_dir / "last.npz"
+    structure = trainer.net.structure()
+    before_saved = {k: v.tolist() for k, v in before.items()}
 
-    def save_last() -> None:
-        save_checkpoint(last_path, trainer, saved_config,
-                        dict(state, before={k: v.tolist() for k, v in before.items()}))
+    def snapshot() -> Dict[str, Any]:
+        """The state after the last completed batch (jax arrays are immutable: no copy)."""
+        return {"params": trainer.params(), "opt": trainer.opt_state,
+                "state": dict(state, history=list(state["history"]))}
+
+    def save_last(snap: Dict[str, Any]) -> None:
+        save_checkpoint(last_path, snap["params"], structure, saved_config,
+                        dict(snap["state"], before=before_saved), snap["opt"])
 
     history = state["history"]
     t_start = time.perf_counter() - state["wall_s"]
-    stopped_early = interrupted = False
+    stopped_early = False
     last_val = float("nan")
+    done = snapshot()
     pbar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
                 total=config.epochs, desc=f"{config.method}/{config.conn_method}",
                 mininterval=1.0, file=sys.stderr)
+    # Ctrl-C stops after the current batch; a second Ctrl-C stops at once, and last.npz then
+    # holds the last completed batch, so --resume repeats nothing and skips nothing.
+    stop = GracefulInterrupt("stopping after this batch (Ctrl-C again to stop now)")
     try:
-        for ep in pbar:
-            data = task.sample(config.batch_size, trial_seed(config.seed, 0, ep))
-            t0 = time.perf_counter()
-            loss, acc = trainer.train_step(data)
-            step_s = time.perf_counter() - t0
-            if not math.isfinite(loss):
-                raise UserError(f"training diverged (loss {loss}) at batch {ep + 1}; "
-                                f"try a smaller --lr")
-            rec = {"epoch": ep + 1, "loss": loss, "acc": acc, "step_s": step_s}
-            if (ep + 1) % config.eval_every == 0 or ep + 1 == config.epochs:
-                rec["val_loss"], rec["val_acc"] = trainer.evaluate(val)
-                if state["best_acc"] is None or rec["val_acc"] > state["best_acc"]:
-                    state["best_acc"], state["best_epoch"] = rec["val_acc"], ep + 1
-                    save_checkpoint(best_path, trainer, saved_config,
-                                    {"epoch": ep + 1, "val_acc": rec["val_acc"]},
-                                    with_optimizer=False)
-            rec["wall_s"] = time.perf_counter() - t_start
-            history.append(rec)
-            state["epoch"], state["wall_s"] = ep + 1, rec["wall_s"]
-            if "val_acc" in rec:
-                last_val = rec["val_acc"]
-            pbar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.2f}", s_batch=f"{step_s:.2f}",
-                             val=f"{last_val:.2f}")
-            if (ep + 1) % config.save_every == 0:
-                save_last()
-            if rec.get("val_acc", 0.0) >= config.target_acc:
-                stopped_early = True
-                break
+        with stop:
+            for ep in pbar:
+                data = task.sample(config.batch_size, trial_seed(config.seed, 0, ep))
+                t0 = time.perf_counter()
+                loss, acc = trainer.train_step(data)
+                step_s = time.perf_counter() - t0
+                if not math.isfinite(loss):
+                    raise UserError(f"training diverged (loss {loss}) at batch {ep + 1}; "
+                                    f"try a smaller --lr")
+                rec = {"epoch": ep + 1, "loss": loss, "acc": acc, "step_s": step_s}
+                if (ep + 1) % config.eval_every == 0 or ep + 1 == config.epochs:
+                    rec["val_loss"], rec["val_acc"] = trainer.evaluate(val)
+                    if state["best_acc"] is None or rec["val_acc"] > state["best_acc"]:
+                        state["best_acc"], state["best_epoch"] = rec["val_acc"], ep + 1
+                        save_checkpoint(best_path, trainer.params(), structure, saved_config,
+                                        {"epoch": ep + 1, "val_acc": rec["val_acc"]})
+                rec["wall_s"] = time.perf_counter() - t_start
+                history.append(rec)
+                state["epoch"], state["wall_s"] = ep + 1, rec["wall_s"]
+                done = snapshot()
+                if "val_acc" in rec:
+                    last_val = rec["val_acc"]
+                pbar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.2f}", s_batch=f"{step_s:.2f}",
+                                 val=f"{last_val:.2f}")
+                if (ep + 1) % config.save_every == 0:
+                    save_last(done)
+                if rec.get("val_acc", 0.0) >= config.target_acc:
+                    stopped_early = True
+                    break
+                if stop.requested:
+                    break
     except KeyboardInterrupt:
-        interrupted = True
+        stop.requested = True
     finally:
         pbar.close()
-    save_last()
+    interrupted = stop.requested
+    state = done["state"]
+    history = state["history"]
+    save_last(done)
     if state["best_acc"] is None:  # interrupted before the first evaluation
-        save_checkpoint(best_path, trainer, saved_config,
-                        {"epoch": state["epoch"], "val_acc": None}, with_optimizer=False)
+        save_checkpoint(best_path, done["params"], structure, saved_config,
+                        {"epoch": state["epoch"], "val_acc": None})
 
     metrics: Dict[str, Any] = {
         "method": config.method, "conn_method": config.conn_method,
@@ -138,28 +177,24 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
         "checkpoint": str(best_path), "last_state": str(last_path),
         "n_val": config.n_val, "n_test": config.n_test, "test_acc": None, "test_loss": None,
     }
-    if interrupted:
-        write_metrics(out_dir, metrics)
-        print(f"interrupted: state saved to {last_path}; continue with --resume {out_dir}; "
-              f"evaluating the best checkpoint (Ctrl-C again to skip)", file=sys.stderr)
-    trainer.set_params(load_checkpoint(best_path)["params"])
-    metrics["test_loss"], metrics["test_acc"] = trainer.evaluate(test)
-    if history:
-        history[-1]["test_acc"] = metrics["test_acc"]
-    after = trainer.synapse_weights()
-    metrics["lognormal_fit"] = {"before": lognormal_summary(before),
-                                "after": lognormal_summary(after)}
-    metrics["dale_ok"] = bool(all(np.all(w >= 0) for w in after.values()))
-    paths = [save_figure(plot_training_curve(history), out_dir / "training_curve.png")]
-    metrics["activity"], more = save_network_figures(
-        trainer, test.take(np.arange(min(8, len(test)))), before, after, out_dir)
+    # written now, so that an interrupt during the evaluation below loses nothing
     write_metrics(out_dir, metrics)
+    if interrupted:
+        print(f"interrupted after batch {state['epoch']}: state saved to {last_path}; "
+              f"continue with --resume {out_dir}; evaluating the best checkpoint (Ctrl-C "
+              f"again to skip)", file=sys.stderr)
+    try:
+        paths = evaluate_and_plot(trainer, test, best_path, before, history, metrics, out_dir)
+    except KeyboardInterrupt:
+        print(f"interrupted during the final evaluation: the training state is in {last_path} "
+              f"and metrics.json has the history (no test_acc)", file=sys.stderr)
+        raise
     best_acc = state["best_acc"] if state["best_acc"] is not None else float("nan")
     print(f"test_acc {metrics['test_acc']:.4f} (best val {best_acc:.4f} at batch "
           f"{state['best_epoch']}); results in {out_dir}")
     if interrupted:
         raise KeyboardInterrupt
-    return metrics, paths + more
+    return metrics, paths
 
 
 def simulate(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
