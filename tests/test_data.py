@@ -23,9 +23,12 @@ def test_brian2modelfitting_layout_header_and_index(tmp_path):
     np.testing.assert_array_equal(load_traces(p), [[0, 1.5, 1.5, 0], [0, 2, 2, 0]])
 
 
-def test_index_column_without_header(tmp_path):
+def test_first_column_reading_0_to_n_is_data_unless_asked(tmp_path):
+    """A first column 0, 1, ..., N-1 may be data (a current starting at 0, 1, 2 nA): it is an
+    index only when the header says so, or with --csv_index yes."""
     p = write(tmp_path, "v.csv", "0,-65,-64\n1,-65,-63\n2,-65,-62\n")
-    np.testing.assert_array_equal(load_traces(p)[:, 0], [-65, -65, -65])
+    np.testing.assert_array_equal(load_traces(p)[:, 0], [0, 1, 2])
+    np.testing.assert_array_equal(load_traces(p, index="yes")[:, 0], [-65, -65, -65])
 
 
 def test_current_unit_conversion(tmp_path):
@@ -54,8 +57,8 @@ def test_missing_file(tmp_path):
 
 
 def test_shapes_must_agree(tmp_path):
-    i = write(tmp_path, "i.csv", "0,1,2\n0,1,2\n")
-    v = write(tmp_path, "v.csv", "0,1,2\n")
+    i = write(tmp_path, "i.csv", "0,1.5,2\n0,1.5,2\n")
+    v = write(tmp_path, "v.csv", "-65,-64,-63\n")
     with pytest.raises(UserError, match="differ in shape"):
         load_recordings(str(i), str(v), None)
 
