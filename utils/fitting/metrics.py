@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["spike_counts_on_grid", "exp_filter", "alpha_filter", "van_rossum_loss", "gamma_factor",
-           "mean_gamma"]
+           "gamma_defined", "gamma_undefined_rate", "mean_gamma", "gamma_warning"]
 
 
 def spike_counts_on_grid(times: Sequence[np.ndarray], n_steps: int, dt: float) -> np.ndarray:
@@ -67,19 +67,33 @@ def _coincidences(model: np.ndarray, data: np.ndarray, window: float) -> int:
     return count
 
 
+def gamma_defined(n_model: int, window: float, duration: float) -> bool:
+    """Whether the gamma factor is defined for a model train of `n_model` spikes: its
+    normaliser 1 - 2 nu_model delta must be positive (a window shorter than half the model's
+    mean interspike interval). At 2 nu delta >= 1 the chance-coincidence correction exceeds
+    the spike count and the formula changes sign, giving scores above 1."""
+    return 2.0 * (n_model / duration) * window < 1.0
+
+
 def gamma_factor(model: np.ndarray, data: np.ndarray, window: float, duration: float,
-                 rate_correction: bool = True) -> float:
+                 rate_correction: bool = True) -> float | None:
     """Coincidence factor of Jolivet et al. (2008, J Neurosci Methods 169:417), 1 = identical trains.
 
     Gamma = (N_coinc - 2 nu_m delta N_data) / (0.5 (N_data + N_model) (1 - 2 nu_m delta)), with
     nu_m the model's rate and delta the window (ms). With rate_correction the score is
     Gamma - 2 |nu_data - nu_model| / nu_data, the rate-corrected form used by Brian2's GammaFactor.
     Trains with no data spikes score 1 if the model is silent too, else 0.
+
+    Never above 1: each model spike is matched at most once, so N_coinc <= min(N_data, N_model),
+    and with p = 2 nu_m delta < 1 the normaliser minus the numerator is at least
+    0.5 |N_data - N_model| (1 - p) >= 0. Undefined (None) when p >= 1 (`gamma_defined`).
     """
     model = np.sort(np.asarray(model, dtype=float))
     data = np.sort(np.asarray(data, dtype=float))
     if data.size == 0:
         return 1.0 if model.size == 0 else 0.0
+    if not gamma_defined(model.size, window, duration):
+        return None
     rate_model = model.size / duration
     rate_data = data.size / duration
     expected = 2.0 * rate_model * window * data.size
@@ -90,9 +104,31 @@ def gamma_factor(model: np.ndarray, data: np.ndarray, window: float, duration: f
     return float(gamma)
 
 
+def gamma_undefined_rate(model: Sequence[np.ndarray], data: Sequence[np.ndarray],
+                         window: float, duration: float) -> float | None:
+    """The highest model rate (Hz) among traces whose gamma factor is undefined (see
+    `gamma_defined`; traces without data spikes are always defined), None if every one is
+    defined."""
+    rates = [len(m) / duration * 1e3 for m, d in zip(model, data)
+             if len(d) and not gamma_defined(len(m), window, duration)]
+    return max(rates) if rates else None
+
+
 def mean_gamma(model: Sequence[np.ndarray], data: Sequence[np.ndarray], window: float,
                duration: float) -> float | None:
-    """Gamma factor averaged over traces; None when no trace of either train has a spike."""
+    """Gamma factor averaged over traces; None when no trace of either train has a spike, or
+    when the factor of any trace is undefined (`gamma_undefined_rate` says why)."""
     if not any(len(m) for m in model) and not any(len(d) for d in data):
         return None
-    return float(np.mean([gamma_factor(m, d, window, duration) for m, d in zip(model, data)]))
+    scores = [gamma_factor(m, d, window, duration) for m, d in zip(model, data)]
+    if any(g is None for g in scores):
+        return None
+    return float(np.mean(scores))
+
+
+def gamma_warning(window: float, rate_hz: float, methods: Sequence[str]) -> str:
+    """The one warning line of a run in which the gamma factor was undefined."""
+    return (f"warning: gamma factor undefined (null) for {', '.join(methods)}: a model rate of "
+            f"{rate_hz:.4g} Hz with --gamma_window {window:g} ms gives 2*rate*window >= 1 "
+            f"(Jolivet et al. 2008 need it below 1); use a window below "
+            f"{1e3 / (2 * rate_hz):.3g} ms")
