@@ -2,10 +2,13 @@
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from utils.run import RunStatus, UserError, atomic_write_json, cli, make_out_dir
+from utils.run import (RunStatus, UserError, atomic_write_json, cli, compilation_cache_dir,
+                       make_out_dir)
 
 
 def test_existing_run_folder_is_refused_unless_reused(tmp_path):
@@ -69,3 +72,19 @@ def test_status_records_how_the_run_ended(tmp_path, error, state):
     assert status["state"] == state
     if error is ValueError:
         assert status["message"] == "ValueError: boom"
+
+
+def test_compilation_cache_keeps_compiled_functions_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "cache"))
+    assert compilation_cache_dir() == tmp_path / "cache"
+    code = ("import jax, jax.numpy as jnp; from utils.run import use_compilation_cache; "
+            "use_compilation_cache(); print(jax.jit(lambda x: jnp.sin(x) * 2)(1.0))")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert any((tmp_path / "cache").iterdir())
+
+
+def test_compilation_cache_defaults_to_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache_dir() == tmp_path / "brain-modeling-jax"
