@@ -54,6 +54,7 @@ DEFAULTS = FitDefaults(
     protocol=authors_protocol,
     n_starts=16,
     presearch_dt=1.0,  # 10x fewer steps; the polish on dt removes its bias (README)
+    gamma_window=2.0,  # the target's highest rate (7 spikes/s) gives 2 x rate x window 0.03
 )
 
 

@@ -164,6 +164,8 @@ GIF = NeuronModel(
     spikes_of=gif_spike_times,
     simulate_forced=simulate_gif_forced,
     description="generalized integrate-and-fire neuron (Mihalas & Niebur 2009)",
+    positive=frozenset({"tau", "R"}),         # tau divides; R is a resistance
+    nonnegative=frozenset({"k1", "k2"}),      # decay rates: negative ones make currents grow
 )
 
 

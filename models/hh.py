@@ -130,4 +130,7 @@ def make_hh(steady_state: bool = False) -> NeuronModel:
         simulate=partial(simulate_hh, steady_state=steady_state),
         spikes_of=hh_spike_times,
         description="Traub-Miles Hodgkin-Huxley neuron (Brian2 HH examples), exponential Euler",
+        # C divides; gl is the only conductance open while the gates start at 0 (g_tot divides)
+        positive=frozenset({"gl", "C"}),
+        nonnegative=frozenset({"g_na", "g_kd"}),
     )

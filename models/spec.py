@@ -32,6 +32,11 @@ class NeuronModel:
     # each step. Models that have it get the staged gradient fit (see
     # utils/fitting/objectives.py).
     simulate_forced: Callable | None = None
+    # parameters that must be > 0 (a capacitance, a time constant: zero divides) and that must
+    # be >= 0 (conductances, decay rates); fixed values and search bounds are checked against
+    # them before a fit
+    positive: frozenset[str] = frozenset()
+    nonnegative: frozenset[str] = frozenset()
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -39,6 +39,9 @@ class FitDefaults:
     add_args: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     spike_tau: float = 10.0
     presearch_dt: float | None = None  # grid (ms) of the first presearch stage; None: dt
+    # coincidence window (ms) of the gamma factor: below 1 / (2 x the target's highest rate
+    # per trace), with margin, so that the score is defined (utils/fitting/metrics.py)
+    gamma_window: float = 2.0
 
     def make_model(self, args: argparse.Namespace) -> NeuronModel:
         """The script's model, with its options from the flags."""
@@ -98,24 +101,30 @@ class Problem:
 # --------------------------------------------------------------------------- flag values
 
 def parse_assignments(text: str, flag: str = "--fix") -> dict[str, float]:
-    """'a=1,b=2' -> {'a': 1.0, 'b': 2.0}."""
+    """'a=1,b=2' -> {'a': 1.0, 'b': 2.0}, refusing a name given twice."""
     out = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, sep, value = item.partition("=")
+        name = name.strip()
         try:
-            out[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
             sep = ""
-        if not sep or not math.isfinite(out.get(name.strip(), math.nan)):
+        if not sep or not name or not math.isfinite(number):
             raise UserError(f"{flag}: expected NAME=VALUE with a finite number, got {item!r}")
+        if name in out:
+            raise UserError(f"{flag}: {name} is given twice ({out[name]:g} and {number:g})")
+        out[name] = number
     return out
 
 
 def parse_bounds(text: str) -> dict[str, tuple[float, float]]:
-    """'a=0:1,b=-2:3' -> {'a': (0, 1), 'b': (-2, 3)}, refusing LO >= HI."""
+    """'a=0:1,b=-2:3' -> {'a': (0, 1), 'b': (-2, 3)}, refusing LO >= HI and a name given
+    twice."""
     out = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, _, rng = item.partition("=")
+        name = name.strip()
         lo, colon, hi = rng.rpartition(":") if rng.count(":") == 1 else ("", "", "")
         try:
             lo_v, hi_v = float(lo), float(hi)
@@ -124,8 +133,10 @@ def parse_bounds(text: str) -> dict[str, tuple[float, float]]:
         if not colon or not (math.isfinite(lo_v) and math.isfinite(hi_v)):
             raise UserError(f"--bounds: expected NAME=LO:HI with finite numbers, got {item!r}")
         if lo_v >= hi_v:
-            raise UserError(f"--bounds: {name.strip()}: LO ({lo_v:g}) must be below HI ({hi_v:g})")
-        out[name.strip()] = (lo_v, hi_v)
+            raise UserError(f"--bounds: {name}: LO ({lo_v:g}) must be below HI ({hi_v:g})")
+        if name in out:
+            raise UserError(f"--bounds: {name} is given twice")
+        out[name] = (lo_v, hi_v)
     return out
 
 
@@ -134,6 +145,9 @@ def parse_bounds(text: str) -> dict[str, tuple[float, float]]:
 def _free_and_fixed(model: NeuronModel, d: FitDefaults, args) -> tuple[list[str], dict]:
     names = model.param_names
     free = [s.strip() for s in args.fit.split(",") if s.strip()]
+    twice = sorted({n for n in free if free.count(n) > 1})
+    if twice:
+        raise UserError(f"--fit: {', '.join(twice)} is named twice")
     fix = parse_assignments(args.fix)
     for flag, given in (("--fit", free), ("--fix", list(fix))):
         unknown = [n for n in given if n not in names]
@@ -147,16 +161,28 @@ def _free_and_fixed(model: NeuronModel, d: FitDefaults, args) -> tuple[list[str]
         raise UserError(f"{', '.join(both)} cannot be both fitted (--fit) and fixed (--fix)")
     base = dict(model.defaults) if args.data_current else d.target_params(model)
     fixed = {n: float(fix.get(n, base[n])) for n in names if n not in free}
+    for n, value in fixed.items():
+        bad = ("> 0" if n in model.positive and value <= 0
+               else ">= 0" if n in model.nonnegative and value < 0 else None)
+        if bad:
+            source = "--fix" if n in fix else "the fixed value"
+            raise UserError(f"{source}: {n} must be {bad} ({model.units[n]}), got {value:g}")
     return free, fixed
 
 
-def _make_box(free: list[str], d: FitDefaults, args) -> Box:
+def _make_box(model: NeuronModel, free: list[str], d: FitDefaults, args) -> Box:
     bounds = dict(d.bounds)
     given = parse_bounds(args.bounds)
     stray = [n for n in given if n not in free]
     if stray:
         raise UserError(f"--bounds: {', '.join(stray)} is not fitted (add it to --fit)")
     bounds.update(given)
+    for n in free:
+        lo = bounds[n][0]
+        if (n in model.positive and lo <= 0) or (n in model.nonnegative and lo < 0):
+            need = "> 0" if n in model.positive else ">= 0"
+            raise UserError(f"--bounds: {n} must be {need} ({model.units[n]}), so its lower "
+                            f"bound must be too; got {lo:g}")
     return Box(np.array([bounds[n][0] for n in free], float),
                np.array([bounds[n][1] for n in free], float))
 
@@ -180,6 +206,9 @@ def synthetic_target(model: NeuronModel, d: FitDefaults, args, fixed: dict, free
 def _check_data_flags(args) -> None:
     if args.noise_mV < 0 or not math.isfinite(args.noise_mV):
         raise UserError(f"--noise_mV must be >= 0, got {args.noise_mV}")
+    if args.noise_mV > 0 and args.data_current:
+        raise UserError("--noise_mV adds noise to the synthetic target only; with recordings "
+                        "(--data_current) it would be ignored: leave it out")
     if not args.data_current and (args.data_voltage or args.data_spikes):
         raise UserError("--data_voltage/--data_spikes need --data_current (the input currents)")
     if args.data_current:
@@ -191,14 +220,27 @@ def _check_data_flags(args) -> None:
             raise UserError("--target potential needs --data_voltage")
 
 
+def _check_presearch_dt(model: NeuronModel, args, n_samples: int, dt: float) -> None:
+    """The coarse presearch grid must leave at least 2 steps in the traces."""
+    if model.simulate_forced is None or args.presearch != "on" or args.presearch_dt is None:
+        return
+    factor = max(1, int(round(args.presearch_dt / dt)))
+    if n_samples // factor < 2:
+        raise UserError(f"--presearch_dt {args.presearch_dt:g} ms leaves fewer than 2 steps in "
+                        f"traces of {n_samples * dt:g} ms; use at most {n_samples * dt / 2:g} ms "
+                        f"(or --dt {dt:g} to skip the coarse stage)")
+
+
 def make_problem(model: NeuronModel, d: FitDefaults, args) -> Problem:
     """Validate the flags and data, and build the problem (synthetic or from recordings)."""
     free, fixed = _free_and_fixed(model, d, args)
-    box = _make_box(free, d, args)
+    box = _make_box(model, free, d, args)
     _check_data_flags(args)
     if args.data_current:
-        current, v_target, spikes = load_recordings(args.data_current, args.data_voltage,
-                                                    args.data_spikes, args.current_unit)
+        current, v_target, spikes = load_recordings(
+            args.data_current, args.data_voltage, args.data_spikes, args.current_unit,
+            dt=args.dt, header=getattr(args, "csv_header", "auto"),
+            index=getattr(args, "csv_index", "auto"))
         truth, source, dt = None, "recordings", args.dt
     else:
         dt = args.dt or d.dt
@@ -208,6 +250,7 @@ def make_problem(model: NeuronModel, d: FitDefaults, args) -> Problem:
         spikes = model.spikes_of(v_target, None, dt)
     if args.target == "spike" and not any(len(s) for s in spikes):
         raise UserError("the spike target holds no spikes: nothing to fit")
+    _check_presearch_dt(model, args, current.shape[1], dt)
     return Problem(model, current, dt, args.target, v_target, spikes, free, fixed, box, truth,
                    args.spike_tau, args.gamma_window, source,
                    presearch=args.presearch == "on", presearch_dt=args.presearch_dt)
