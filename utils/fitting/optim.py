@@ -123,8 +123,17 @@ def clean(losses: np.ndarray, grads: np.ndarray | None = None):
     return losses, grads
 
 
+class _Stopped(Exception):
+    """Raised inside an L-BFGS-B worker thread (a Python frame, never inside JAX) to end its
+    run when the fit is being stopped."""
+
+
 class _Lockstep:
-    """Gathers the points requested by concurrent L-BFGS-B runs into one batched evaluation."""
+    """Gathers the points requested by concurrent L-BFGS-B runs into one batched evaluation.
+
+    `stop()` (the main thread, on Ctrl-C) makes every later or waiting request raise _Stopped
+    in its own worker thread; an evaluation already running finishes first, so no thread is
+    ever interrupted inside a compiled call."""
 
     def __init__(self, value_and_grad: BatchValueGrad, n_runs: int, tracker: Tracker):
         self.fn, self.active, self.tracker = value_and_grad, n_runs, tracker
@@ -133,6 +142,7 @@ class _Lockstep:
         self.pending: dict[int, np.ndarray] = {}
         self.results: dict[int, tuple[float, np.ndarray]] = {}
         self.error: BaseException | None = None
+        self.stopped = False
 
     def _evaluate(self) -> None:
         ids = sorted(self.pending)
@@ -156,18 +166,49 @@ class _Lockstep:
         with self.cond:
             if self.error is not None:
                 raise RuntimeError("batched evaluation failed")
+            if self.stopped:
+                raise _Stopped
             self.pending[run] = np.array(z)
             if len(self.pending) == self.active:
                 self._evaluate()
             else:
-                self.cond.wait_for(lambda: run in self.results)
+                self.cond.wait_for(lambda: run in self.results or self.stopped)
+            if run not in self.results:
+                raise _Stopped
             return self.results.pop(run)
 
     def finish(self) -> None:
         with self.cond:
             self.active -= 1
-            if self.pending and len(self.pending) == self.active:
+            if self.stopped:
+                self.cond.notify_all()
+            elif self.pending and len(self.pending) == self.active:
                 self._evaluate()
+
+    def stop(self) -> None:
+        self.stopped = True
+        with self.cond:
+            self.cond.notify_all()
+
+
+def _join_all(threads: Sequence[threading.Thread], lock: _Lockstep) -> None:
+    """Wait for the worker threads in short timeouts, so that Ctrl-C reaches the main thread;
+    on Ctrl-C stop them cleanly (each ends at its next request), wait for them, re-raise."""
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.1)
+    except KeyboardInterrupt:
+        while True:  # a second Ctrl-C must not leave threads running inside XLA at exit
+            try:
+                lock.stop()
+                for t in threads:
+                    while t.is_alive():
+                        t.join(timeout=0.1)
+                break
+            except KeyboardInterrupt:
+                continue
+        raise
 
 
 def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
@@ -185,7 +226,7 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
                                         method="L-BFGS-B", bounds=bounds,
                                         options={"maxiter": maxiter})
             finals[k] = (np.array(r.x), float(r.fun))
-        except RuntimeError:
+        except (RuntimeError, _Stopped):
             pass
         finally:
             lock.finish()
@@ -193,8 +234,7 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
     threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(starts))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    _join_all(threads, lock)
     if lock.error is not None:
         raise lock.error
     result = tracker.result()
