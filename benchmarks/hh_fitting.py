@@ -118,7 +118,8 @@ def report(r: dict) -> None:
           "same simulations:")
     for m, row in st["methods"].items():
         rel = max(row["rel_err"].values())
-        print(f"{m:<16} loss {row['loss']:.3g}  gamma {row['gamma']:.3f}  max rel err {rel:.3f}"
+        gam = f"{row['gamma']:.3f}" if row["gamma"] is not None else "undefined"
+        print(f"{m:<16} loss {row['loss']:.3g}  gamma {gam}  max rel err {rel:.3f}"
               f"  sims {row['n_evals']}")
 
 

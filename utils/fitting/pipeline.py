@@ -3,17 +3,22 @@ scoring the fits, the results table, metrics.json and figures."""
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from typing import NamedTuple, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from utils.fitting.metrics import mean_gamma
+from utils.fitting.data import LAYOUT_CHOICES
+from utils.fitting.metrics import gamma_undefined_rate, gamma_warning, mean_gamma
 from utils.fitting.objectives import make_objectives
-from utils.fitting.optim import OPTIMIZERS, OptimResult, default_methods, method_names, run_method
+from utils.fitting.optim import (BAD_LOSS, OPTIMIZERS, OptimResult, default_methods,
+                                 method_names, run_method)
 from utils.fitting.plots import plot_all
 from utils.fitting.problem import FitDefaults, Problem, make_problem, simulate_params
-from utils.run import make_out_dir, positive_float, positive_int, write_config, write_metrics
+from utils.run import (RunStatus, UserError, make_out_dir, positive_float, positive_int,
+                       write_config, write_metrics)
 
 __all__ = ["parse_methods", "build_parser", "problem_from_flags", "Fits", "score", "fit_all",
            "format_table", "run_fitting"]
@@ -80,6 +85,14 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
     p.add_argument("--data_spikes", help="CSV of spike times (ms), one row per trace")
     p.add_argument("--current_unit", choices=["nA", "pA", "A"], default="nA",
                    help="unit of the values in --data_current")
+    p.add_argument("--csv_header", choices=LAYOUT_CHOICES, default="auto",
+                   help="line 1 of the trace files is a header (yes), data (no), or auto: a "
+                        "header when it holds no number, or reads 0,1,...,T-1 (pandas' column "
+                        "labels) where the other files' row counts confirm it")
+    p.add_argument("--csv_index", choices=LAYOUT_CHOICES, default="auto",
+                   help="the first column of the trace files is an index to drop (yes), data "
+                        "(no), or auto: an index only when the header's first cell is empty, "
+                        "'index' or 'Unnamed: 0'")
     p.add_argument("--dt", type=positive_float, default=None,
                    help=f"sampling interval in ms (default {d.dt} for the synthetic problem; "
                         "required with --data_current)")
@@ -87,8 +100,10 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
                    help="std of Gaussian noise added to the synthetic voltage target (mV)")
     p.add_argument("--spike_tau", type=positive_float, default=d.spike_tau,
                    help="time constant (ms) of the van Rossum spike loss")
-    p.add_argument("--gamma_window", type=positive_float, default=2.0,
-                   help="coincidence window (ms) of the gamma factor")
+    p.add_argument("--gamma_window", type=positive_float, default=d.gamma_window,
+                   help="coincidence window (ms) of the gamma factor (default "
+                        f"{d.gamma_window:g}); the score is reported as null where a model "
+                        "rate nu makes 2 nu window >= 1")
     p.add_argument("--repeats", type=positive_int, default=1,
                    help="run each method N times with different seeds; report mean and std")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
@@ -109,30 +124,50 @@ def problem_from_flags(d: FitDefaults, argv: Sequence[str]) -> Problem:
 
 class Fits(NamedTuple):
     """What fit_all returns, by method: metrics.json entries, best-loss histories of the best
-    run, and the traces (V [N, T], spike times) of its fitted parameters."""
+    run, and the traces (V [N, T], spike times) of its fitted parameters; `interrupted` is set
+    when Ctrl-C stopped the fit (the methods finished before it are kept)."""
 
     metrics: dict
     histories: dict
     traces: dict
+    interrupted: tuple = ()  # methods not finished because of Ctrl-C
+
+    @property
+    def was_interrupted(self) -> bool:
+        return bool(self.interrupted)
+
+
+def _finite(loss: float) -> bool:
+    return math.isfinite(loss) and loss < BAD_LOSS
+
+
+def _history(res: OptimResult) -> list:
+    """[[wall_s, n_evals, best_loss], ...]; a best loss that is not finite yet is None."""
+    return [[t, n, b if _finite(b) else None] for t, n, b in res.history]
 
 
 def score(problem: Problem, res: OptimResult) -> tuple[dict, tuple[np.ndarray, list]]:
-    """The metrics.json entry of one result, and its simulated voltage and spike times."""
+    """The metrics.json entry of one result, and its simulated voltage and spike times. A loss
+    that is not finite (every point tried gave NaN or inf) is reported as None, with no RMSE
+    and no gamma."""
     x = problem.box.to_params(res.z)
     params = {n: float(v) for n, v in zip(problem.free, x)}
     v, spikes = simulate_params(problem, params)
+    finite = _finite(res.loss)
     rmse = (float(np.sqrt(np.mean((v - problem.v_target) ** 2)))
-            if problem.v_target is not None else None)
-    gamma = mean_gamma(spikes, problem.spikes_target, problem.gamma_window, problem.duration)
+            if problem.v_target is not None and finite else None)
+    gamma = (mean_gamma(spikes, problem.spikes_target, problem.gamma_window, problem.duration)
+             if finite else None)
     rel = ({n: abs(params[n] - t) / abs(t) if t != 0 else abs(params[n])
             for n, t in problem.truth.items()} if problem.truth else None)
-    entry = {"params": params, "loss": res.loss, "wall_s": res.wall_s, "n_evals": res.n_evals,
-             "rmse_mV": rmse, "gamma": gamma, "rel_err": rel}
+    entry = {"params": params, "loss": res.loss if finite else None, "wall_s": res.wall_s,
+             "n_evals": res.n_evals, "rmse_mV": rmse, "gamma": gamma, "rel_err": rel,
+             "history": _history(res)}
     return entry, (v, spikes)
 
 
 def _repeats_summary(runs: Sequence[OptimResult]) -> dict:
-    losses = np.array([res.loss for res in runs])
+    losses = np.array([res.loss if _finite(res.loss) else np.nan for res in runs])
     walls = np.array([res.wall_s for res in runs])
     return {"n": len(runs), "loss_mean": losses.mean(), "loss_std": losses.std(),
             "wall_s_mean": walls.mean(), "wall_s_std": walls.std(),
@@ -146,7 +181,7 @@ def _run_with_progress(problem: Problem, method: str, objectives, desc: str,
               disable=not show_progress, leave=False, mininterval=0.5) as bar:
         def progress(n, best):
             bar.update(n)
-            bar.set_postfix(best=f"{best:.4g}")
+            bar.set_postfix(best=f"{best:.4g}" if _finite(best) else "not finite")
         return run_method(method, objectives, len(problem.free), progress=progress, **settings)
 
 
@@ -154,41 +189,57 @@ def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: 
             popsize: int, maxiter: int, seed: int, repeats: int = 1, n_refine: int = 4,
             show_progress: bool = True) -> Fits:
     """Run every method `repeats` times (seeds seed, seed + 1000, ...); the best run of each is
-    scored."""
+    scored. Ctrl-C ends the fit: the methods already finished are returned, the one running
+    (and those after it) listed in `interrupted`."""
     fits = Fits({}, {}, {})
-    for method in methods:
-        objectives = make_objectives(problem)  # fresh: each method pays its own compilation
-        runs = [_run_with_progress(problem, method, objectives,
-                                   f"{method}" + (f" {r + 1}/{repeats}" if repeats > 1 else ""),
-                                   show_progress, n_starts=n_starts, budget=budget,
-                                   popsize=popsize, maxiter=maxiter, seed=seed + 1000 * r,
-                                   n_refine=n_refine)
-                for r in range(repeats)]
-        best = min(runs, key=lambda res: res.loss)
-        entry, fits.traces[method] = score(problem, best)
+    for k, method in enumerate(methods):
+        try:
+            objectives = make_objectives(problem)  # fresh: each method pays its compilation
+            runs = [_run_with_progress(problem, method, objectives,
+                                       f"{method}" + (f" {r + 1}/{repeats}" if repeats > 1
+                                                      else ""),
+                                       show_progress, n_starts=n_starts, budget=budget,
+                                       popsize=popsize, maxiter=maxiter,
+                                       seed=seed + 1000 * r, n_refine=n_refine)
+                    for r in range(repeats)]
+            best = min(runs, key=lambda res: res.loss)
+            entry, traces = score(problem, best)
+        except KeyboardInterrupt:
+            return fits._replace(interrupted=tuple(methods[k:]))
         if repeats > 1:
             entry["repeats"] = _repeats_summary(runs)
-        fits.metrics[method] = entry
+        fits.metrics[method], fits.traces[method] = entry, traces
         fits.histories[method] = best.history
     return fits
 
 
+def _fmt(value, spec: str, width: int) -> str:
+    """A table cell: `value` formatted, '-' for None, right-aligned in `width` and at least
+    one space from its left neighbour (too long: 3 significant digits)."""
+    text = "-" if value is None else format(value, spec)
+    if len(text) > width - 1:
+        text = format(float(value), ".3g")
+    return text.rjust(width)
+
+
 def format_table(problem: Problem, results: dict) -> str:
-    """The printed results table: one row per method."""
+    """The printed results table: one row per method; every number in %.4g-like widths, so
+    that huge or tiny values keep the columns aligned."""
     units = problem.model.units
-    head = (f"{'method':<12}{'loss':>12}{'RMSE mV':>10}{'gamma':>8}{'wall s':>9}{'sims':>8}  "
-            + "  ".join(f"{n} ({units[n]})" for n in problem.free))
+    labels = [f"{n} ({units[n]})" for n in problem.free]
+    widths = [max(len(label), 11) for label in labels]
+    head = (f"{'method':<12}{'loss':>12}{'RMSE mV':>11}{'gamma':>11}{'wall s':>10}{'sims':>9}"
+            + "".join("  " + label.rjust(w) for label, w in zip(labels, widths)))
     lines = [head, "-" * len(head)]
     if problem.truth:
-        lines.append(f"{'truth':<12}{'':>47}  " + "  ".join(
-            f"{problem.truth[n]:.6g}".rjust(len(f'{n} ({units[n]})')) for n in problem.free))
+        lines.append(f"{'truth':<12}{'':>53}" + "".join(
+            "  " + _fmt(problem.truth[n], ".6g", w) for n, w in zip(problem.free, widths)))
     for m, r in results.items():
-        rmse = f"{r['rmse_mV']:.3f}" if r["rmse_mV"] is not None else "-"
-        gam = f"{r['gamma']:.3f}" if r["gamma"] is not None else "-"
-        lines.append(f"{m:<12}{r['loss']:>12.5g}{rmse:>10}{gam:>8}{r['wall_s']:>9.2f}"
-                     f"{r['n_evals']:>8d}  " + "  ".join(
-                         f"{r['params'][n]:.6g}".rjust(len(f'{n} ({units[n]})'))
-                         for n in problem.free))
+        lines.append(f"{m:<12.12}{_fmt(r['loss'], '.5g', 12)}{_fmt(r['rmse_mV'], '.4g', 11)}"
+                     f"{_fmt(r['gamma'], '.4g', 11)}{_fmt(r['wall_s'], '.4g', 10)}"
+                     f"{_fmt(r['n_evals'], 'd', 9)}" + "".join(
+                         "  " + _fmt(r['params'][n], ".6g", w)
+                         for n, w in zip(problem.free, widths)))
         if "repeats" in r:
             rp = r["repeats"]
             lines.append(f"{'':<12}loss {rp['loss_mean']:.4g} +/- {rp['loss_std']:.2g}, wall "
@@ -197,22 +248,62 @@ def format_table(problem: Problem, results: dict) -> str:
     return "\n".join(lines)
 
 
+def _warnings(problem: Problem, fits: Fits) -> list[str]:
+    """One line per method whose loss is not finite, and one line for the run if the gamma
+    factor was undefined for any method."""
+    lines = [f"warning: method {m}: loss is not finite (NaN or inf at every point it tried); "
+             "reported as null" for m, r in fits.metrics.items() if r["loss"] is None]
+    undefined = {}
+    for m, (_, spikes) in fits.traces.items():
+        if fits.metrics[m]["loss"] is None:
+            continue
+        rate = gamma_undefined_rate(spikes, problem.spikes_target, problem.gamma_window,
+                                    problem.duration)
+        if rate is not None:
+            undefined[m] = rate
+    if undefined:
+        lines.append(gamma_warning(problem.gamma_window, max(undefined.values()),
+                                   list(undefined)))
+    return lines
+
+
 def run_fitting(d: FitDefaults, argv: Sequence[str] | None = None) -> dict:
-    """Parse flags, fit, print the table, write config.json, metrics.json and figures."""
+    """Parse flags, validate every input, then create a fresh run folder, write config.json,
+    fit inside RunStatus (status.json), print the table, write metrics.json and figures.
+
+    Nothing is written before the flags and data are validated, and an existing non-empty
+    --out_dir is refused. Ctrl-C keeps the methods finished so far: metrics.json gets them
+    with "interrupted": true (no figures), then KeyboardInterrupt goes on to the caller (exit
+    130 through utils.run.cli). A run in which no method reached a finite loss fails with a
+    UserError after writing its metrics."""
     args = build_parser(d).parse_args(argv)
     model = d.make_model(args)
     problem = make_problem(model, d, args)
-    out_dir = make_out_dir(d.script, args.out_dir)
+    out_dir = make_out_dir(d.script, args.out_dir, reuse=False)
     write_config(out_dir, args)
-    fits = fit_all(problem, args.methods, n_starts=args.n_starts, budget=args.budget,
-                   popsize=args.popsize, maxiter=args.maxiter, seed=args.seed,
-                   repeats=args.repeats, n_refine=args.n_refine)
-    metrics = {"model": model.name, "target": problem.target, "dt_ms": problem.dt,
-               "source": problem.source, "free_params": problem.free,
-               "fixed_params": problem.fixed, "units": dict(model.units),
-               "truth": problem.truth, "methods": fits.metrics}
-    write_metrics(out_dir, metrics)
-    plot_all(problem, fits.metrics, fits.histories, fits.traces, out_dir, show=args.show)
-    print(format_table(problem, fits.metrics))
-    print(f"results in {out_dir}")
+    with RunStatus(out_dir):
+        fits = fit_all(problem, args.methods, n_starts=args.n_starts, budget=args.budget,
+                       popsize=args.popsize, maxiter=args.maxiter, seed=args.seed,
+                       repeats=args.repeats, n_refine=args.n_refine)
+        metrics = {"model": model.name, "target": problem.target, "dt_ms": problem.dt,
+                   "source": problem.source, "free_params": problem.free,
+                   "fixed_params": problem.fixed, "units": dict(model.units),
+                   "truth": problem.truth, "gamma_window_ms": problem.gamma_window,
+                   "methods": fits.metrics}
+        if fits.was_interrupted:
+            metrics["interrupted"] = True
+            metrics["not_finished"] = fits.interrupted
+        write_metrics(out_dir, metrics)
+        if fits.metrics:
+            print(format_table(problem, fits.metrics))
+        for line in _warnings(problem, fits):
+            print(line, file=sys.stderr)
+        if fits.was_interrupted:
+            print(f"interrupted during {fits.interrupted[0]}: results of "
+                  f"{', '.join(fits.metrics) or 'no method'} in {out_dir}", file=sys.stderr)
+            raise KeyboardInterrupt
+        plot_all(problem, fits.metrics, fits.histories, fits.traces, out_dir, show=args.show)
+        print(f"results in {out_dir}")
+        if not any(r["loss"] is not None for r in fits.metrics.values()):
+            raise UserError(f"no method reached a finite loss (results in {out_dir})")
     return metrics
