@@ -7,7 +7,7 @@
     python reproduce.py online    # memory and time of bptt, diag, expsm_diag vs sequence length,
                                   # and where expsm_diag's gradient disagrees with BPTT's
 
-Run folders go under --out (default results/reproduce/); the figures the README shows are
+Run folders go under --out (default results/reproduce/<time>/); the figures the README shows are
 copied into --figures (default figures/), and each command prints its table as Markdown.
 --quick runs tiny budgets (what the tests run).
 """
@@ -24,7 +24,7 @@ import neuron_fitting_of_hh_model
 import task_training
 from benchmarks import online_credit, online_vs_bptt
 from utils.fitting import run_fitting
-from utils.run import atomic_write_bytes, cli, positive_int, save_figure
+from utils.run import atomic_write_bytes, cli, make_out_dir, positive_int, save_figure
 from utils.training.figures import plot_learning_curves
 from utils.training.rules import RULES
 
@@ -142,10 +142,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     p.add_argument("--repeats", type=positive_int, default=None,
                    help=f"hh, gif: repeats of every method (default {REPEATS}, the authors' "
                         "protocol; 2 with --quick)")
-    p.add_argument("--out", default="results/reproduce", help="folder for the run folders")
+    p.add_argument("--out", default=None,
+                   help="a new folder for the run folders (default results/reproduce/<time>/)")
     p.add_argument("--figures", default="figures", help="folder for the README's figures")
     args = p.parse_args(argv)
-    out = Path(args.out)
+    out = make_out_dir("reproduce", args.out)
     t0 = time.perf_counter()
     repeats = args.repeats or (2 if args.quick else REPEATS)
     table = JOBS[args.what](out, Path(args.figures), args.quick, repeats)
