@@ -64,4 +64,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(main))
+    sys.exit(cli(main, cache=True))
