@@ -159,4 +159,4 @@ def main(argv: Sequence[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(main))
+    sys.exit(cli(main, cache=True))
