@@ -33,10 +33,18 @@ dh/dt = 0.128*exp((17.*mV - v + VT)/(18.*mV))/ms*(1. - h) - 4./(1 + exp((40.*mV 
 gl : siemens (constant)
 g_na : siemens (constant)
 g_kd : siemens (constant)
+VT : volt (constant)
+C : farad (constant)
+EL : volt (constant)
+EK : volt (constant)
+ENa : volt (constant)
 I : amp
 trace : integer (constant)
 """
-FREE = ("gl", "g_na", "g_kd")
+# parameter name -> (our name, Brian2 unit); ours in uS, nF, mV
+PARAMS = {"gl": ("gl", b2.uS), "g_na": ("g_na", b2.uS), "g_kd": ("g_kd", b2.uS),
+          "vth": ("VT", b2.mV), "C": ("C", b2.nF), "EL": ("EL", b2.mV), "EK": ("EK", b2.mV),
+          "ENa": ("ENa", b2.mV)}
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -45,8 +53,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--voltage", required=True, help="CSV, one trace per row, mV")
     p.add_argument("--dt", type=float, required=True, help="sample spacing, ms")
     p.add_argument("--fixed", required=True,
-                   help="JSON of the fixed parameters: vth, C, EL, EK, ENa (mV, nF)")
-    p.add_argument("--bounds", required=True, help="JSON {name: [lo, hi]} of gl, g_na, g_kd (uS)")
+                   help="JSON {name: value} of the fixed parameters (uS, nF, mV)")
+    p.add_argument("--bounds", required=True,
+                   help="JSON {name: [lo, hi]} of the free parameters (uS, nF, mV)")
     p.add_argument("--popsize", type=int, default=100, help="candidates per round")
     p.add_argument("--rounds", type=int, default=20, help="rounds at most")
     p.add_argument("--target_mse", type=float, default=0.0, help="stop once reached (mV^2)")
@@ -58,23 +67,32 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def to_params(z: np.ndarray, bounds: dict) -> dict:
-    """Unit cube -> parameter values, log-scaled (all three bounds span > 50x)."""
+    """Unit cube -> parameter values, log-scaled where the bounds are positive and span more
+    than 50x (the rule of this project's optimizers), linear otherwise."""
     out = {}
-    for k, name in enumerate(FREE):
-        lo, hi = np.log(bounds[name][0]), np.log(bounds[name][1])
-        out[name] = np.exp(lo + z[:, k] * (hi - lo))
+    for k, (name, (lo, hi)) in enumerate(bounds.items()):
+        if lo > 0 and hi / lo > 50:
+            out[name] = np.exp(np.log(lo) + z[:, k] * (np.log(hi) - np.log(lo)))
+        else:
+            out[name] = lo + z[:, k] * (hi - lo)
     return out
+
+
+def set_params(group, values: dict, repeat: int) -> None:
+    """Per-neuron parameter values (ours' units), each repeated for the `repeat` traces."""
+    for name, value in values.items():
+        brian_name, unit = PARAMS[name]
+        setattr(group, brian_name, np.repeat(np.atleast_1d(value), repeat) * unit)
 
 
 def build(current: np.ndarray, dt: float, fixed: dict, popsize: int, method: str):
     """One network: popsize x traces neurons, each reading its trace's current every step."""
     n_traces, n_steps = current.shape
     b2.defaultclock.dt = dt * b2.ms
-    namespace = {"VT": fixed["vth"] * b2.mV, "C": fixed["C"] * b2.nF, "EL": fixed["EL"] * b2.mV,
-                 "EK": fixed["EK"] * b2.mV, "ENa": fixed["ENa"] * b2.mV,
-                 "I_rec": b2.TimedArray(current.T * b2.nA, dt=dt * b2.ms)}
+    namespace = {"I_rec": b2.TimedArray(current.T * b2.nA, dt=dt * b2.ms)}
     group = b2.NeuronGroup(popsize * n_traces, EQUATIONS, method=method, namespace=namespace)
     group.trace = np.tile(np.arange(n_traces), popsize)
+    set_params(group, fixed, popsize * n_traces)
     group.v = -65 * b2.mV
     group.m = group.h = group.n = 0
     group.run_regularly("I = I_rec(t, trace)", when="start", order=-1)
@@ -95,41 +113,49 @@ def main(argv=None) -> dict:
     n_traces, n_steps = voltage.shape
     if args.evaluate is not None:
         values = json.loads(args.evaluate)
-        for name in FREE:
-            setattr(group, name, values[name] * b2.uS)
+        set_params(group, values, n_traces)
         net.run(duration)
         v = np.asarray(monitor.v / b2.mV)[:, :n_steps]
         out = {"best_mse": float(np.mean((v - voltage) ** 2)), "params": values,
                "wall_s": time.perf_counter() - T_START, "method": args.method}
         print(json.dumps(out))
         return out
-    opt = ng.optimizers.DE(parametrization=ng.p.Array(shape=(3,), lower=0.0, upper=1.0),
+    dim = len(bounds)
+    opt = ng.optimizers.DE(parametrization=ng.p.Array(shape=(dim,), lower=0.0, upper=1.0),
                            budget=args.popsize * args.rounds, num_workers=args.popsize)
     opt.parametrization.random_state = np.random.RandomState(args.seed)
-    history, rounds_s, best, n_evals = [], [], (np.inf, None), 0
+    history, best_params, rounds_s, best, n_evals = [], [], [], (np.inf, None), 0
+    failed_rounds = 0
     for _ in range(args.rounds):
         t0 = time.perf_counter()
         cands = [opt.ask() for _ in range(args.popsize)]
         z = np.array([c.value for c in cands])
         values = to_params(z, bounds)
         net.restore()
-        for name in FREE:
-            setattr(group, name, np.repeat(values[name], n_traces) * b2.uS)
-        net.run(duration)
-        v = np.asarray(monitor.v / b2.mV).reshape(args.popsize, n_traces, -1)[..., :n_steps]
-        mse = np.mean((v - voltage[None]) ** 2, axis=(1, 2))
-        mse = np.where(np.isfinite(mse), mse, 1e12)
+        set_params(group, values, n_traces)
+        try:
+            net.run(duration)
+            v = np.asarray(monitor.v / b2.mV).reshape(args.popsize, n_traces, -1)[..., :n_steps]
+            mse = np.mean((v - voltage[None]) ** 2, axis=(1, 2))
+            mse = np.where(np.isfinite(mse), mse, 1e12)
+        except b2.core.base.BrianObjectException:
+            # RK4 diverges for some candidates (e.g. a small C at this dt) and the generated
+            # code then divides by zero, which ends the whole round: score it as failed
+            failed_rounds += 1
+            mse = np.full(args.popsize, 1e12)
         for c, f in zip(cands, mse):
             opt.tell(c, float(f))
         n_evals += args.popsize
         k = int(np.argmin(mse))
         if mse[k] < best[0]:
-            best = (float(mse[k]), {name: float(values[name][k]) for name in FREE})
+            best = (float(mse[k]), {name: float(values[name][k]) for name in values})
         rounds_s.append(time.perf_counter() - t0)
         history.append([time.perf_counter() - T_START, n_evals, best[0]])
+        best_params.append(best[1])
         if best[0] <= args.target_mse:
             break
-    out = {"history": history, "best_mse": best[0], "params": best[1], "n_evals": n_evals,
+    out = {"history": history, "best_params": best_params, "best_mse": best[0],
+           "params": best[1], "n_evals": n_evals, "failed_rounds": failed_rounds,
            "first_round_s": rounds_s[0], "later_round_s": float(np.median(rounds_s[1:]))
            if len(rounds_s) > 1 else None, "wall_s": time.perf_counter() - T_START,
            "method": args.method, "brian2": b2.__version__}

@@ -99,11 +99,12 @@ def run_ours(out: Path, files: dict, dt: float, seed: int, extra: list) -> dict:
             "params": r["params"], "n_evals": r["n_evals"], "optimizer_s": r["wall_s"]}
 
 
-def run_peer(command: list, files: dict, dt: float, seed: int, extra: list) -> dict:
-    """A peer fitter (benchmarks/brian2_hh_fit.py or jaxley_hh_fit.py) in a fresh process;
-    its JSON, plus the whole time."""
-    fixed = {k: HH_DEFAULTS[k] for k in ("vth", "C", "EL", "EK", "ENa")}
-    bounds = {k: hh_script.BOUNDS[k] for k in FREE}
+def run_peer(command: list, files: dict, dt: float, seed: int, extra: list,
+             free: tuple = FREE) -> dict:
+    """A peer fitter (benchmarks/brian2_hh_fit.py or jaxley_hh_fit.py) in a fresh process,
+    fitting `free` with the others fixed at the truth; its JSON, plus the whole time."""
+    fixed = {k: v for k, v in HH_DEFAULTS.items() if k not in free}
+    bounds = {k: hh_script.BOUNDS[k] for k in free}
     argv = [*command, "--current", str(files["I"]), "--voltage", str(files["V"]), "--dt", str(dt),
             "--fixed", json.dumps(fixed), "--bounds", json.dumps(bounds), "--seed", str(seed),
             *extra]
