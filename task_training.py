@@ -1,14 +1,18 @@
 """Train a conductance-based E/I spiking network on evidence accumulation, or simulate it.
 
     python task_training.py --method bptt                       # train (defaults below)
-    python task_training.py --conn_method gaussian --n_rec 400 --w_ei_ratio 4
     python task_training.py --method expsm_diag --etrace_decay 0.98   # online (braintrace)
+    python task_training.py --method diag --n_rec 50            # D-RTRL (slower per batch)
+    python task_training.py --neuron alif --method bptt         # the adaptive-LIF network
+    python task_training.py --conn_method gaussian --n_rec 400 --w_ei_ratio 4
     python task_training.py --mode sim --checkpoint results/task_training/RUN/checkpoint.npz
     python task_training.py --resume results/task_training/RUN  # continue an interrupted run
 
 Each run folder holds config.json, metrics.json, checkpoint.npz (best model by held-out
 validation accuracy, with its config), last.npz (latest state, for --resume) and PNG figures.
-The command line only: the work is done by utils/training (train, simulate).
+The default neuron model is gif (the authors' BrainScale network, on which all three methods
+learn); --neuron alif is the adaptive-LIF network (best for bptt). The command line only: the
+work is done by utils/training (train, simulate).
 """
 from __future__ import annotations
 
@@ -21,10 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from models.network import CONNECTIVITIES
+from models.network import CONNECTIVITIES, NEURONS
 from utils.run import (RunStatus, UserError, cli, make_out_dir, positive_float, positive_int,
                        write_config)
-from utils.training.checkpoint import load_checkpoint
+from utils.training.checkpoint import load_checkpoint, upgrade_config
 from utils.training.figures import show_pngs
 from utils.training.rules import RULES
 from utils.training.runs import simulate, train
@@ -78,6 +82,8 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     add("--update_every_step", action="store_true", default=d.update_every_step,
         help="online methods: apply the weight update every time step instead of once per trial")
     # -- network
+    add("--neuron", choices=tuple(NEURONS), default=d.neuron,
+        help="neuron model: " + "; ".join(f"{k}: {v.summary}" for k, v in NEURONS.items()))
     add("--conn_method", choices=CONNECTIVITIES, default=d.conn_method,
         help="recurrent connectivity: dense all-to-all, rand fixed probability, gaussian ring")
     add("--n_rec", type=int, default=d.n_rec,
@@ -89,23 +95,46 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     add("--conn_sigma", type=positive_float, default=d.conn_sigma,
         help="width of --conn_method gaussian, in neuron spacings on the ring")
     add("--dt", type=positive_float, default=d.dt, help="time step (ms)")
-    add("--tau_neu", type=positive_float, default=d.tau_neu, help="membrane time constant (ms)")
+    gif, alif = NEURONS["gif"].defaults, NEURONS["alif"].defaults
+
+    def per_neuron(name: str) -> str:
+        return f"(default: {gif[name]:g} for gif, {alif[name]:g} for alif)"
+
+    add("--tau_neu", type=positive_float, default=d.tau_neu,
+        help=f"membrane time constant (ms) {per_neuron('tau_neu')}")
     add("--tau_syn", type=positive_float, default=d.tau_syn,
         help="synaptic conductance decay (ms)")
     add("--tau_a", type=positive_float, default=d.tau_a,
-        help="mean adaptation time constant (ms); drawn uniformly in [0.5, 1.5] x tau_a")
+        help="alif: mean adaptation time constant (ms); drawn uniformly in [0.5, 1.5] x tau_a")
     add("--tau_out", type=positive_float, default=d.tau_out, help="readout time constant (ms)")
-    add("--beta", type=nonneg_float, default=d.beta, help="adaptation strength")
+    add("--beta", type=nonneg_float, default=d.beta, help="alif: adaptation strength")
     add("--ff_scale", type=positive_float, default=d.ff_scale,
-        help="scale of initial input weights")
+        help=f"scale of initial input weights {per_neuron('ff_scale')}")
     add("--rec_scale", type=positive_float, default=d.rec_scale,
-        help="scale of initial recurrent weights")
+        help=f"scale of initial recurrent weights {per_neuron('rec_scale')}")
+    add("--tau_I2", type=positive_float, default=d.tau_I2,
+        help="gif: decay (ms) of the slow after-spike current I2 (the delay's memory)")
+    add("--A2", type=nonneg_float, default=d.A2,
+        help="gif: I2 change per spike (I2 -= A2: a slow hyperpolarising current)")
+    add("--tau_I1", type=positive_float, default=d.tau_I1,
+        help="gif: decay (ms) of the fast after-spike current I1")
+    add("--A1", type=nonneg_float, default=d.A1, help="gif: I1 change per spike (I1 += A1)")
+    add("--tau_th", type=positive_float, default=d.tau_th,
+        help="gif: decay (ms) of the threshold back to 1")
+    add("--Ath", type=nonneg_float, default=d.Ath, help="gif: threshold increase per spike")
     # -- task
     add("--t_delay", type=positive_float, default=d.t_delay, help="delay before recall (ms)")
     add("--num_cue", type=positive_int, default=d.num_cue, help="number of cues per trial")
     # -- optimisation
     add("--opt", choices=tuple(OPTIMIZERS), default=d.opt, help="optimizer")
     add("--lr", type=positive_float, default=d.lr, help="learning rate")
+    add("--lr_decay", type=positive_float, default=d.lr_decay,
+        help="multiply the learning rate by this every --lr_decay_every optimizer steps, in "
+             f"(0, 1]; 1: constant (default: {gif['lr_decay']:g} for gif, "
+             f"{alif['lr_decay']:g} for alif)")
+    add("--lr_decay_every", type=positive_int, default=d.lr_decay_every,
+        help="optimizer steps between learning-rate decays (one per batch, or per time step "
+             "with --update_every_step)")
     add("--epochs", type=positive_int, default=d.epochs,
         help="number of training BATCHES, one optimizer step each (not passes over a data "
              "set: every batch is freshly drawn)")
@@ -171,7 +200,7 @@ def resumed_values(values: Dict[str, Any], explicit: set) -> Dict[str, Any]:
     cfg_path = run_dir / "config.json"
     if not (run_dir / "last.npz").is_file() or not cfg_path.is_file():
         raise UserError(f"--resume {values['resume']}: no last.npz/config.json there")
-    saved = json.loads(cfg_path.read_text())
+    saved = upgrade_config(json.loads(cfg_path.read_text()))
     check_matches(saved, values, explicit, [k for k in saved if k not in RESUME_FREE],
                   f"run {values['resume']}")
     out = dict(values)
@@ -192,7 +221,7 @@ def simulated_values(values: Dict[str, Any], explicit: set,
     check_matches(saved, values, explicit, NET_FIELDS, f"checkpoint {ckpt['path']}")
     out = dict(values)
     for k in NET_FIELDS + ("seed",):
-        out[k] = saved[k]
+        out[k] = saved.get(k, out[k])  # older checkpoints lack the other neuron's fields
     for k in ("t_delay", "num_cue"):
         if k not in explicit:
             out[k] = saved[k]
@@ -210,8 +239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         if values["mode"] == "sim":
             values = simulated_values(values, explicit, ckpt)
         else:
-            check_matches(ckpt["config"], values, explicit | {"n_rec", "conn_method"},
-                          ("n_rec", "conn_method"), f"checkpoint {ckpt['path']}")
+            check_matches(ckpt["config"], values, explicit | {"n_rec", "conn_method", "neuron"},
+                          ("n_rec", "conn_method", "neuron"), f"checkpoint {ckpt['path']}")
     config, run = split(values)
     config.validate()
     resume = load_checkpoint(Path(run["resume"]) / "last.npz") if run["resume"] else None
@@ -219,7 +248,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     continuing = run["resume"] is not None and (
         Path(run["out_dir"]).resolve() == Path(run["resume"]).resolve())
     out_dir = make_out_dir(SCRIPT, run["out_dir"], reuse=continuing)
-    saved_config = {**dataclasses.asdict(config), **run}
+    # the neuron's defaults filled in: the run records the values it used
+    saved_config = {**dataclasses.asdict(config.resolved()), **run}
     write_config(out_dir, saved_config)
     # The one task of this run, passed to everything that needs it.
     task = make_task(config.task, config.dt, config.t_delay, config.num_cue)

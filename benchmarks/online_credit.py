@@ -11,7 +11,8 @@ points against BPTT's learns the task backwards. Prints a table, draws cosine an
 against batches, writes results/benchmarks/online_credit/<time>/{online_credit.json,
 online_credit.png}.
 
-    python -m benchmarks.online_credit                          # expsm_diag, 40 neurons
+    python -m benchmarks.online_credit                          # expsm_diag, 40 GIF neurons
+    python -m benchmarks.online_credit --neuron alif            # the adaptive-LIF network
     python -m benchmarks.online_credit --method diag --batches 20 --every 5
     python -m benchmarks.online_credit --etrace_decay 0.9
 """
@@ -25,6 +26,7 @@ from typing import Dict, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from models.network import NEURONS
 from utils.run import atomic_write_json, cli, make_out_dir, positive_int, save_figure
 from utils.training.rules import online_rules
 from utils.training.task import make_task, trial_seed
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t_delay", type=positive_int, default=100, help="delay before recall (ms)")
     p.add_argument("--num_cue", type=positive_int, default=3, help="cues per trial")
     p.add_argument("--batch_size", type=positive_int, default=32, help="trials per batch")
+    p.add_argument("--neuron", default=TrainConfig.neuron, choices=tuple(NEURONS),
+                   help="neuron model of the network (alif: the network whose cue credit "
+                        "ES-D-RTRL gets backwards)")
     p.add_argument("--seed", type=int, default=0, help="network, trials and probe batch")
     p.add_argument("--out_dir", default=None, help="output folder")
     return p
@@ -69,8 +74,8 @@ def group_cosines(g: Dict[str, np.ndarray], ref: Dict[str, np.ndarray],
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The online method's training configuration for this comparison (validated)."""
-    config = TrainConfig(method=args.method, n_rec=args.n_rec, t_delay=float(args.t_delay),
-                         num_cue=args.num_cue, batch_size=args.batch_size, seed=args.seed,
+    config = TrainConfig(method=args.method, neuron=args.neuron, n_rec=args.n_rec,
+                         t_delay=float(args.t_delay), num_cue=args.num_cue, batch_size=args.batch_size, seed=args.seed,
                          etrace_decay=args.etrace_decay)
     config.validate()  # the training script's range checks, one-line errors
     return config

@@ -8,10 +8,12 @@ training steps of a batch. Memory, two ways:
     from jax's `Compiled.memory_analysis()`), minus the input spike sequence itself (T x B x
     100 bools, data that an online learner would stream; reported separately as input_mb);
     exact for the step, excludes the Python heap;
-  * RSS: peak resident memory of the fresh process minus its RSS just before the first step
-    (includes compilation and allocator slack).
-Prints a table and the issue's checks (expsm_diag flat within 1.2x; >= 5x less than BPTT at
-the longest sequence), draws memory vs sequence length, and writes
+  * RSS: the fresh process's whole peak resident memory (ru_maxrss: Python, jax, the compiled
+    program, the batch), and that peak minus its RSS just before the first step (includes
+    compilation and allocator slack).
+Prints a table and the issue's checks (XLA: expsm_diag flat within 1.2x, >= 5x less than BPTT
+at the longest sequence; whole-process peak RSS: expsm_diag within 1.2x, BPTT >= 2x
+expsm_diag's at the longest sequence), draws memory vs sequence length, and writes
 results/benchmarks/online_vs_bptt/<time>/{online_vs_bptt.json, online_vs_bptt.png}.
 
     python -m benchmarks.online_vs_bptt                      # n_rec 200 and 800, T 500..5000
@@ -23,7 +25,7 @@ import argparse
 
 from matplotlib.figure import Figure
 
-from models.network import CONNECTIVITIES
+from models.network import CONNECTIVITIES, NEURONS
 from utils.run import (atomic_write_json, make_out_dir, positive_float, positive_int,
                        save_figure)
 from utils.training.bench import run_isolated
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rules to compare")
     p.add_argument("--conn_method", default="dense", choices=CONNECTIVITIES,
                    help="connectivity")
+    p.add_argument("--neuron", default="gif", choices=tuple(NEURONS), help="neuron model")
     p.add_argument("--batch_size", type=positive_int, default=32, help="trials per batch")
     p.add_argument("--num_cue", type=positive_int, default=2,
                    help="cues per trial (2 allows trials as short as 500 steps)")
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_bars(rows: list) -> list:
-    """The issue's memory bars, per n_rec, from XLA's numbers."""
+    """The issue's memory bars, per n_rec: from XLA's numbers and from whole-process peak RSS."""
     lines = []
     for n in sorted({r["n_rec"] for r in rows}):
         ok = {m: sorted((r for r in rows if r["n_rec"] == n and r["method"] == m
@@ -85,13 +88,23 @@ def check_bars(rows: list) -> list:
         if len(bp) >= 2:
             lines.append(f"n_rec {n}: bptt memory T {bp[0]['T']} -> {bp[-1]['T']}: "
                          f"x{bp[-1]['xla_step_mb'] / bp[0]['xla_step_mb']:.2f}")
+        if len(es) >= 2 and "peak_rss_mb" in es[0]:
+            growth = es[-1]["peak_rss_mb"] / es[0]["peak_rss_mb"]
+            lines.append(f"n_rec {n}: expsm_diag whole-process peak RSS T {es[0]['T']} -> "
+                         f"{es[-1]['T']}: {es[0]['peak_rss_mb']:.0f} -> "
+                         f"{es[-1]['peak_rss_mb']:.0f} MB, x{growth:.2f} "
+                         f"({'PASS' if growth <= 1.2 else 'FAIL'} <= 1.2)")
+        if es and bp and es[-1]["T"] == bp[-1]["T"] and "peak_rss_mb" in es[-1]:
+            ratio = bp[-1]["peak_rss_mb"] / es[-1]["peak_rss_mb"]
+            lines.append(f"n_rec {n}: at T {bp[-1]['T']} bptt's whole-process peak RSS is "
+                         f"{ratio:.1f}x expsm_diag's ({'PASS' if ratio >= 2 else 'FAIL'} >= 2)")
     return lines
 
 
 def plot(rows: list):
     """Memory (XLA and RSS) and time against sequence length, one line per method and size."""
-    fig = Figure(figsize=(16, 4.5))
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(21, 4.5))
+    axes = fig.subplots(1, 4)
     known = {"bptt": "o-", "diag": "s--", "expsm_diag": "^-"}
     styles = {m: known.get(m, "x:") for m in dict.fromkeys(r["method"] for r in rows)}
     for n in sorted({r["n_rec"] for r in rows}):
@@ -105,9 +118,11 @@ def plot(rows: list):
             axes[0].plot(T, [r["xla_step_mb"] for r in rs], styles[m], label=label)
             axes[1].plot(T, [r["peak_rss_increase_mb"] for r in rs], styles[m], label=label)
             axes[2].plot(T, [r["s_per_batch"] for r in rs], styles[m], label=label)
+            axes[3].plot(T, [r["peak_rss_mb"] for r in rs], styles[m], label=label)
     for ax, title in zip(axes, ["XLA memory of the step, without input (MB)",
                                 "peak RSS increase of a fresh process (MB)",
-                                "seconds per batch"]):
+                                "seconds per batch",
+                                "whole-process peak RSS (MB)"]):
         ax.set_xlabel("sequence length (steps of 1 ms)")
         ax.set_title(title)
         ax.set_yscale("log")
@@ -122,8 +137,8 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     out_dir = make_out_dir("benchmarks/online_vs_bptt", args.out_dir)
     rows = []
-    print(f"{'n_rec':>6} {'T':>6} {'method':>11} {'s/batch':>8} {'XLA MB':>8} {'RSS+ MB':>8}",
-          flush=True)
+    print(f"{'n_rec':>6} {'T':>6} {'method':>11} {'s/batch':>8} {'XLA MB':>8} {'RSS+ MB':>8} "
+          f"{'peakRSS MB':>10}", flush=True)
     for n in args.n_rec:
         for T in args.seq_lens:
             for m in args.methods:
@@ -132,15 +147,15 @@ def main(argv=None) -> dict:
                     continue
                 spec = {"method": m, "conn_method": args.conn_method, "n_rec": n,
                         "batch_size": args.batch_size, "t_delay": delay_for(T, args.num_cue),
-                        "num_cue": args.num_cue, "steps": args.steps}
+                        "num_cue": args.num_cue, "steps": args.steps, "neuron": args.neuron}
                 r = run_isolated(spec, timeout=args.timeout)
                 rows.append(r)
                 if "error" in r:
                     print(f"{n:>6} {T:>6} {m:>11} failed: {r['error']}", flush=True)
                 else:
                     print(f"{n:>6} {r['T']:>6} {m:>11} {r['s_per_batch']:>8.2f} "
-                          f"{r['xla_step_mb']:>8.1f} {r['peak_rss_increase_mb']:>8.1f}",
-                          flush=True)
+                          f"{r['xla_step_mb']:>8.1f} {r['peak_rss_increase_mb']:>8.1f} "
+                          f"{r['peak_rss_mb']:>10.1f}", flush=True)
                 atomic_write_json(out_dir / "online_vs_bptt.json", {"args": vars(args),
                                                                     "rows": rows})
     checks = check_bars(rows)
@@ -148,8 +163,8 @@ def main(argv=None) -> dict:
         print(line)
     result = {"args": vars(args), "rows": rows, "checks": checks,
               "memory_method": "XLA memory_analysis of the compiled step minus the input "
-                               "sequence (primary); peak RSS of a fresh process minus RSS "
-                               "before the first step"}
+                               "sequence; whole-process peak RSS of a fresh process "
+                               "(peak_rss_mb), and that minus RSS before the first step"}
     atomic_write_json(out_dir / "online_vs_bptt.json", result)
     save_figure(plot(rows), out_dir / "online_vs_bptt.png")
     print(f"wrote {out_dir}")

@@ -15,8 +15,10 @@ from utils.training.trainer import TrainConfig, make_trainer
 
 TINY = ["--n_rec", "40", "--t_delay", "50", "--num_cue", "1", "--batch_size", "8",
         "--conn_prob", "0.3", "--conn_sigma", "5"]
-TINY_CONFIG = TrainConfig(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8, conn_prob=0.3,
-                          conn_sigma=5.0)
+# These tests and their bounds were measured on the adaptive-LIF network (--neuron alif); the
+# GIF network (the default) has its own in tests/test_training_gif.py.
+TINY_CONFIG = TrainConfig(neuron="alif", n_rec=40, t_delay=50.0, num_cue=1, batch_size=8,
+                          conn_prob=0.3, conn_sigma=5.0)
 
 
 def _config(conn_method, method, **over):

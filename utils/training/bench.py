@@ -44,8 +44,9 @@ def _peak_rss_mb() -> float:
 
 def spec_config(spec: Dict[str, Any]) -> TrainConfig:
     """The TrainConfig of a benchmark spec (method, conn_method, n_rec, batch_size, t_delay,
-    num_cue, seed; everything else at its default)."""
+    num_cue, seed, neuron (default gif); everything else at its default)."""
     return TrainConfig(method=spec["method"], conn_method=spec["conn_method"],
+                       neuron=spec.get("neuron", TrainConfig.neuron),
                        n_rec=int(spec["n_rec"]), batch_size=int(spec["batch_size"]),
                        t_delay=float(spec["t_delay"]), num_cue=int(spec["num_cue"]),
                        seed=int(spec.get("seed", 0)))

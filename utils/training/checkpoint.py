@@ -14,9 +14,17 @@ import numpy as np
 from utils.run import UserError, atomic_write_bytes
 from utils.training.trainer import Trainer
 
-__all__ = ["save_checkpoint", "load_checkpoint", "restore_optimizer", "WEIGHT_NAMES"]
+__all__ = ["save_checkpoint", "load_checkpoint", "restore_optimizer", "upgrade_config",
+           "WEIGHT_NAMES"]
 
 WEIGHT_NAMES = {"w_in", "w_e", "w_i", "w_out"}
+LEGACY_NEURON = "alif"  # runs saved before --neuron existed used the adaptive-LIF network
+
+
+def upgrade_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """A saved run configuration (config.json or a checkpoint's) in today's terms: one saved
+    before --neuron existed was an adaptive-LIF run."""
+    return config if "neuron" in config else {**config, "neuron": LEGACY_NEURON}
 
 
 def save_checkpoint(path: Path, params: Dict[str, Any], structure: Dict[str, np.ndarray],
@@ -58,7 +66,7 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
             "params": {k[6:]: {"weight": v} for k, v in files.items() if k.startswith("param/")},
             "structure": {k[10:]: v for k, v in files.items() if k.startswith("structure/")},
             "opt": [files[k] for k in sorted(k for k in files if k.startswith("opt/"))],
-            "config": json.loads(str(files["config"])),
+            "config": upgrade_config(json.loads(str(files["config"]))),
             "state": json.loads(str(files["state"])),
             "path": str(path),
         }

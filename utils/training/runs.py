@@ -20,27 +20,31 @@ from utils.run import GracefulInterrupt, UserError, save_figure, write_metrics
 from utils.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from utils.training.figures import (lognormal_fit, plot_activity, plot_connectivity,
                                     plot_training_curve, plot_weight_distributions)
-from utils.training.task import TaskData, recall_correct, trial_seed
-from utils.training.trainer import TrainConfig, Trainer, make_trainer
+from utils.training.task import SeededTrials, trial_seed
+from utils.training.trainer import TrainConfig, Trainer, Trials, make_trainer
 
 __all__ = ["train", "simulate", "save_network_figures", "lognormal_summary"]
 
 
-def save_network_figures(trainer: Trainer, data: TaskData, before: Dict[str, np.ndarray],
+N_PLOTTED = 3  # trials shown in activity.png (the only ones whose full activity is kept)
+
+
+def save_network_figures(trainer: Trainer, data: Trials, before: Dict[str, np.ndarray],
                          after: Optional[Dict[str, np.ndarray]],
                          out_dir: Path) -> tuple[Dict[str, Any], List[Path]]:
-    """Activity, weight-distribution and connectivity figures; (activity statistics, paths)."""
-    sim = trainer.simulate(data)
+    """Activity, weight-distribution and connectivity figures; (activity statistics over all
+    trials of `data`, paths). Full activity is kept for the plotted trials only."""
+    sim = trainer.simulate(data, keep=N_PLOTTED)
+    shown = data.first(N_PLOTTED) if isinstance(data, SeededTrials) else \
+        data.take(np.arange(min(N_PLOTTED, len(data))))
     n_exc, dt = trainer.net.n_exc, trainer.dt
-    paths = [save_figure(plot_activity(data.X, sim, data.y, n_exc, dt), out_dir / "activity.png"),
+    paths = [save_figure(plot_activity(shown.X, sim, shown.y, n_exc, dt),
+                         out_dir / "activity.png"),
              save_figure(plot_weight_distributions(before, after), out_dir / "weights.png"),
              save_figure(plot_connectivity(trainer.net.recurrent_matrix(), n_exc),
                       out_dir / "connectivity.png")]
-    spikes = sim["spikes"] > 0.5
-    stats = {"rate_exc_hz": float(spikes[..., :n_exc].mean() / dt * 1e3),
-             "rate_inh_hz": float(spikes[..., n_exc:].mean() / dt * 1e3),
-             "sim_acc": float(recall_correct(sim["readout"], data.y, data.recall).mean()),
-             "n_sim_trials": int(len(data))}
+    stats = {"rate_exc_hz": sim["rate_exc_hz"], "rate_inh_hz": sim["rate_inh_hz"],
+             "sim_acc": float(sim["correct"].mean()), "n_sim_trials": int(len(data))}
     return stats, paths
 
 
@@ -53,7 +57,7 @@ def lognormal_summary(weights: Dict[str, np.ndarray]) -> Dict[str, Any]:
     return out
 
 
-def evaluate_and_plot(trainer: Trainer, test: TaskData, best_path: Path,
+def evaluate_and_plot(trainer: Trainer, test: Trials, best_path: Path,
                       before: Dict[str, np.ndarray], history: List[dict],
                       metrics: Dict[str, Any], out_dir: Path) -> List[Path]:
     """Test accuracy of the best checkpoint, weight statistics and figures, added to
@@ -68,7 +72,8 @@ def evaluate_and_plot(trainer: Trainer, test: TaskData, best_path: Path,
     metrics["dale_ok"] = bool(all(np.all(w >= 0) for w in after.values()))
     paths = [save_figure(plot_training_curve(history), out_dir / "training_curve.png")]
     metrics["activity"], more = save_network_figures(
-        trainer, test.take(np.arange(min(8, len(test)))), before, after, out_dir)
+        trainer, test.first(8) if isinstance(test, SeededTrials) else
+        test.take(np.arange(min(8, len(test)))), before, after, out_dir)
     write_metrics(out_dir, metrics)
     return paths + more
 
@@ -85,8 +90,10 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
     the last completed batch and metrics.json, evaluates the best checkpoint, then raises
     KeyboardInterrupt.
     """
-    val = task.sample(config.n_val, trial_seed(config.seed, 1, 0))
-    test = task.sample(config.n_test, trial_seed(config.seed, 2, 0))
+    # held-out trials are generated chunk by chunk from their seeds whenever they are
+    # evaluated: memory does not grow with their number or length
+    val = SeededTrials(task, config.n_val, trial_seed(config.seed, 1, 0), config.batch_size)
+    test = SeededTrials(task, config.n_test, trial_seed(config.seed, 2, 0), config.batch_size)
     source = resume or init
     trainer = make_trainer(config, task, structure=None if source is None else source["structure"])
     before = trainer.synapse_weights()
@@ -166,7 +173,7 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
                         {"epoch": state["epoch"], "val_acc": None})
 
     metrics: Dict[str, Any] = {
-        "method": config.method, "conn_method": config.conn_method,
+        "method": config.method, "neuron": config.neuron, "conn_method": config.conn_method,
         "etrace_decay": config.etrace_decay if config.method == "expsm_diag" else None,
         "n_rec": config.n_rec, "history": history, "best_acc": state["best_acc"],
         "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
@@ -209,9 +216,9 @@ def simulate(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
     if checkpoint is not None:
         trainer.set_params(checkpoint["params"])
         after = trainer.synapse_weights()
-    data = task.sample(n_sim, trial_seed(config.seed, 3, 0))
+    data = SeededTrials(task, n_sim, trial_seed(config.seed, 3, 0), config.batch_size)
     stats, paths = save_network_figures(trainer, data, before, after, out_dir)
-    metrics = {"mode": "sim", "conn_method": config.conn_method, "n_rec": config.n_rec,
+    metrics = {"mode": "sim", "neuron": config.neuron, "conn_method": config.conn_method, "n_rec": config.n_rec,
                "checkpoint": None if checkpoint is None else checkpoint["path"], **stats}
     write_metrics(out_dir, metrics)
     print(f"simulated {n_sim} trials (accuracy {stats['sim_acc']:.3f}, E "

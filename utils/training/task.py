@@ -11,13 +11,14 @@ The caller creates the task once per run and passes it to whatever needs it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Iterator
 
 import jax
 import numpy as np
 from brainpy_datasets.cognitive import EvidenceAccumulation, Feature
 
-__all__ = ["TASKS", "make_task", "TaskData", "EvidenceAccumulationTask", "trial_seed",
+__all__ = ["TASKS", "make_task", "TaskData", "SeededTrials", "EvidenceAccumulationTask",
+           "trial_seed",
            "ce_per_step", "recall_loss", "recall_sum", "recall_correct"]
 
 
@@ -39,6 +40,38 @@ def trial_seed(seed: int, stream: int, index: int) -> int:
     """Independent 32-bit seed for (run seed, stream, index); streams: 0 train, 1 val, 2 test,
     3 simulation."""
     return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+
+
+class SeededTrials:
+    """`n` trials of `task` defined by `seed`, generated chunk by chunk (`chunk` trials, chunk
+    k drawn with seed (seed, k)) each time they are used, so that holding them costs one chunk
+    of memory whatever `n` and the trial length (validation and test sets of long trials)."""
+
+    def __init__(self, task: Any, n: int, seed: int, chunk: int):
+        if n < 1 or chunk < 1:
+            raise ValueError(f"need n >= 1 and chunk >= 1, got {n}, {chunk}")
+        self.task, self.n, self.seed, self.chunk = task, int(n), int(seed), int(chunk)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def chunks(self) -> Iterator[TaskData]:
+        """The trials, in order, as TaskData chunks of at most `chunk` trials."""
+        for k, start in enumerate(range(0, self.n, self.chunk)):
+            seed = int(np.random.SeedSequence([self.seed, k]).generate_state(1)[0])
+            yield self.task.sample(min(self.chunk, self.n - start), seed)
+
+    def first(self, k: int) -> TaskData:
+        """The first min(k, n) trials as one TaskData (e.g. the trials to plot)."""
+        parts, have = [], 0
+        for data in self.chunks():
+            parts.append(data)
+            have += len(data)
+            if have >= k:
+                break
+        X = np.concatenate([d.X for d in parts], axis=1)[:, :k]
+        y = np.concatenate([d.y for d in parts])[:k]
+        return TaskData(X, y, parts[0].recall)
 
 
 class EvidenceAccumulationTask:

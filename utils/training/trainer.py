@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import brainstate
 import jax
@@ -21,7 +21,9 @@ import optax
 from models.network import CONNECTIVITIES, NEURONS, EINet, NetConfig, build_net
 from utils.run import UserError
 from utils.training.rules import RULES, LearningRule
-from utils.training.task import TASKS, TaskData, recall_correct, recall_loss
+from utils.training.task import TASKS, SeededTrials, TaskData, recall_correct, recall_loss
+
+Trials = Union[TaskData, SeededTrials]
 
 __all__ = ["TrainConfig", "NET_FIELDS", "NEURON_DEFAULTED", "Trainer", "make_trainer", "build_network",
            "build_optimizer", "learning_rate", "weight_penalty", "OPTIMIZERS", "LOSSES"]
@@ -218,26 +220,36 @@ def _forward(net: EINet) -> Callable:
     return brainstate.transform.jit(fwd)
 
 
-def _simulate(net: EINet) -> Callable:
+def _simulate(net: EINet, keep: int) -> Callable:
+    """Readout (T, B, n_out), spike counts per step of E and I cells (T, B, 2), and V and
+    spikes (T, keep, n_rec) of the first `keep` trials only (memory of full activity only
+    where it is plotted)."""
+    n_exc = net.n_exc
+
     def sim(xs):
         brainstate.nn.reset_all_states(net)
 
         def step(x):
             out = net(x)
-            return out, net.V.value, net.get_spike()
+            z = net.get_spike()
+            counts = jnp.stack([z[:, :n_exc].sum(-1), z[:, n_exc:].sum(-1)], -1)
+            return out, counts, net.V.value[:keep], z[:keep]
 
         return brainstate.transform.for_loop(step, xs)
 
     return brainstate.transform.jit(sim)
 
 
-def _chunks(data: TaskData, size: int) -> Iterator[Tuple[int, TaskData]]:
-    """(real trials, chunk padded to `size` by repeating its first trial)."""
-    n = len(data)
-    for start in range(0, n, size):
-        idx = np.arange(start, min(start + size, n))
-        pad = np.concatenate([idx, np.full(size - idx.size, idx[0], dtype=int)])
-        yield idx.size, data.take(pad)
+def _chunks(data: Trials, size: int) -> Iterator[Tuple[int, TaskData]]:
+    """(real trials, chunk padded to `size` by repeating its first trial); SeededTrials are
+    generated one chunk at a time."""
+    parts = data.chunks() if isinstance(data, SeededTrials) else [data]
+    for part in parts:
+        n = len(part)
+        for start in range(0, n, size):
+            idx = np.arange(start, min(start + size, n))
+            pad = np.concatenate([idx, np.full(size - idx.size, idx[0], dtype=int)])
+            yield idx.size, part.take(pad)
 
 
 def _arrays(data: TaskData) -> Tuple[Any, Any, Any]:
@@ -310,8 +322,9 @@ class Trainer:
         return {k: np.asarray(v["weight"]) for k, v in grads.items()}
 
     # ------------------------------------------------------------ evaluation
-    def evaluate(self, data: TaskData) -> Tuple[float, float]:
-        """(loss, accuracy) of the current weights on `data`, in chunks of batch_size."""
+    def evaluate(self, data: Trials) -> Tuple[float, float]:
+        """(loss, accuracy) of the current weights on `data` (TaskData, or SeededTrials
+        generated chunk by chunk), in chunks of batch_size."""
         fwd = self._get("forward", lambda: _forward(self.net))
         correct, losses = [], []
         with brainstate.environ.context(dt=self.dt):
@@ -324,18 +337,30 @@ class Trainer:
                                                 self.config.loss)) * n_real)
         return float(np.sum(losses) / len(data)), float(np.concatenate(correct).mean())
 
-    def simulate(self, data: TaskData) -> Dict[str, np.ndarray]:
-        """Readout (T, n, 2), membrane potentials and spikes (T, n, n_rec) for `data`."""
-        sim = self._get("simulate", lambda: _simulate(self.net))
-        outs, vs, spikes = [], [], []
+    def simulate(self, data: Trials, keep: Optional[int] = None) -> Dict[str, Any]:
+        """Readout (T, n, 2) and correctness (n,) of every trial of `data`; membrane potentials
+        "V" and "spikes" (T, k, n_rec) of its first k = min(keep, n, batch_size) trials only
+        (default keep: all of the first chunk); mean E and I rates (Hz) over all trials."""
+        B = self.config.batch_size
+        keep = min(B, len(data) if keep is None else keep)
+        sim = self._get(f"simulate{keep}", lambda: _simulate(self.net, keep))
+        outs, correct, vs, spikes = [], [], None, None
+        counts = np.zeros(2)
         with brainstate.environ.context(dt=self.dt):
-            for n_real, chunk in _chunks(data, self.config.batch_size):
-                o, v, s = sim(jnp.asarray(chunk.X, dtype=bool))
-                outs.append(np.asarray(o)[:, :n_real])
-                vs.append(np.asarray(v)[:, :n_real])
-                spikes.append(np.asarray(s)[:, :n_real])
-        return {"readout": np.concatenate(outs, 1), "V": np.concatenate(vs, 1),
-                "spikes": np.concatenate(spikes, 1)}
+            for n_real, chunk in _chunks(data, B):
+                o, c, v, s = sim(jnp.asarray(chunk.X, dtype=bool))
+                o = np.asarray(o)[:, :n_real]
+                outs.append(o)
+                correct.append(recall_correct(o, chunk.y[:n_real], chunk.recall))
+                counts += np.asarray(c)[:, :n_real].sum(axis=(0, 1))
+                if vs is None:
+                    vs, spikes = np.asarray(v)[:, :n_real], np.asarray(s)[:, :n_real]
+        T = outs[0].shape[0]
+        n_cells = np.array([self.net.n_exc, self.net.n_inh])
+        rates = counts / (T * len(data) * n_cells) / self.dt * 1e3
+        return {"readout": np.concatenate(outs, 1), "correct": np.concatenate(correct),
+                "V": vs, "spikes": spikes, "rate_exc_hz": float(rates[0]),
+                "rate_inh_hz": float(rates[1])}
 
     def synapse_weights(self) -> Dict[str, np.ndarray]:
         """Effective weights of existing synapses per projection."""
