@@ -17,12 +17,14 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from utils.fitting.metrics import alpha_filter, spike_counts_on_grid
 from utils.fitting.optim import Objectives, Stage
 from utils.fitting.problem import Problem
+from utils.run import UserError
 
-__all__ = ["make_objectives", "forced_spike_steps", "threshold_residuals", "real_residuals",
+__all__ = ["make_objectives", "population_mesh", "forced_spike_steps", "threshold_residuals", "real_residuals",
            "forced_residuals", "sum_of_squares", "value_and_grad", "gauss_newton"]
 
 Residuals = Callable[[jax.Array], jax.Array]  # Z [B, D] -> residuals [B, M]
@@ -127,19 +129,43 @@ def sum_of_squares(residuals: Residuals) -> Callable[[jax.Array], jax.Array]:
     return lambda z: jnp.sum(residuals(z) ** 2, axis=-1)
 
 
-def _numpy_in_out(fn):
-    """`fn` compiled, called in float64 on NumPy input, returning NumPy arrays."""
+def population_mesh(devices: int | None) -> Mesh | None:
+    """A one-axis mesh ("pop") over the first `devices` local devices, to shard a population
+    of parameter sets; None for one device. UserError if more are asked than present."""
+    available = jax.local_devices()
+    n = len(available) if devices is None else devices
+    if n > len(available):
+        raise UserError(f"--devices {n}: only {len(available)} device(s) present "
+                        f"({available[0].platform})")
+    return Mesh(np.array(available[:n]), ("pop",)) if n > 1 else None
+
+
+def _shard_rows(z: np.ndarray, mesh: Mesh | None) -> jax.Array:
+    """Z [B, D] on the devices of `mesh`, rows split among them (padded with copies of the
+    last row to a multiple of the device count); on the default device without a mesh."""
+    if mesh is None:
+        return jnp.asarray(z)
+    pad = (-len(z)) % mesh.size
+    if pad:
+        z = np.concatenate([z, np.repeat(z[-1:], pad, axis=0)])
+    return jax.device_put(jnp.asarray(z), NamedSharding(mesh, PartitionSpec("pop")))
+
+
+def _numpy_in_out(fn, mesh: Mesh | None = None):
+    """`fn` compiled, called in float64 on NumPy input Z [B, D] (its rows sharded over `mesh`,
+    if given: XLA partitions the simulation of the population), returning NumPy arrays."""
     jitted = jax.jit(fn)
 
     def call(z: np.ndarray):
         with jax.enable_x64(True):
-            out = jitted(jnp.asarray(z))
-            return tuple(np.asarray(o) for o in out) if isinstance(out, tuple) \
-                else np.asarray(out)
+            out = jitted(_shard_rows(np.asarray(z), mesh))
+            rows = len(z)
+            return tuple(np.asarray(o)[:rows] for o in out) if isinstance(out, tuple) \
+                else np.asarray(out)[:rows]
     return call
 
 
-def value_and_grad(residuals: Residuals, score=None):
+def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
     """Z -> (loss [B], gradient [B, D]) of the sum of squares, then score(Z) if given."""
     loss = sum_of_squares(residuals)
 
@@ -150,10 +176,10 @@ def value_and_grad(residuals: Residuals, score=None):
     def fn(z):
         g, per = jax.grad(summed, has_aux=True)(z)
         return (per, g) if score is None else (per, g, score(z))
-    return _numpy_in_out(fn)
+    return _numpy_in_out(fn, mesh)
 
 
-def gauss_newton(residuals: Residuals, score=None):
+def gauss_newton(residuals: Residuals, score=None, mesh: Mesh | None = None):
     """Z -> (loss [B], gradient [B, D], Gauss-Newton Hessian 2 J^T J [B, D, D]), then score(Z)
     if given."""
     def fn(z):  # J [D, B, M] by one forward-mode pass over D copies of the batch
@@ -166,13 +192,13 @@ def gauss_newton(residuals: Residuals, score=None):
         out = (jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r),
                2.0 * jnp.einsum("dbm,ebm->bde", jac, jac))
         return out if score is None else (*out, score(z))
-    return _numpy_in_out(fn)
+    return _numpy_in_out(fn, mesh)
 
 
-def _stage(name: str, residuals: Residuals, score=None) -> Stage:
+def _stage(name: str, residuals: Residuals, score=None, mesh: Mesh | None = None) -> Stage:
     """A stage; a surrogate one (given the real loss as `score`) reports it at its points."""
-    return Stage(name, value_and_grad(residuals, score), gauss_newton(residuals, score),
-                 surrogate=score is not None)
+    return Stage(name, value_and_grad(residuals, score, mesh),
+                 gauss_newton(residuals, score, mesh), surrogate=score is not None)
 
 
 # --------------------------------------------------------------------------- objectives
@@ -187,15 +213,17 @@ def _presearch_factors(problem: Problem) -> list[int]:
     return [coarse, 1] if coarse > 1 else [1]
 
 
-def make_objectives(problem: Problem) -> Objectives:
+def make_objectives(problem: Problem, devices: int | None = 1) -> Objectives:
     """The problem's real loss, and its stages: the coarse-grid presearch ("coarse") and the
     presearch on dt ("presearch") where the problem has them, each scoring its points on the
-    real loss, then the real loss with its derivatives ("real")."""
+    real loss, then the real loss with its derivatives ("real"). With `devices` > 1 (None:
+    every local device) each call shards its population of parameter sets over them."""
+    mesh = population_mesh(devices)
     targets = _targets(problem)
     residuals = real_residuals(problem, targets)
     real_loss = sum_of_squares(residuals)
     presearch = [_stage("presearch" if factor == 1 else "coarse",
-                        forced_residuals(problem, targets, factor), real_loss)
+                        forced_residuals(problem, targets, factor), real_loss, mesh)
                  for factor in _presearch_factors(problem)]
-    return Objectives(loss=_numpy_in_out(real_loss),
-                      stages=(*presearch, _stage("real", residuals)))
+    return Objectives(loss=_numpy_in_out(real_loss, mesh),
+                      stages=(*presearch, _stage("real", residuals, mesh=mesh)))

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from utils.fitting.data import LAYOUT_CHOICES
 from utils.fitting.metrics import gamma_undefined_rate, gamma_warning, mean_gamma
-from utils.fitting.objectives import make_objectives
+from utils.fitting.objectives import make_objectives, population_mesh
 from utils.fitting.optim import (BAD_LOSS, OPTIMIZERS, OptimResult, default_methods,
                                  method_names, run_method)
 from utils.fitting.plots import plot_all
@@ -72,6 +72,9 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
                    help="presearch optima refined on the real loss (with --presearch on)")
     p.add_argument("--budget", type=positive_int, default=100,
                    help="simulations allowed to each gradient-free method")
+    p.add_argument("--devices", type=positive_int, default=None,
+                   help="devices to shard each population of parameter sets (starts, "
+                        "candidates) over (default: every local device)")
     p.add_argument("--popsize", type=positive_int, default=20,
                    help="candidates per round (one batched simulation) of gradient-free methods")
     p.add_argument("--fit", default=",".join(d.fit),
@@ -187,14 +190,16 @@ def _run_with_progress(problem: Problem, method: str, objectives, desc: str,
 
 def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: int,
             popsize: int, maxiter: int, seed: int, repeats: int = 1, n_refine: int = 4,
-            show_progress: bool = True) -> Fits:
+            show_progress: bool = True, devices: int | None = 1) -> Fits:
     """Run every method `repeats` times (seeds seed, seed + 1000, ...); the best run of each is
-    scored. Ctrl-C ends the fit: the methods already finished are returned, the one running
-    (and those after it) listed in `interrupted`."""
+    scored; populations are sharded over `devices` (None: all). Ctrl-C ends the fit: the
+    methods already finished are returned, the one running (and those after it) listed in
+    `interrupted`."""
     fits = Fits({}, {}, {})
     for k, method in enumerate(methods):
         try:
-            objectives = make_objectives(problem)  # fresh: each method pays its compilation
+            # fresh: each method pays its own compilation
+            objectives = make_objectives(problem, devices)
             runs = [_run_with_progress(problem, method, objectives,
                                        f"{method}" + (f" {r + 1}/{repeats}" if repeats > 1
                                                       else ""),
@@ -279,12 +284,13 @@ def run_fitting(d: FitDefaults, argv: Sequence[str] | None = None) -> dict:
     args = build_parser(d).parse_args(argv)
     model = d.make_model(args)
     problem = make_problem(model, d, args)
+    population_mesh(args.devices)  # refuse more devices than present before writing anything
     out_dir = make_out_dir(d.script, args.out_dir, reuse=False)
     write_config(out_dir, args)
     with RunStatus(out_dir):
         fits = fit_all(problem, args.methods, n_starts=args.n_starts, budget=args.budget,
                        popsize=args.popsize, maxiter=args.maxiter, seed=args.seed,
-                       repeats=args.repeats, n_refine=args.n_refine)
+                       repeats=args.repeats, n_refine=args.n_refine, devices=args.devices)
         metrics = {"model": model.name, "target": problem.target, "dt_ms": problem.dt,
                    "source": problem.source, "free_params": problem.free,
                    "fixed_params": problem.fixed, "units": dict(model.units),
