@@ -18,9 +18,6 @@ from utils.fitting.metrics import mean_gamma
 from utils.fitting.optim import lbfgsb_multistart, lbfgsb_sequential, run_method
 from utils.run import atomic_write_json
 
-BRIAN2_DE_SECONDS = 11.0  # Brian2 + nevergrad DE, 100 candidates per round, same error (issue 2)
-
-
 def problem_for(argv: list[str]):
     return problem_from_flags(DEFAULTS, argv)
 
@@ -104,11 +101,7 @@ def report(r: dict) -> None:
         ratio = f"{t / g:.1f}x" if (t and g) else "never"
         print(f"{m:<12}{(f'{t:.2f}' if t else 'never'):>11}{ratio:>8}{row['rmse_mV']:>8.3f}"
               f"{row['max_rel_err']:>13.4f}{row['n_evals']:>7d}")
-    for m in method_names("gradient-based"):
-        t = nr["methods"][m]["time_to_noise_floor_s"]
-        if t:
-            print(f"Brian2 + DE reference ({BRIAN2_DE_SECONDS:.0f} s) / {m}: "
-                  f"{BRIAN2_DE_SECONDS / t:.1f}x")
+    print("(against Brian2 and jaxley on the same recordings: python -m benchmarks.hh_peers)")
     ls = r["lockstep_vs_loop"]
     print(f"\nL-BFGS-B, 8 starts: lockstep batched {ls['lockstep_batched']['wall_s']:.2f} s vs "
           f"sequential loop {ls['sequential_loop']['wall_s']:.2f} s "
