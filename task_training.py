@@ -39,7 +39,7 @@ SCRIPT = "task_training"
 # flags that are not TrainConfig fields: what to do with it and where
 RUN_FLAGS = ("mode", "out_dir", "checkpoint", "resume", "n_sim", "show")
 # flags that may differ from the saved configuration when resuming
-RESUME_FREE = {"epochs", "show", "out_dir", "resume", "mode"}
+RESUME_FREE = {"epochs", "show", "out_dir", "resume", "mode", "devices"}
 
 
 def nonneg_float(text: str) -> float:
@@ -163,6 +163,9 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     # -- run
     add("--seed", type=int, default=d.seed,
         help="seed of every random choice (connectivity, tau_a, weights, trials)")
+    add("--devices", type=positive_int, default=d.devices,
+        help="local devices to split each batch over, weights replicated (default: all; "
+             "--batch_size must be a multiple)")
     add("--out_dir", default=None, help="run folder (default results/task_training/<time>/)")
     add("--checkpoint", default=None,
         help="checkpoint (.npz or run folder) to simulate (--mode sim) or to start from")

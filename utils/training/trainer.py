@@ -20,6 +20,7 @@ import optax
 
 from models.network import CONNECTIVITIES, NEURONS, EINet, NetConfig, build_net
 from utils.run import UserError
+from utils.training.parallel import data_mesh, replicate, shard_batch
 from utils.training.rules import RULES, LearningRule
 from utils.training.task import TASKS, SeededTrials, TaskData, recall_correct, recall_loss
 
@@ -94,6 +95,7 @@ class TrainConfig:
     n_test: int = 512
     save_every: int = 25
     seed: int = 0
+    devices: Optional[int] = None  # shard each batch over this many local devices (None: all)
 
     @property
     def rule(self) -> LearningRule:
@@ -161,6 +163,7 @@ class TrainConfig:
                             "that sees the whole trial (--method bptt)")
         if self.target_acc > 1.0:
             raise UserError(f"--target_acc must be <= 1, got {self.target_acc}")
+        data_mesh(self.devices, self.batch_size)  # enough devices, batch splits over them
 
 
 # ----------------------------------------------------------------------------- parts
@@ -263,8 +266,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, net: EINet, tx: Any):
         self.config, self.rule, self.net, self.tx = config, config.rule, net, tx
         self.dt = config.dt
+        self.mesh = data_mesh(config.devices, config.batch_size)
         self.weights = net.weight_states()
-        self.opt_state = tx.init(self.params())
+        self.set_params(self.params())
+        self.opt_state = replicate(tx.init(self.params()), self.mesh)
         self.online_algorithm = None  # set by an online rule, shared by step and gradients
         self._compiled: Dict[str, Callable] = {}
 
@@ -276,7 +281,8 @@ class Trainer:
     def set_params(self, params: Dict[str, Any]) -> None:
         """Write weights (e.g. from a checkpoint) into the network."""
         for k, st in self.weights.items():
-            st.value = {"weight": jnp.asarray(params[k]["weight"], dtype=jnp.float32)}
+            st.value = replicate({"weight": jnp.asarray(params[k]["weight"], dtype=jnp.float32)},
+                                 self.mesh)
 
     def apply_gradients(self, grads: Dict[str, Any], opt_state: Any) -> Any:
         """Add the weight penalty, take an optimizer step, keep Dale's law; new opt_state."""
@@ -298,7 +304,7 @@ class Trainer:
     # ------------------------------------------------------------ learning
     def train_step(self, data: TaskData) -> Tuple[float, float]:
         """One optimizer step on a batch; returns (loss, accuracy)."""
-        xs, ys, rc = _arrays(data)
+        xs, ys, rc = shard_batch(*_arrays(data), self.mesh)
         with brainstate.environ.context(dt=self.dt):
             step = self._get("step", lambda: self.rule.build_step(self, xs[0]))
             loss, summed, self.opt_state = step(xs, ys, rc, self.opt_state)
@@ -315,7 +321,7 @@ class Trainer:
 
         Does not change the weights (used to compare rules). Compiled once per trainer.
         """
-        xs, ys, rc = _arrays(data)
+        xs, ys, rc = shard_batch(*_arrays(data), self.mesh)
         with brainstate.environ.context(dt=self.dt):
             fn = self._get("gradients", lambda: self.rule.build_gradients(self, xs[0]))
             grads = fn(xs, ys, rc)
