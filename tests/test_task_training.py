@@ -8,24 +8,12 @@ import pytest
 
 import task_training
 from models.network import BPTT_SURROGATE_WIDTH
-from tests.training_helpers import train_briefly
+from tests.training_helpers import TINY, TINY_CONFIG, run, train_briefly
 from utils.run import cli
 from utils.training.checkpoint import load_checkpoint
 from utils.training.rules import BPTT, RULES
-from utils.training.task import TASKS, make_task, trial_seed
+from utils.training.task import make_task, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, make_trainer
-
-TINY = ["--n_rec", "40", "--t_delay", "50", "--num_cue", "1", "--batch_size", "8",
-        "--n_val", "16", "--n_test", "16", "--n_sim", "4", "--eval_every", "2"]
-TINY_CONFIG = TrainConfig(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8, n_val=16,
-                          n_test=16, eval_every=2)
-
-
-def run(tmp_path, name, *extra):
-    out = tmp_path / name
-    metrics = task_training.main(TINY + ["--out_dir", str(out), *extra])
-    return out, metrics
-
 
 # ----------------------------------------------------------------------------- task data
 def test_task_channels_survive_a_second_instance():
@@ -109,24 +97,6 @@ def test_a_new_learning_rule_is_one_class_and_one_entry(monkeypatch, tiny_task):
         np.testing.assert_array_equal(before[k], np.asarray(after[k]["weight"]))
     # the command line offers it too (choices come from the registry)
     assert "readout_only" in task_training.build_parser().format_help()
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One tiny training run (4 batches, last.npz after every batch) shared by the tests that
-    read its outputs; counts the task instances the run creates."""
-    created = []
-    real = TASKS["evidence_accumulation"]
-
-    def counting(**kw):
-        created.append(kw)
-        return real(**kw)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(TASKS, "evidence_accumulation", counting)
-        out, metrics = run(tmp_path_factory.mktemp("trained"), "run", "--epochs", "4",
-                           "--save_every", "1")
-    return out, metrics, created
 
 
 def test_main_writes_config_metrics_checkpoint_and_figures(trained):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import task_training
-from tests.test_task_training import TINY, run, trained  # noqa: F401  (shared 4-batch run)
+from tests.training_helpers import TINY
 from utils.run import cli
 from utils.training.trainer import Trainer
 
