@@ -254,3 +254,22 @@ def test_every_rule_trains_the_gif_network_with_its_surrogate(tiny_task):
         tr = make_trainer(TINY.replace(method=name), tiny_task)
         assert isinstance(tr.net, GIFNet)
         assert tr.net.spk_fun.width == rule.surrogate_width
+
+
+@pytest.mark.parametrize("conn_method", ["rand", "gaussian"])
+def test_gif_sparse_layouts_agree_and_keep_dale(conn_method):
+    """The three sparse layouts (event-driven CSR for bptt, CSR for expsm_diag, masked dense
+    for diag) give the same GIF network; Dale's signs hold."""
+    cfg = NetConfig(n_rec=40, conn_method=conn_method, conn_prob=0.3, conn_sigma=4.0)
+    xs = jnp.asarray(np.random.default_rng(1).random((60, 3, 100)) < 0.08, dtype=jnp.float32)
+    outs = []
+    for layout, event in (("csr", True), ("csr", False), ("masked", False)):
+        with brainstate.environ.context(dt=1.0):
+            net = build_net("gif", cfg, seed=0, layout=layout, event_driven=event)
+            brainstate.nn.init_all_states(net, 3)
+            outs.append(np.asarray(brainstate.transform.for_loop(net, xs)))
+    signed = net.recurrent_matrix()
+    assert (signed[:net.n_exc] >= 0).all() and (signed[net.n_exc:] <= 0).all()
+    assert np.isfinite(outs[0]).all() and np.abs(outs[0]).max() > 0
+    for other in outs[1:]:
+        np.testing.assert_allclose(other, outs[0], rtol=1e-4, atol=1e-4)
