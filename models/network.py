@@ -139,6 +139,23 @@ def make_connectivity(
     return Connectivity(n_pre, n, mask)
 
 
+def layout_and_connectivity(cfg: "NetConfig", layout: str, rng: np.random.Generator,
+                            structure: Optional[Dict[str, np.ndarray]] = None
+                            ) -> tuple[str, Connectivity, Connectivity]:
+    """The recurrent layout ("auto": dense for dense nets, else CSR) and the E and I
+    connectivity, drawn from `rng` (E first) or read from a saved `structure`."""
+    if layout == "auto":
+        layout = "dense" if cfg.conn_method == "dense" else "csr"
+    n_exc, n_inh, n = cfg.n_exc, cfg.n_inh, cfg.n_rec
+    if structure is not None:
+        return (layout, Connectivity(n_exc, n, structure.get("mask_E")),
+                Connectivity(n_inh, n, structure.get("mask_I")))
+    return (layout, make_connectivity(cfg.conn_method, "E", n_exc, n_inh, rng, cfg.conn_prob,
+                                      cfg.conn_sigma),
+            make_connectivity(cfg.conn_method, "I", n_exc, n_inh, rng, cfg.conn_prob,
+                              cfg.conn_sigma))
+
+
 def draw_tau_a(tau_a: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """Adaptation time constants drawn uniformly in [0.5, 1.5] x tau_a (as the authors did)."""
     return rng.uniform(0.5 * tau_a, 1.5 * tau_a, size=n).astype(np.float32)
@@ -294,20 +311,13 @@ class EINet(brainstate.nn.Module):
         self.cfg = cfg
         n_exc, n_inh, n = cfg.n_exc, cfg.n_inh, cfg.n_rec
         self.n_exc, self.n_inh = n_exc, n_inh
-        if layout == "auto":
-            layout = "dense" if cfg.conn_method == "dense" else "csr"
-        self.layout = layout
         rng = np.random.default_rng(seed)
         # One generator, fixed draw order: connectivity, tau_a, then weights.
+        layout, conn_e, conn_i = layout_and_connectivity(cfg, layout, rng, structure)
+        self.layout = layout
         if structure is None:
-            conn_e = make_connectivity(cfg.conn_method, "E", n_exc, n_inh, rng, cfg.conn_prob,
-                                       cfg.conn_sigma)
-            conn_i = make_connectivity(cfg.conn_method, "I", n_exc, n_inh, rng, cfg.conn_prob,
-                                       cfg.conn_sigma)
             tau_a = draw_tau_a(cfg.tau_a, n, rng)
         else:
-            conn_e = Connectivity(n_exc, n, structure.get("mask_E"))
-            conn_i = Connectivity(n_inh, n, structure.get("mask_I"))
             tau_a = np.asarray(structure["tau_a"], dtype=np.float32)
         self.conn_in = Connectivity(cfg.n_in, n, None)
         self.conn_e, self.conn_i = conn_e, conn_i
@@ -451,19 +461,10 @@ class GIFNet(EINet):
         self.cfg, self.seed = cfg, seed
         n_exc, n_inh, n = cfg.n_exc, cfg.n_inh, cfg.n_rec
         self.n_exc, self.n_inh = n_exc, n_inh
-        if layout == "auto":
-            layout = "dense" if cfg.conn_method == "dense" else "csr"
-        self.layout = layout
         rng = np.random.default_rng(seed)
         # One generator, fixed draw order: connectivity, then weights.
-        if structure is None:
-            conn_e = make_connectivity(cfg.conn_method, "E", n_exc, n_inh, rng, cfg.conn_prob,
-                                       cfg.conn_sigma)
-            conn_i = make_connectivity(cfg.conn_method, "I", n_exc, n_inh, rng, cfg.conn_prob,
-                                       cfg.conn_sigma)
-        else:
-            conn_e = Connectivity(n_exc, n, structure.get("mask_E"))
-            conn_i = Connectivity(n_inh, n, structure.get("mask_I"))
+        layout, conn_e, conn_i = layout_and_connectivity(cfg, layout, rng, structure)
+        self.layout = layout
         self.conn_in = Connectivity(cfg.n_in, n, None)
         self.conn_e, self.conn_i = conn_e, conn_i
         self.tau_a = None
