@@ -202,9 +202,9 @@ def save_figure(fig, path: str | Path, show: bool = False) -> Path:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
     if show:
-        import matplotlib.pyplot as plt  # only a run asked to show figures needs a GUI
+        import matplotlib.pyplot as pyplot  # only a run asked to show figures needs a GUI
 
-        plt.show()
+        pyplot.show()
     if "matplotlib.pyplot" in sys.modules:  # pyplot keeps its figures until closed
         sys.modules["matplotlib.pyplot"].close(fig)
     return Path(path)

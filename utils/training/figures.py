@@ -23,14 +23,14 @@ def show_pngs(paths: Sequence[str | Path]) -> None:
     pyplot is imported here, not at the top, so that it (and the GUI backend it picks at its
     first window) is only touched by a run asked to show figures; no other code uses it.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as pyplot
 
     for path in paths:
-        img = plt.imread(str(path))
-        fig = plt.figure(figsize=(img.shape[1] / 110, img.shape[0] / 110))
+        img = pyplot.imread(str(path))
+        fig = pyplot.figure(figsize=(img.shape[1] / 110, img.shape[0] / 110))
         fig.figimage(img)
         fig.canvas.manager.set_window_title(Path(path).name)
-    plt.show()
+    pyplot.show()
 
 
 def plot_activity(X: np.ndarray, sim: Dict[str, np.ndarray], labels: np.ndarray, n_exc: int,
