@@ -156,11 +156,6 @@ def layout_and_connectivity(cfg: "NetConfig", layout: str, rng: np.random.Genera
                               cfg.conn_sigma))
 
 
-def draw_tau_a(tau_a: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Adaptation time constants drawn uniformly in [0.5, 1.5] x tau_a (as the authors did)."""
-    return rng.uniform(0.5 * tau_a, 1.5 * tau_a, size=n).astype(np.float32)
-
-
 def init_weights(conn: Connectivity, scale: float, rng: np.random.Generator) -> np.ndarray:
     """Non-negative initial weights |N(0, 1)| * scale / sqrt(mean in-degree), zero off-mask."""
     fan_in = max(conn.n_syn / conn.n_post, 1.0)
@@ -247,6 +242,29 @@ class Projection(brainstate.nn.Module):
         return w.ravel()
 
 
+def add_projections(net: brainstate.nn.Module, conn_e: Connectivity, conn_i: Connectivity,
+                    init: Callable[[Connectivity, float, np.random.Generator], np.ndarray],
+                    rng: np.random.Generator, layout: str, event_driven: bool) -> None:
+    """Give `net` its input, E and I projections (weights from `init`, drawn in that order)
+    and its readout weights N(0, 1/n_rec)."""
+    cfg, n = net.cfg, net.cfg.n_rec
+    net.conn_in = Connectivity(cfg.n_in, n, None)
+    net.conn_e, net.conn_i = conn_e, conn_i
+    w_in = init(net.conn_in, cfg.ff_scale, rng)
+    w_e = init(conn_e, cfg.rec_scale, rng)
+    w_i = init(conn_i, cfg.rec_scale * cfg.w_ei_ratio, rng)
+    w_out = (rng.standard_normal((n, cfg.n_out)) / np.sqrt(n)).astype(np.float32)
+    net.w_in = Projection(w_in, net.conn_in, "dense")
+    net.w_e = Projection(w_e, conn_e, layout, event_driven)
+    net.w_i = Projection(w_i, conn_i, layout, event_driven)
+    net.w_out = brainstate.ParamState({"weight": jnp.asarray(w_out)})
+
+
+def draw_tau_a(tau_a: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Adaptation time constants drawn uniformly in [0.5, 1.5] x tau_a (as the authors did)."""
+    return rng.uniform(0.5 * tau_a, 1.5 * tau_a, size=n).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- network
 @dataclass
 class NetConfig:
@@ -319,18 +337,8 @@ class EINet(brainstate.nn.Module):
             tau_a = draw_tau_a(cfg.tau_a, n, rng)
         else:
             tau_a = np.asarray(structure["tau_a"], dtype=np.float32)
-        self.conn_in = Connectivity(cfg.n_in, n, None)
-        self.conn_e, self.conn_i = conn_e, conn_i
         self.tau_a = tau_a
-        w_in = init_weights(self.conn_in, cfg.ff_scale, rng)
-        w_e = init_weights(conn_e, cfg.rec_scale, rng)
-        w_i = init_weights(conn_i, cfg.rec_scale * cfg.w_ei_ratio, rng)
-        w_out = (rng.standard_normal((n, cfg.n_out)) / np.sqrt(n)).astype(np.float32)
-
-        self.w_in = Projection(w_in, self.conn_in, "dense")
-        self.w_e = Projection(w_e, conn_e, layout, event_driven)
-        self.w_i = Projection(w_i, conn_i, layout, event_driven)
-        self.w_out = brainstate.ParamState({"weight": jnp.asarray(w_out)})
+        add_projections(self, conn_e, conn_i, init_weights, rng, layout, event_driven)
 
         self.syn_decay = float(np.exp(-cfg.dt / cfg.tau_syn))
         self.out_decay = float(np.exp(-cfg.dt / cfg.tau_out))
@@ -459,24 +467,13 @@ class GIFNet(EINet):
                  surrogate_width: float = 1.0):
         brainstate.nn.Module.__init__(self)
         self.cfg, self.seed = cfg, seed
-        n_exc, n_inh, n = cfg.n_exc, cfg.n_inh, cfg.n_rec
-        self.n_exc, self.n_inh = n_exc, n_inh
+        self.n_exc, self.n_inh = cfg.n_exc, cfg.n_inh
         rng = np.random.default_rng(seed)
         # One generator, fixed draw order: connectivity, then weights.
         layout, conn_e, conn_i = layout_and_connectivity(cfg, layout, rng, structure)
         self.layout = layout
-        self.conn_in = Connectivity(cfg.n_in, n, None)
-        self.conn_e, self.conn_i = conn_e, conn_i
         self.tau_a = None
-        w_in = kaiming_abs_weights(self.conn_in, cfg.ff_scale, rng)
-        w_e = kaiming_abs_weights(conn_e, cfg.rec_scale, rng)
-        w_i = kaiming_abs_weights(conn_i, cfg.rec_scale * cfg.w_ei_ratio, rng)
-        w_out = (rng.standard_normal((n, cfg.n_out)) / np.sqrt(n)).astype(np.float32)
-
-        self.w_in = Projection(w_in, self.conn_in, "dense")
-        self.w_e = Projection(w_e, conn_e, layout, event_driven)
-        self.w_i = Projection(w_i, conn_i, layout, event_driven)
-        self.w_out = brainstate.ParamState({"weight": jnp.asarray(w_out)})
+        add_projections(self, conn_e, conn_i, kaiming_abs_weights, rng, layout, event_driven)
 
         dt = cfg.dt
         self.syn_decay = float(np.exp(-dt / cfg.tau_syn))
