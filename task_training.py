@@ -17,11 +17,13 @@ work is done by utils/training (train, simulate).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -30,6 +32,7 @@ from utils.run import (RunStatus, UserError, cli, make_out_dir, positive_float, 
                        write_config)
 from utils.training.checkpoint import load_checkpoint, upgrade_config
 from utils.training.figures import show_pngs
+from utils.training.parallel import DISTRIBUTED_ENV, init_distributed, is_main_process
 from utils.training.rules import RULES
 from utils.training.runs import simulate, train
 from utils.training.task import TASKS, make_task
@@ -40,6 +43,12 @@ SCRIPT = "task_training"
 RUN_FLAGS = ("mode", "out_dir", "checkpoint", "resume", "n_sim", "show")
 # flags that may differ from the saved configuration when resuming
 RESUME_FREE = {"epochs", "show", "out_dir", "resume", "mode", "devices"}
+
+
+DISTRIBUTED_HELP = ("several processes or hosts train one network together (each batch split "
+                    "over all their devices; process 0 writes the run folder) when these are "
+                    "set in every process: " + "; ".join(f"{k}: {v}" for k, v in
+                                                        DISTRIBUTED_ENV.items()))
 
 
 def nonneg_float(text: str) -> float:
@@ -62,7 +71,7 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     kw = {"argument_default": argparse.SUPPRESS} if suppress else {}
     p = argparse.ArgumentParser(
         prog="task_training.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kw)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog=DISTRIBUTED_HELP, **kw)
     d = TrainConfig()
 
     def add(*a, **k):
@@ -164,8 +173,8 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     add("--seed", type=int, default=d.seed,
         help="seed of every random choice (connectivity, tau_a, weights, trials)")
     add("--devices", type=positive_int, default=d.devices,
-        help="local devices to split each batch over, weights replicated (default: all; "
-             "--batch_size must be a multiple)")
+        help="local devices (in each process) to split each batch over, weights "
+             "replicated (default: all; --batch_size must be a multiple of all devices)")
     add("--out_dir", default=None, help="run folder (default results/task_training/<time>/)")
     add("--checkpoint", default=None,
         help="checkpoint (.npz or run folder) to simulate (--mode sim) or to start from")
@@ -234,6 +243,7 @@ def simulated_values(values: Dict[str, Any], explicit: set,
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Parse arguments, then train or simulate; returns the metrics written."""
     values, explicit = parse(argv)
+    init_distributed()  # a multi-process run, if its environment variables are set
     if values["resume"] is not None:
         values = resumed_values(values, explicit)
     ckpt = None
@@ -250,7 +260,22 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     # everything is read and checked: only now is the run folder made and written
     continuing = run["resume"] is not None and (
         Path(run["out_dir"]).resolve() == Path(run["resume"]).resolve())
-    out_dir = make_out_dir(SCRIPT, run["out_dir"], reuse=continuing)
+    with contextlib.ExitStack() as scratch:
+        if is_main_process():
+            out_dir = make_out_dir(SCRIPT, run["out_dir"], reuse=continuing)
+        else:  # the other processes of a multi-process run compute the same, write nothing
+            out_dir = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix=SCRIPT)))
+        metrics, figures = run_in(out_dir, config, run, ckpt, resume)
+    if run["show"] and is_main_process():
+        show_pngs(figures)
+    return metrics
+
+
+def run_in(out_dir: Path, config: TrainConfig, run: Dict[str, Any],
+           ckpt: Optional[Dict[str, Any]],
+           resume: Optional[Dict[str, Any]]) -> tuple[Dict[str, Any], list]:
+    """Write the configuration into `out_dir`, then train or simulate there; (metrics,
+    figure paths)."""
     # the neuron's defaults filled in: the run records the values it used
     saved_config = {**dataclasses.asdict(config.resolved()), **run}
     write_config(out_dir, saved_config)
@@ -265,9 +290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         else:
             metrics, figures = train(config, task, out_dir, saved_config, init=ckpt,
                                      resume=resume)
-    if run["show"]:
-        show_pngs(figures)
-    return metrics
+    return metrics, figures
 
 
 def _sigterm_as_interrupt(signum: int, frame: Any) -> None:

@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import jax
 import numpy as np
 from tqdm import tqdm
 
 from utils.run import GracefulInterrupt, UserError, save_figure, write_metrics
 from utils.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
+from utils.training.parallel import is_main_process
 from utils.training.figures import (lognormal_fit, plot_activity, plot_connectivity,
                                     plot_training_curve, plot_weight_distributions)
 from utils.training.task import SeededTrials, trial_seed
@@ -124,7 +126,7 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
     done = snapshot()
     pbar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
                 total=config.epochs, desc=f"{config.method}/{config.conn_method}",
-                mininterval=1.0, file=sys.stderr)
+                mininterval=1.0, file=sys.stderr, disable=not is_main_process())
     # Ctrl-C stops after the current batch; a second Ctrl-C stops at once, and last.npz then
     # holds the last completed batch, so --resume repeats nothing and skips nothing.
     stop = GracefulInterrupt("stopping after this batch (Ctrl-C again to stop now)")
@@ -183,6 +185,7 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
         if len(history) > 1 else None,
         "checkpoint": str(best_path), "last_state": str(last_path),
         "n_val": config.n_val, "n_test": config.n_test, "test_acc": None, "test_loss": None,
+        "devices": trainer.n_devices, "processes": jax.process_count(),
     }
     # written now, so that an interrupt during the evaluation below loses nothing
     write_metrics(out_dir, metrics)
@@ -197,8 +200,9 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
               f"and metrics.json has the history (no test_acc)", file=sys.stderr)
         raise
     best_acc = state["best_acc"] if state["best_acc"] is not None else float("nan")
-    print(f"test_acc {metrics['test_acc']:.4f} (best val {best_acc:.4f} at batch "
-          f"{state['best_epoch']}); results in {out_dir}")
+    if is_main_process():
+        print(f"test_acc {metrics['test_acc']:.4f} (best val {best_acc:.4f} at batch "
+              f"{state['best_epoch']}); results in {out_dir}")
     if interrupted:
         raise KeyboardInterrupt
     return metrics, paths

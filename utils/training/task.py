@@ -15,7 +15,6 @@ from typing import Any, Callable, Dict, Iterator
 
 import jax
 import numpy as np
-from brainpy_datasets.cognitive import EvidenceAccumulation, Feature
 
 __all__ = ["TASKS", "make_task", "TaskData", "SeededTrials", "EvidenceAccumulationTask",
            "trial_seed",
@@ -86,6 +85,9 @@ class EvidenceAccumulationTask:
     """
 
     def __init__(self, dt: float, t_delay: float, num_cue: int):
+        # imported here: brainpy-datasets starts jax's backend at import, which in a
+        # multi-process run must follow jax.distributed.initialize (parallel.init_distributed)
+        from brainpy_datasets.cognitive import EvidenceAccumulation, Feature
         self._dataset = EvidenceAccumulation(
             dt=dt, t_delay=t_delay, num_cue=num_cue, mode="spiking",
             ft_left=Feature(1, 25, 40.), ft_right=Feature(1, 25, 40.),

@@ -20,7 +20,7 @@ import optax
 
 from models.network import CONNECTIVITIES, NEURONS, EINet, NetConfig, build_net
 from utils.run import UserError
-from utils.training.parallel import data_mesh, replicate, shard_batch
+from utils.training.parallel import data_mesh, gather, replicate, shard_batch
 from utils.training.rules import RULES, LearningRule
 from utils.training.task import TASKS, SeededTrials, TaskData, recall_correct, recall_loss
 
@@ -274,6 +274,11 @@ class Trainer:
         self._compiled: Dict[str, Callable] = {}
 
     # ------------------------------------------------------------ parameters
+    @property
+    def n_devices(self) -> int:
+        """Devices each batch is split over (all processes together)."""
+        return 1 if self.mesh is None else int(self.mesh.devices.size)
+
     def params(self) -> Dict[str, Any]:
         """Current weights as a plain pytree {name: {'weight': array}}."""
         return {k: v.value for k, v in self.weights.items()}
@@ -308,7 +313,7 @@ class Trainer:
         with brainstate.environ.context(dt=self.dt):
             step = self._get("step", lambda: self.rule.build_step(self, xs[0]))
             loss, summed, self.opt_state = step(xs, ys, rc, self.opt_state)
-        acc = float(np.mean(np.argmax(np.asarray(summed), -1) == data.y))
+        acc = float(np.mean(np.argmax(gather(summed), -1) == data.y))
         return float(loss), acc
 
     @property

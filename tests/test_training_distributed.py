@@ -1,0 +1,97 @@
+"""Training across processes: two local processes joined by jax.distributed (CPU collectives,
+gloo, on 127.0.0.1) train like one process; a missing coordinator, a missing variable and a
+batch that does not split over the processes get one line each and write nothing."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import task_training
+from utils.run import UserError, cli
+from utils.training import parallel
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_RUN = ["--n_rec", "20", "--t_delay", "60", "--num_cue", "1", "--batch_size", "4",
+            "--epochs", "2", "--eval_every", "1", "--n_val", "4", "--n_test", "4",
+            "--seed", "3"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_env(port: int, pid: int, count: int = 2, timeout: int = 60) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device each
+    env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(count),
+               JAX_PROCESS_ID=str(pid), JAX_INIT_TIMEOUT=str(timeout))
+    return env
+
+
+def history(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_two_processes_train_like_one(tmp_path):
+    port, out = free_port(), tmp_path / "two"
+    procs = [subprocess.Popen([sys.executable, "task_training.py", *TINY_RUN,
+                               "--out_dir", str(out)], cwd=ROOT, env=process_env(port, pid),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for pid in (0, 1)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
+    assert cli(task_training.main, [*TINY_RUN, "--devices", "1",
+                                    "--out_dir", str(tmp_path / "one")]) == 0
+    two, one = history(out), history(tmp_path / "one")
+    assert (two["processes"], two["devices"]) == (2, 2)
+    assert (one["processes"], one["devices"]) == (1, 1)
+    loss2 = np.array([h["loss"] for h in two["history"]])
+    loss1 = np.array([h["loss"] for h in one["history"]])
+    assert np.max(np.abs(loss2 / loss1 - 1)) < 1e-5
+    for key in ("acc", "val_acc"):
+        assert [h[key] for h in two["history"]] == [h[key] for h in one["history"]]
+    assert two["test_acc"] == one["test_acc"]
+    # process 1 wrote nothing of its own: one run folder, printed by process 0 only
+    assert "results in" in results[0][0] and "results in" not in results[1][0]
+
+
+def test_absent_coordinator_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "task_training.py", *TINY_RUN,
+                           "--out_dir", str(tmp_path / "run")], cwd=ROOT,
+                          env=process_env(free_port(), 1, timeout=2),
+                          capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr[-2000:]
+    assert lines[0].startswith("error: no coordinator answers at 127.0.0.1:")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"JAX_PROCESS_ID": "0"}, "JAX_NUM_PROCESSES is not"),
+    ({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}, "JAX_PROCESS_ID 2 must be in"),
+    ({"JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}, "JAX_NUM_PROCESSES must be an integer"),
+])
+def test_bad_distributed_variables_are_one_line(tmp_path, monkeypatch, capsys, env, message):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1")
+    for k in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert cli(task_training.main, [*TINY_RUN, "--out_dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_batch_must_split_over_every_process(monkeypatch):
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    with pytest.raises(UserError, match=r"--batch_size 3 does not split over 2 devices \(1 in "
+                                        r"each of 2 processes\)"):
+        parallel.data_mesh(1, 3)
