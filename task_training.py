@@ -136,7 +136,8 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     add("--num_cue", type=positive_int, default=d.num_cue, help="number of cues per trial")
     # -- optimisation
     add("--opt", choices=tuple(OPTIMIZERS), default=d.opt, help="optimizer")
-    add("--lr", type=positive_float, default=d.lr, help="learning rate")
+    add("--lr", type=positive_float, default=d.lr,
+        help=f"learning rate {per_neuron('lr')}")
     add("--lr_decay", type=positive_float, default=d.lr_decay,
         help="multiply the learning rate by this every --lr_decay_every optimizer steps, in "
              f"(0, 1]; 1: constant (default: {gif['lr_decay']:g} for gif, "

@@ -568,13 +568,13 @@ class NeuronSpec:
 NEURONS: Dict[str, NeuronSpec] = {
     "gif": NeuronSpec(
         GIFNet,
-        {"tau_neu": 200.0, "ff_scale": 4.0, "rec_scale": 2.0, "lr_decay": 0.9},
+        {"tau_neu": 200.0, "ff_scale": 4.0, "rec_scale": 2.0, "lr": 3e-3, "lr_decay": 0.9},
         ("tau_I2", "A2", "tau_I1", "A1", "tau_th", "Ath"),
         "generalised IF (after-spike currents, adaptive threshold), E 5 / I -10, "
         "standardised-membrane readout (the authors' BrainScale net; all methods learn)"),
     "alif": NeuronSpec(
         ALIFNet,
-        {"tau_neu": 100.0, "ff_scale": 1.0, "rec_scale": 1.0, "lr_decay": 1.0},
+        {"tau_neu": 100.0, "ff_scale": 1.0, "rec_scale": 1.0, "lr": 1e-3, "lr_decay": 1.0},
         ("tau_a", "beta"),
         "adaptive LIF, E 3 / I -3, spike readout (best for bptt; expsm_diag learns it "
         "backwards)"),

@@ -37,7 +37,7 @@ NET_FIELDS = ("neuron", "n_rec", "dt", "tau_neu", "tau_syn", "tau_a", "tau_out",
               "w_ei_ratio", "ff_scale", "rec_scale", "conn_method", "conn_prob", "conn_sigma",
               "tau_I2", "A2", "tau_I1", "A1", "tau_th", "Ath")
 # TrainConfig fields whose default (None) depends on the neuron model: NEURONS[...].defaults
-NEURON_DEFAULTED = ("tau_neu", "ff_scale", "rec_scale", "lr_decay")
+NEURON_DEFAULTED = ("tau_neu", "ff_scale", "rec_scale", "lr", "lr_decay")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class TrainConfig:
     beta: float = 1.0
     ff_scale: Optional[float] = None
     rec_scale: Optional[float] = None
-    tau_I2: float = 2000.0
+    tau_I2: float = 10000.0
     A2: float = 1.0
     tau_I1: float = 50.0
     A1: float = 0.01
@@ -78,9 +78,9 @@ class TrainConfig:
     Ath: float = 1.0
     # -- optimisation
     opt: str = "adam"
-    lr: float = 1e-3
+    lr: Optional[float] = None
     lr_decay: Optional[float] = None
-    lr_decay_every: int = 20
+    lr_decay_every: int = 60
     epochs: int = 1000  # number of training batches (one optimizer step each)
     batch_size: int = 32
     weight_L1: float = 0.0
@@ -91,7 +91,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     target_acc: float = 0.99
     eval_every: int = 20
-    n_val: int = 128
+    n_val: int = 256
     n_test: int = 512
     save_every: int = 25
     seed: int = 0
