@@ -132,11 +132,13 @@ def test_bad_input_one_line_nothing_written(tmp_path, capsys, args, message):
 
 
 @pytest.mark.parametrize("args", [["--methods", "gradient,foo"], ["--dt", "-1"],
-                                  ["--target", "both"], ["--n_starts", "0"]])
+                                  ["--target", "both"], ["--n_starts", "0"],
+                                  ["--confirm", "-1"]])
 def test_bad_arguments_exit_2(tmp_path, capsys, args):
     with pytest.raises(SystemExit) as exc:
         hh.main([*args, "--out_dir", str(tmp_path / "never")])
     assert exc.value.code == 2
+    assert args[0] in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from utils.fitting.optim import (OPTIMIZERS, GradientBased, Objectives, OptimResult, Stage,
+                                 confirmed,
                                  lbfgsb_multistart, lbfgsb_sequential, levenberg_marquardt,
                                  method_names, run_method, staged)
 
@@ -188,7 +189,7 @@ def test_a_registered_gradient_based_method_runs_its_own_stage_builder(monkeypat
     builder (not routed to another method's); the staging between them is shared."""
     seen = []
 
-    def one_lbfgsb_stage(stage, index, maxiter, progress):
+    def one_lbfgsb_stage(stage, index, maxiter, progress, confirm):
         seen.append((stage.name, index, stage.surrogate))
         return lambda starts: lbfgsb_multistart(stage.value_and_grad, starts, maxiter=maxiter)
 
@@ -206,3 +207,26 @@ def test_gradient_based_method_refuses_a_problem_without_derivatives():
     with pytest.raises(ValueError, match="needs derivatives"):
         run_method("gradient", Objectives(loss), 2, n_starts=2, budget=0, popsize=1,
                    maxiter=5, seed=0)
+
+
+@pytest.mark.parametrize("converged, confirm, expected", [
+    ([1.0, 1.0 + 1e-8, 5.0], 2, True),
+    ([1.0, 1.0 + 1e-8, 5.0], 3, False),
+    ([5.0, 5.0, 5.0, 1.0], 3, False),   # the lowest minimum must be the one found again
+    ([2.0, 1.0, 1.0, 1.0], 3, True),
+    ([1.0, 1.0, 1.0], 0, False),        # 0: never stop early
+])
+def test_the_stopping_rule_confirms_only_the_lowest_minimum(converged, confirm, expected):
+    assert confirmed(converged, confirm) is expected
+
+
+@pytest.mark.parametrize("method", ["gradient", "lm"])
+def test_confirm_stops_the_starts_early_with_the_same_best(method):
+    """12 starts on the bumpy toy loss (several local minima): stopping once 3 starts agree on
+    the best costs fewer evaluations and finds the same minimum as running every start."""
+    kw = dict(n_starts=12, budget=0, popsize=1, maxiter=100, seed=0)
+    every = run_method(method, OBJ, 2, confirm=0, **kw)
+    early = run_method(method, OBJ, 2, confirm=3, **kw)
+    assert early.loss == pytest.approx(every.loss, rel=1e-9, abs=1e-12)
+    assert early.loss < _best() + 1e-6
+    assert early.n_evals < every.n_evals

@@ -40,6 +40,7 @@ BatchGaussNewton = Callable[[np.ndarray], tuple]
 Progress = Callable[[int, float], None]                               # (new evals, best loss)
 
 BAD_LOSS = 1e12  # stands in for a NaN or infinite loss
+CONFIRM_RTOL = 1e-6  # converged losses this close (relative) count as the same minimum
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,15 @@ def clean(losses: np.ndarray, grads: np.ndarray | None = None):
     return losses, grads
 
 
+def confirmed(converged: Sequence[float], confirm: int) -> bool:
+    """True when `confirm` > 0 of the `converged` runs' losses equal the lowest of them
+    (within CONFIRM_RTOL): the multi-start's stopping rule."""
+    if confirm < 1 or len(converged) < confirm:
+        return False
+    best = min(converged)
+    return sum(f <= best + CONFIRM_RTOL * abs(best) for f in converged) >= confirm
+
+
 class _Stopped(Exception):
     """Raised inside an L-BFGS-B worker thread (a Python frame, never inside JAX) to end its
     run when the fit is being stopped."""
@@ -136,14 +146,17 @@ class _Lockstep:
     in its own worker thread; an evaluation already running finishes first, so no thread is
     ever interrupted inside a compiled call."""
 
-    def __init__(self, value_and_grad: BatchValueGrad, n_runs: int, tracker: Tracker):
+    def __init__(self, value_and_grad: BatchValueGrad, n_runs: int, tracker: Tracker,
+                 confirm: int = 0):
         self.fn, self.active, self.tracker = value_and_grad, n_runs, tracker
-        self.batch = n_runs
+        self.batch, self.confirm = n_runs, confirm
         self.cond = threading.Condition()
         self.pending: dict[int, np.ndarray] = {}
         self.results: dict[int, tuple[float, np.ndarray]] = {}
+        self.converged: list[float] = []
         self.error: BaseException | None = None
         self.stopped = False
+        self.confirmed = False  # the best minimum was reached `confirm` times: others stopped
 
     def _evaluate(self) -> None:
         ids = sorted(self.pending)
@@ -177,6 +190,17 @@ class _Lockstep:
             if run not in self.results:
                 raise _Stopped
             return self.results.pop(run)
+
+    def converge(self, loss: float) -> None:
+        """A run converged at `loss`; once `confirm` runs have converged to the best loss seen
+        (within CONFIRM_RTOL), stop the others (Boender & Rinnooy Kan 1987: a minimum found
+        several times over is, with high probability, the best the starts can find)."""
+        with self.cond:
+            self.converged.append(loss)
+            if confirmed(self.converged, self.confirm) and not self.stopped:
+                self.confirmed = True
+                self.stopped = True
+                self.cond.notify_all()
 
     def finish(self) -> None:
         with self.cond:
@@ -213,10 +237,11 @@ def _join_all(threads: Sequence[threading.Thread], lock: _Lockstep) -> None:
 
 
 def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
-                      progress: Progress | None = None) -> OptimResult:
-    """Independent L-BFGS-B runs from each start, their evaluations batched in lockstep."""
+                      progress: Progress | None = None, confirm: int = 0) -> OptimResult:
+    """Independent L-BFGS-B runs from each start, their evaluations batched in lockstep; with
+    `confirm` > 0 the remaining runs stop once that many have converged to the best loss."""
     tracker = Tracker("gradient", progress)
-    lock = _Lockstep(value_and_grad, len(starts), tracker)
+    lock = _Lockstep(value_and_grad, len(starts), tracker, confirm)
     bounds = [(0.0, 1.0)] * starts.shape[1]
 
     finals: list = [None] * len(starts)
@@ -227,6 +252,8 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
                                         method="L-BFGS-B", bounds=bounds,
                                         options={"maxiter": maxiter})
             finals[k] = (np.array(r.x), float(r.fun))
+            if r.success:
+                lock.converge(float(r.fun))
         except (RuntimeError, _Stopped):
             pass
         finally:
@@ -309,11 +336,13 @@ def _lm_steps(z: np.ndarray, g: np.ndarray, h: np.ndarray, lam: np.ndarray) -> n
 
 
 def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxiter: int = 100,
-                        progress: Progress | None = None, ftol: float = 1e-9) -> OptimResult:
+                        progress: Progress | None = None, ftol: float = 1e-9,
+                        confirm: int = 0) -> OptimResult:
     """Multi-start Levenberg-Marquardt on a sum-of-squares loss inside the unit box: every start
     takes one trial step per iteration and all trial points share one batched Jacobian
     evaluation. A start stops when its step is predicted (by the Gauss-Newton model) or found
-    to gain less than `ftol` of its loss, or when no damping finds a decrease."""
+    to gain less than `ftol` of its loss, or when no damping finds a decrease; all stop once
+    `confirm` > 0 stopped starts share the best loss (`confirmed`)."""
     tracker = Tracker("lm", progress)
     z = np.array(starts, dtype=float)
     f, g, h, score = _clean_gn(gauss_newton(z))
@@ -325,7 +354,7 @@ def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxi
         predicted = (-np.einsum("bd,bd->b", g, step)
                      - 0.5 * np.einsum("bd,bde,be->b", step, h, step))  # Gauss-Newton model
         active &= predicted > ftol * f
-        if not active.any():
+        if not active.any() or confirmed(f[~active], confirm):
             break
         trial = np.where(active[:, None], z + step, z)
         ft, gt, ht, score = _clean_gn(gauss_newton(trial))
@@ -387,23 +416,29 @@ def bayesian_minimize(loss: BatchLoss, dim: int, budget: int, popsize: int, seed
     return tracker.result()
 
 
-def lbfgsb_stage(stage: Stage, index: int, maxiter: int,
-                 progress: Progress | None) -> Callable[[np.ndarray], OptimResult]:
+def lbfgsb_stage(stage: Stage, index: int, maxiter: int, progress: Progress | None,
+                 confirm: int) -> Callable[[np.ndarray], OptimResult]:
     """Multi-start L-BFGS-B on one stage. A surrogate stage only has to find the basin: at most
-    50 iterations there, 20 to polish an earlier stage's result (index > 0)."""
+    50 iterations there, 20 to polish an earlier stage's result (index > 0), and every start
+    runs (the next stage needs their ends); on the real loss the starts stop once `confirm`
+    agree on the best."""
     cap = min(maxiter, 20 if index else 50) if stage.surrogate else maxiter
-    return partial(lbfgsb_multistart, stage.value_and_grad, maxiter=cap, progress=progress)
+    return partial(lbfgsb_multistart, stage.value_and_grad, maxiter=cap, progress=progress,
+                   confirm=0 if stage.surrogate else confirm)
 
 
-def lm_stage(stage: Stage, index: int, maxiter: int,
-             progress: Progress | None) -> Callable[[np.ndarray], OptimResult]:
-    """Multi-start Levenberg-Marquardt on one stage; a loose ftol on a surrogate stage."""
+def lm_stage(stage: Stage, index: int, maxiter: int, progress: Progress | None,
+             confirm: int) -> Callable[[np.ndarray], OptimResult]:
+    """Multi-start Levenberg-Marquardt on one stage; a loose ftol (and every start run) on a
+    surrogate stage."""
     return partial(levenberg_marquardt, stage.gauss_newton, maxiter=maxiter, progress=progress,
-                   ftol=1e-6 if stage.surrogate else 1e-9)
+                   ftol=1e-6 if stage.surrogate else 1e-9,
+                   confirm=0 if stage.surrogate else confirm)
 
 
-# stage(stage, index, maxiter, progress) -> run from starts [S, D]
-StageRunner = Callable[[Stage, int, int, Progress | None], Callable[[np.ndarray], OptimResult]]
+# stage(stage, index, maxiter, progress, confirm) -> run from starts [S, D]
+StageRunner = Callable[[Stage, int, int, Progress | None, int],
+                       Callable[[np.ndarray], OptimResult]]
 # minimize(loss, dim, *, budget, popsize, seed, progress) -> OptimResult
 Minimizer = Callable[..., OptimResult]
 
@@ -461,9 +496,10 @@ def default_methods() -> tuple[str, ...]:
 
 def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget: int,
                popsize: int, maxiter: int, seed: int, progress: Progress | None = None,
-               n_refine: int = 4) -> OptimResult:
+               n_refine: int = 4, confirm: int = 0) -> OptimResult:
     """Run one registered method by name. Starts of the gradient-based methods are drawn
-    uniformly from `seed`; with several stages they run in stages (see staged).
+    uniformly from `seed`; with several stages they run in stages (see staged); `confirm` > 0
+    stops the starts on the real loss once that many have converged to the best loss.
 
     The optimizers' own arithmetic (L-BFGS-B updates, Levenberg-Marquardt solves, GP refits)
     is on D x D matrices: one BLAS thread. OpenBLAS's threads only made those tiny calls wait
@@ -474,19 +510,20 @@ def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget:
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         return _run(OPTIMIZERS[method], method, obj, dim, n_starts=n_starts, budget=budget,
                     popsize=popsize, maxiter=maxiter, seed=seed, progress=progress,
-                    n_refine=n_refine)
+                    n_refine=n_refine, confirm=confirm)
 
 
 def _run(opt: GradientBased | GradientFree, method: str, obj: Objectives, dim: int, *,
          n_starts: int, budget: int, popsize: int, maxiter: int, seed: int,
-         progress: Progress | None, n_refine: int) -> OptimResult:
+         progress: Progress | None, n_refine: int, confirm: int) -> OptimResult:
     if isinstance(opt, GradientFree):
         return opt.minimize(obj.loss, dim, budget=budget, popsize=popsize, seed=seed,
                             progress=progress)
     if not obj.stages:
         raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
     starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
-    runs = [opt.stage(stage, k, maxiter, progress) for k, stage in enumerate(obj.stages)]
+    runs = [opt.stage(stage, k, maxiter, progress, confirm)
+            for k, stage in enumerate(obj.stages)]
     if len(runs) == 1:
         return runs[0](starts)
     return staged(runs, starts, min(n_refine, n_starts))

@@ -17,8 +17,8 @@ from utils.fitting.optim import (BAD_LOSS, OPTIMIZERS, OptimResult, default_meth
                                  method_names, run_method)
 from utils.fitting.plots import plot_all
 from utils.fitting.problem import FitDefaults, Problem, make_problem, simulate_params
-from utils.run import (RunStatus, UserError, make_out_dir, positive_float, positive_int,
-                       write_config, write_metrics)
+from utils.run import (RunStatus, UserError, make_out_dir, nonneg_int, positive_float,
+                       positive_int, write_config, write_metrics)
 
 __all__ = ["parse_methods", "build_parser", "problem_from_flags", "Fits", "score", "fit_all",
            "format_table", "run_fitting"]
@@ -68,6 +68,10 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
                         "(rounded to a whole number of --dt steps), whose best results the "
                         f"presearch on --dt then polishes (default: {d.presearch_dt or '--dt'}; "
                         "set it to --dt to skip that stage)")
+    p.add_argument("--confirm", type=nonneg_int, default=3,
+                   help="stop the remaining starts of a gradient-based method once this many "
+                        "have converged to the same best loss (within 1e-6 relative; 0: run "
+                        "every start to convergence)")
     p.add_argument("--n_refine", type=positive_int, default=4,
                    help="presearch optima refined on the real loss (with --presearch on)")
     p.add_argument("--budget", type=positive_int, default=100,
@@ -190,9 +194,9 @@ def _run_with_progress(problem: Problem, method: str, objectives, desc: str,
 
 def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: int,
             popsize: int, maxiter: int, seed: int, repeats: int = 1, n_refine: int = 4,
-            show_progress: bool = True, devices: int | None = 1) -> Fits:
+            confirm: int = 0, show_progress: bool = True, devices: int | None = 1) -> Fits:
     """Run every method `repeats` times (seeds seed, seed + 1000, ...); the best run of each is
-    scored; populations are sharded over `devices` (None: all). Ctrl-C ends the fit: the
+    scored; populations are sharded over `devices` (None: all); `confirm` as in run_method. Ctrl-C ends the fit: the
     methods already finished are returned, the one running (and those after it) listed in
     `interrupted`."""
     fits = Fits({}, {}, {})
@@ -205,7 +209,8 @@ def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: 
                                                       else ""),
                                        show_progress, n_starts=n_starts, budget=budget,
                                        popsize=popsize, maxiter=maxiter,
-                                       seed=seed + 1000 * r, n_refine=n_refine)
+                                       seed=seed + 1000 * r, n_refine=n_refine,
+                                       confirm=confirm)
                     for r in range(repeats)]
             best = min(runs, key=lambda res: res.loss)
             entry, traces = score(problem, best)
@@ -290,7 +295,8 @@ def run_fitting(d: FitDefaults, argv: Sequence[str] | None = None) -> dict:
     with RunStatus(out_dir):
         fits = fit_all(problem, args.methods, n_starts=args.n_starts, budget=args.budget,
                        popsize=args.popsize, maxiter=args.maxiter, seed=args.seed,
-                       repeats=args.repeats, n_refine=args.n_refine, devices=args.devices)
+                       repeats=args.repeats, n_refine=args.n_refine, confirm=args.confirm,
+                       devices=args.devices)
         metrics = {"model": model.name, "target": problem.target, "dt_ms": problem.dt,
                    "source": problem.source, "free_params": problem.free,
                    "fixed_params": problem.fixed, "units": dict(model.units),
