@@ -94,7 +94,9 @@ def plot_training_curve(history: List[dict]):
                  label="held-out test")
     ax2.set_xlabel("training batch")
     ax2.set_ylabel("accuracy")
-    ax2.set_ylim(0.4, 1.01)
+    ax2.axhline(0.5, color="0.6", lw=0.6, ls=":")  # chance
+    ax2.set_ylim(min([0.4] + [h["acc"] for h in history] + [h["val_acc"] for h in ev]) - 0.02,
+                 1.01)  # below-chance stretches (a rule learning backwards) stay visible
     ax2.legend(loc="lower right")
     fig.tight_layout()
     return fig
