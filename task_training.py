@@ -27,9 +27,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+import jax
+from jax.experimental import multihost_utils
+
 from models.network import CONNECTIVITIES, NEURONS
-from utils.run import (RunStatus, UserError, cli, make_out_dir, positive_float, positive_int,
-                       write_config)
+from utils.run import (RunStatus, UserError, check_out_dir, cli, make_out_dir, positive_float,
+                       positive_int, write_config)
 from utils.training.checkpoint import load_checkpoint, upgrade_config
 from utils.training.figures import show_pngs
 from utils.training.parallel import DISTRIBUTED_ENV, init_distributed, is_main_process
@@ -262,14 +265,31 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     continuing = run["resume"] is not None and (
         Path(run["out_dir"]).resolve() == Path(run["resume"]).resolve())
     with contextlib.ExitStack() as scratch:
-        if is_main_process():
-            out_dir = make_out_dir(SCRIPT, run["out_dir"], reuse=continuing)
-        else:  # the other processes of a multi-process run compute the same, write nothing
-            out_dir = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix=SCRIPT)))
-        metrics, figures = run_in(out_dir, config, run, ckpt, resume)
+        try:
+            out_dir = run_folder(run["out_dir"], continuing, scratch)
+            metrics, figures = run_in(out_dir, config, run, ckpt, resume)
+        except jax.errors.JaxRuntimeError as err:
+            if jax.process_count() == 1:
+                raise
+            raise UserError(f"process {jax.process_index()} lost the other processes of the "
+                            f"run (one of them stopped?): {str(err).splitlines()[0]}") from None
     if run["show"] and is_main_process():
         show_pngs(figures)
     return metrics
+
+
+def run_folder(out_dir: Optional[str], continuing: bool, scratch: contextlib.ExitStack) -> Path:
+    """The run folder, made fresh (or reused when continuing). In a multi-process run every
+    process checks it before process 0 makes it (so all refuse the same folder), and the
+    other processes, which compute the same and write nothing, get a temporary folder that
+    `scratch` removes."""
+    if jax.process_count() > 1:
+        if out_dir is not None:
+            check_out_dir(Path(out_dir), reuse=continuing)
+        multihost_utils.sync_global_devices("run folder checked")
+        if not is_main_process():
+            return Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix=SCRIPT)))
+    return make_out_dir(SCRIPT, out_dir, reuse=continuing)
 
 
 def run_in(out_dir: Path, config: TrainConfig, run: Dict[str, Any],

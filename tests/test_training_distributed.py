@@ -95,3 +95,19 @@ def test_batch_must_split_over_every_process(monkeypatch):
     with pytest.raises(UserError, match=r"--batch_size 3 does not split over 2 devices \(1 in "
                                         r"each of 2 processes\)"):
         parallel.data_mesh(1, 3)
+
+
+def test_a_refused_run_folder_is_refused_by_every_process(tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "other_run.txt").write_text("x")
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, "task_training.py", *TINY_RUN,
+                               "--out_dir", str(out)], cwd=ROOT, env=process_env(port, pid),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for pid in (0, 1)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [1, 1]
+    for err in errors:
+        assert err.strip().splitlines()[-1].startswith(f"error: --out_dir {out} already holds")
+    assert sorted(p.name for p in out.iterdir()) == ["other_run.txt"]

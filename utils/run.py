@@ -59,6 +59,15 @@ def nonneg_int(text: str) -> int:
     return _integer(text, 0)
 
 
+def check_out_dir(path: Path, *, reuse: bool = False) -> None:
+    """UserError if `path` is a file, or a non-empty folder while not `reuse`d."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out_dir {path} is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not reuse:
+        raise UserError(f"--out_dir {path} already holds files of another run; choose a new "
+                        "folder (or --resume that run)")
+
+
 def make_out_dir(script: str, out_dir: str | None, *, reuse: bool = False) -> Path:
     """Create and return a fresh run folder: `out_dir` or results/<script>/<timestamp>/.
 
@@ -69,11 +78,7 @@ def make_out_dir(script: str, out_dir: str | None, *, reuse: bool = False) -> Pa
         path = Path("results") / script / stamp
     else:
         path = Path(out_dir)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out_dir {path} is a file, not a folder")
-    if path.is_dir() and any(path.iterdir()) and not reuse:
-        raise UserError(f"--out_dir {path} already holds files of another run; choose a new "
-                        "folder (or --resume that run)")
+    check_out_dir(path, reuse=reuse)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
