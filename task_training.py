@@ -1,7 +1,7 @@
 """Train a conductance-based E/I spiking network on evidence accumulation, or simulate it.
 
     python task_training.py --method bptt                       # train (defaults below)
-    python task_training.py --method expsm_diag --etrace_decay 0.98   # online (braintrace)
+    python task_training.py --method expsm_diag                 # online ES-D-RTRL (braintrace)
     python task_training.py --method diag --n_rec 50            # D-RTRL (slower per batch)
     python task_training.py --neuron alif --method bptt         # the adaptive-LIF network
     python task_training.py --conn_method gaussian --n_rec 400 --w_ei_ratio 4

@@ -53,7 +53,7 @@ class TrainConfig:
     num_cue: int = 7
     # -- learning rule
     method: str = "bptt"
-    etrace_decay: float = 0.98
+    etrace_decay: float = 0.995
     update_every_step: bool = False
     # -- network (None: the neuron model's default, models.network.NEURONS)
     neuron: str = "gif"
