@@ -3,8 +3,8 @@ the registry."""
 import numpy as np
 import pytest
 
-from utils.fitting.optim import (OPTIMIZERS, GradientBased, Objectives, OptimResult, Stage,
-                                 confirmed,
+from utils.fitting.optim import (BAD_LOSS, OPTIMIZERS, GradientBased, Objectives, OptimResult,
+                                 Stage, confirmed,
                                  lbfgsb_multistart, lbfgsb_sequential, levenberg_marquardt,
                                  method_names, run_method, staged)
 
@@ -209,15 +209,31 @@ def test_gradient_based_method_refuses_a_problem_without_derivatives():
                    maxiter=5, seed=0)
 
 
-@pytest.mark.parametrize("converged, confirm, expected", [
-    ([1.0, 1.0 + 1e-8, 5.0], 2, True),
-    ([1.0, 1.0 + 1e-8, 5.0], 3, False),
-    ([5.0, 5.0, 5.0, 1.0], 3, False),   # the lowest minimum must be the one found again
-    ([2.0, 1.0, 1.0, 1.0], 3, True),
-    ([1.0, 1.0, 1.0], 0, False),        # 0: never stop early
+@pytest.mark.parametrize("converged, running, confirm, expected", [
+    ([1.0, 1.0 + 1e-8, 5.0], [], 2, True),
+    ([1.0, 1.0 + 1e-8, 5.0], [], 3, False),
+    ([5.0, 5.0, 5.0, 1.0], [], 3, False),  # the lowest converged minimum must be found again
+    ([2.0, 1.0, 1.0, 1.0], [7.0], 3, True),
+    ([5.0, 5.0, 5.0], [4.0, 9.0], 3, False),  # a start still running is already lower
+    ([1.0, 1.0, 1.0], [], 0, False),          # 0: never stop early
+    ([BAD_LOSS] * 3, [2.0], 3, False),        # failed evaluations never count
+    ([3e-17, 1e-16, 2e-16], [], 3, True),     # near 0 (noise-free): the absolute tolerance
 ])
-def test_the_stopping_rule_confirms_only_the_lowest_minimum(converged, confirm, expected):
-    assert confirmed(converged, confirm) is expected
+def test_the_stopping_rule(converged, running, confirm, expected):
+    assert confirmed(converged, confirm, running) is expected
+
+
+def test_broken_starts_do_not_stop_the_others():
+    """Starts whose loss is NaN converge at once (zero gradient); they must not confirm."""
+    def nan_left(z):
+        f, g = value_and_grad(z)
+        return np.where(z[:, 0] < 0.5, np.nan, f), g
+
+    starts = np.array([[0.1, 0.5], [0.2, 0.5], [0.3, 0.5], [0.4, 0.5], [0.9, 0.9]])
+    res = lbfgsb_multistart(nan_left, starts, maxiter=100, confirm=3)
+    best_right = min(loss(np.array([[x, y]]))[0] for x in np.linspace(0.5, 1, 101)
+                     for y in np.linspace(0, 1, 101))
+    assert res.loss < best_right + 1e-6
 
 
 @pytest.mark.parametrize("method", ["gradient", "lm"])

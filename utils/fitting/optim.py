@@ -29,7 +29,8 @@ import threadpoolctl
 __all__ = ["Stage", "Objectives", "OptimResult", "Tracker", "clean", "GradientBased",
            "GradientFree", "OPTIMIZERS", "method_names", "default_methods",
            "lbfgsb_multistart", "lbfgsb_sequential", "levenberg_marquardt", "staged",
-           "lbfgsb_stage", "lm_stage", "nevergrad_minimize", "bayesian_minimize", "run_method"]
+           "lbfgsb_stage", "lm_stage", "nevergrad_minimize", "bayesian_minimize", "run_method",
+           "confirmed", "CONFIRM_RTOL", "CONFIRM_ATOL", "BAD_LOSS"]
 
 BatchLoss = Callable[[np.ndarray], np.ndarray]                        # Z [B, D] -> loss [B]
 BatchValueGrad = Callable[[np.ndarray], tuple]  # -> loss [B], grad [B, D] (, score [B])
@@ -41,6 +42,7 @@ Progress = Callable[[int, float], None]                               # (new eva
 
 BAD_LOSS = 1e12  # stands in for a NaN or infinite loss
 CONFIRM_RTOL = 1e-6  # converged losses this close (relative) count as the same minimum
+CONFIRM_ATOL = 1e-12  # ... or this close in absolute terms (losses near 0: noise-free targets)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class OptimResult:
     n_evals: int
     wall_s: float
     history: list[tuple[float, int, float]] = field(default_factory=list)  # (wall_s, evals, best)
-    finals: list[tuple[np.ndarray, float]] = field(default_factory=list)    # each run's end point
+    finals: list[tuple[np.ndarray, float]] = field(default_factory=list)    # ends of finished runs
 
 
 class Tracker:
@@ -125,13 +127,17 @@ def clean(losses: np.ndarray, grads: np.ndarray | None = None):
     return losses, grads
 
 
-def confirmed(converged: Sequence[float], confirm: int) -> bool:
-    """True when `confirm` > 0 of the `converged` runs' losses equal the lowest of them
-    (within CONFIRM_RTOL): the multi-start's stopping rule."""
-    if confirm < 1 or len(converged) < confirm:
+def confirmed(converged: Sequence[float], confirm: int, running: Sequence[float] = ()) -> bool:
+    """The multi-start's stopping rule: True when `confirm` > 0 of the `converged` runs' losses
+    equal the lowest of them (within CONFIRM_RTOL relative plus CONFIRM_ATOL) and no run still
+    `running` is already below it. Failed evaluations (BAD_LOSS) never count."""
+    good = [f for f in converged if f < BAD_LOSS]
+    if confirm < 1 or len(good) < confirm:
         return False
-    best = min(converged)
-    return sum(f <= best + CONFIRM_RTOL * abs(best) for f in converged) >= confirm
+    best = min(good)
+    tol = CONFIRM_RTOL * abs(best) + CONFIRM_ATOL
+    return (sum(f <= best + tol for f in good) >= confirm
+            and all(f >= best - tol for f in running))
 
 
 class _Stopped(Exception):
@@ -154,9 +160,9 @@ class _Lockstep:
         self.pending: dict[int, np.ndarray] = {}
         self.results: dict[int, tuple[float, np.ndarray]] = {}
         self.converged: list[float] = []
+        self.latest: dict[int, float] = {}  # each unfinished run's last loss
         self.error: BaseException | None = None
         self.stopped = False
-        self.confirmed = False  # the best minimum was reached `confirm` times: others stopped
 
     def _evaluate(self) -> None:
         ids = sorted(self.pending)
@@ -173,6 +179,7 @@ class _Lockstep:
         self.tracker.record(z, score[:len(ids)])
         for k, i in enumerate(ids):
             self.results[i] = (float(f[k]), g[k])
+            self.latest[i] = float(f[k])
         self.pending.clear()
         self.cond.notify_all()
 
@@ -191,19 +198,22 @@ class _Lockstep:
                 raise _Stopped
             return self.results.pop(run)
 
-    def converge(self, loss: float) -> None:
-        """A run converged at `loss`; once `confirm` runs have converged to the best loss seen
-        (within CONFIRM_RTOL), stop the others (Boender & Rinnooy Kan 1987: a minimum found
-        several times over is, with high probability, the best the starts can find)."""
+    def converge(self, run: int, loss: float) -> None:
+        """Run `run` converged at `loss`; once `confirm` runs have converged to the lowest loss
+        seen and no other run is already below it, stop the others (Boender & Rinnooy Kan
+        1987: a minimum found several times over is, with high probability, the best the
+        starts can find)."""
         with self.cond:
             self.converged.append(loss)
-            if confirmed(self.converged, self.confirm) and not self.stopped:
-                self.confirmed = True
+            self.latest.pop(run, None)
+            if not self.stopped and confirmed(self.converged, self.confirm,
+                                              list(self.latest.values())):
                 self.stopped = True
                 self.cond.notify_all()
 
-    def finish(self) -> None:
+    def finish(self, run: int) -> None:
         with self.cond:
+            self.latest.pop(run, None)
             self.active -= 1
             if self.stopped:
                 self.cond.notify_all()
@@ -253,11 +263,11 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
                                         options={"maxiter": maxiter})
             finals[k] = (np.array(r.x), float(r.fun))
             if r.success:
-                lock.converge(float(r.fun))
+                lock.converge(k, float(r.fun))
         except (RuntimeError, _Stopped):
             pass
         finally:
-            lock.finish()
+            lock.finish(k)
 
     threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(starts))]
     for t in threads:
@@ -354,7 +364,7 @@ def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxi
         predicted = (-np.einsum("bd,bd->b", g, step)
                      - 0.5 * np.einsum("bd,bde,be->b", step, h, step))  # Gauss-Newton model
         active &= predicted > ftol * f
-        if not active.any() or confirmed(f[~active], confirm):
+        if not active.any() or confirmed(f[~active], confirm, f[active]):
             break
         trial = np.where(active[:, None], z + step, z)
         ft, gt, ht, score = _clean_gn(gauss_newton(trial))
