@@ -269,7 +269,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             out_dir = run_folder(run["out_dir"], continuing, scratch)
             metrics, figures = run_in(out_dir, config, run, ckpt, resume)
         except jax.errors.JaxRuntimeError as err:
-            if jax.process_count() == 1:
+            if not lost_peer(err):
                 raise
             raise UserError(f"process {jax.process_index()} lost the other processes of the "
                             f"run (one of them stopped?): {str(err).splitlines()[0]}") from None
@@ -278,10 +278,18 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     return metrics
 
 
+def lost_peer(err: Exception) -> bool:
+    """True for a multi-process run's error that says another process is gone."""
+    text = str(err)
+    return jax.process_count() > 1 and bool(text.strip()) and any(
+        key in text for key in ("Gloo", "DEADLINE_EXCEEDED", "UNAVAILABLE", "Connection reset",
+                                "Socket closed"))
+
+
 def run_folder(out_dir: Optional[str], continuing: bool, scratch: contextlib.ExitStack) -> Path:
     """The run folder, made fresh (or reused when continuing). In a multi-process run every
     process checks it before process 0 makes it (so all refuse the same folder), and the
-    other processes, which compute the same and write nothing, get a temporary folder that
+    other processes, which compute the same, write their copies into a temporary folder that
     `scratch` removes."""
     if jax.process_count() > 1:
         if out_dir is not None:

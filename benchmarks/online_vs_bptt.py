@@ -11,7 +11,7 @@ training steps of a batch. Memory, two ways:
   * RSS: the fresh process's whole peak resident memory (ru_maxrss: Python, jax, the compiled
     program, the batch), and that peak minus its RSS just before the first step (includes
     compilation and allocator slack).
-Prints a table and the issue's checks (XLA: expsm_diag flat within 1.2x, >= 5x less than BPTT
+Prints a table and the memory checks (XLA: expsm_diag flat within 1.2x, >= 5x less than BPTT
 at the longest sequence; whole-process peak RSS: expsm_diag within 1.2x, BPTT >= 2x
 expsm_diag's at the longest sequence), draws memory vs sequence length, and writes
 results/benchmarks/online_vs_bptt/<time>/{online_vs_bptt.json, online_vs_bptt.png}.
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_bars(rows: list) -> list:
-    """The issue's memory bars, per n_rec: from XLA's numbers and from whole-process peak RSS."""
+    """The memory bars, per n_rec: from XLA's numbers and from whole-process peak RSS."""
     lines = []
     for n in sorted({r["n_rec"] for r in rows}):
         ok = {m: sorted((r for r in rows if r["n_rec"] == n and r["method"] == m

@@ -50,19 +50,27 @@ def environment(devices: int, **extra: str) -> Dict[str, str]:
     """This environment with `devices` forced host devices and `extra` variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               MPLBACKEND="Agg", **extra)
+               JAX_PLATFORMS="cpu", MPLBACKEND="Agg", **extra)  # forced devices are CPU ones
     return env
 
 
 def launch(script: str, argv: Sequence[str], env: Dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, script, *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    """`script` in a fresh process, its stderr in a temporary file (a pipe could fill up while
+    another process is waited for)."""
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([sys.executable, script, *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
+    proc.log = log
+    return proc
 
 
 def finish(procs: List[subprocess.Popen]) -> None:
     """Wait for `procs`; exit with the last lines of a failed one's stderr."""
     for p in procs:
-        _, err = p.communicate()
+        p.wait()
+        p.log.seek(0)
+        err = p.log.read()
+        p.log.close()
         if p.returncode:
             raise SystemExit(f"error: {' '.join(p.args[1:3])} failed:\n{err[-1500:]}")
 
@@ -105,6 +113,7 @@ def relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> Dict[str, object]:
+    """Run every comparison, print the table, write agreement.json; returns what it wrote."""
     args = build_parser().parse_args(argv)
     if args.batch_size % 4:
         raise SystemExit(f"error: --batch_size {args.batch_size} must be a multiple of 4")
@@ -127,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, object]:
                              "losses 1": one.tolist(), "losses": other.tolist()})
         fits = {n: fit_result(args.n_starts, n, tmp / f"fit-{n}") for n in (1, 4)}
     a, b = fits[1], fits[4]
-    param_rel = max(abs(b["params"][k] / v - 1) for k, v in a["params"].items())
+    param_rel = max(abs(b["params"][k] - v) / max(abs(v), 1e-300) for k, v in a["params"].items())
     rows.append({"run": f"HH fit, gradient, {args.n_starts} starts",
                  "against 1 device": "4 devices",
                  "first batch": None, "worst batch": None,

@@ -286,7 +286,7 @@ class NetConfig:
     conn_prob: float = 0.1
     conn_sigma: float = 20.0
     # -- GIF neuron only (GIFNet; ignored by the ALIF network)
-    tau_I2: float = 2000.0
+    tau_I2: float = 10000.0
     A2: float = 1.0
     tau_I1: float = 50.0
     A1: float = 0.01
@@ -454,8 +454,8 @@ class GIFNet(EINet):
     z = ReluGrad((V - sg(Vth)) / sg(Vth)) (triangular surrogate, height 0.3, half-width
     `surrogate_width`). E_exc 5, E_inh -10 (threshold units); V starts Uniform(0, 1) (drawn
     once from the seed per batch slot), Vth at 1, I1 = I2 = 0. The slow after-spike current I2
-    (tau_I2 2 s) holds the cue memory over the delay, and the readout sees it through V, which
-    gives the online traces a direct path (docs/NOTES.md). Input weights are drawn
+    (tau_I2: 10 s here, 2 s in the authors' runs) holds the cue memory over the delay, and the
+    readout sees it through V, which gives the online traces a direct path (docs/NOTES.md). Input weights are drawn
     Kaiming-normal (variance ff_scale / n_in, magnitudes), recurrent ones with variance
     rec_scale / n_pre (x w_ei_ratio for I); the readout N(0, 1/n_rec).
     """

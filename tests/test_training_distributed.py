@@ -3,10 +3,13 @@ gloo, on 127.0.0.1) train like one process; a missing coordinator, a missing var
 batch that does not split over the processes get one line each and write nothing."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -90,11 +93,26 @@ def test_bad_distributed_variables_are_one_line(tmp_path, monkeypatch, capsys, e
     assert not (tmp_path / "run").exists()
 
 
+def _two_processes(monkeypatch, per_process):
+    """jax seen as `len(per_process)` processes with these device counts."""
+    devices = [SimpleNamespace(process_index=p, id=1000 * p + k)
+               for p, n in enumerate(per_process) for k in range(n)]
+    monkeypatch.setattr(jax, "process_count", lambda: len(per_process))
+    monkeypatch.setattr(jax, "devices", lambda: devices)
+
+
 def test_batch_must_split_over_every_process(monkeypatch):
-    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    _two_processes(monkeypatch, [1, 1])
     with pytest.raises(UserError, match=r"--batch_size 3 does not split over 2 devices \(1 in "
                                         r"each of 2 processes\)"):
         parallel.data_mesh(1, 3)
+
+
+def test_processes_with_unequal_devices_are_refused(monkeypatch):
+    _two_processes(monkeypatch, [1, 2])
+    with pytest.raises(UserError, match=r"different numbers of devices \(\[1, 2\]\): give "
+                                        r"--devices"):
+        parallel.data_mesh(None, 4)
 
 
 def test_a_refused_run_folder_is_refused_by_every_process(tmp_path):
@@ -111,3 +129,21 @@ def test_a_refused_run_folder_is_refused_by_every_process(tmp_path):
     for err in errors:
         assert err.strip().splitlines()[-1].startswith(f"error: --out_dir {out} already holds")
     assert sorted(p.name for p in out.iterdir()) == ["other_run.txt"]
+
+
+def test_ctrl_c_to_one_process_stops_both_after_the_same_batch(tmp_path):
+    port, out = free_port(), tmp_path / "run"
+    argv = [*TINY_RUN[:TINY_RUN.index("--epochs")], "--epochs", "100000", "--eval_every",
+            "1000", "--save_every", "1", "--n_val", "4", "--n_test", "4"]
+    procs = [subprocess.Popen([sys.executable, "task_training.py", *argv, "--out_dir", str(out)],
+                              cwd=ROOT, env=process_env(port, pid), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
+    deadline = time.monotonic() + 240
+    while not (out / "last.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # training runs: the first batch is saved
+    procs[1].send_signal(signal.SIGINT)
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [130, 130], [r[1][-1500:] for r in results]
+    metrics = history(out)
+    assert metrics["interrupted"] and 0 < metrics["epochs_run"] < 100000
+    assert (out / "last.npz").exists()

@@ -42,7 +42,7 @@ def test_one_gif_step_follows_the_equations():
     # the spike of the current state (cell 0, excitatory) reaches every cell in this step
     g_e = np.array([1.0, 0.0, 1.0]) @ w_in + z[:net.n_exc] @ w_e
     V_r = V0[0] - 1.1 * z
-    I2 = (-0.5 - 1.0 * z) * np.exp(-1 / 2000)
+    I2 = (-0.5 - 1.0 * z) * np.exp(-1 / cfg.tau_I2)
     I1 = 0.01 * z * np.exp(-1 / 50)
     Vth = 1 + (1.1 + z - 1) * np.exp(-1 / 100)
     a = -(1 + g_e) / 200

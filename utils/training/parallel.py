@@ -22,9 +22,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from utils.run import UserError
 
 __all__ = ["DISTRIBUTED_ENV", "init_distributed", "is_main_process", "data_mesh", "replicate",
-           "shard_batch", "gather"]
+           "shard_batch", "gather", "any_process"]
 
-# environment variable -> meaning (README, "Many devices and hosts")
+# environment variable -> meaning (README, "Benchmarks and speed", several processes or hosts)
 DISTRIBUTED_ENV = {
     "JAX_COORDINATOR_ADDRESS": "host:port of process 0, which every process connects to",
     "JAX_NUM_PROCESSES": "number of processes taking part",
@@ -75,6 +75,8 @@ def init_distributed(env: Mapping[str, str] = os.environ) -> bool:
     address = env.get("JAX_COORDINATOR_ADDRESS")
     if not address:
         return False
+    if jax.distributed.is_initialized():  # a second run in the same process
+        return True
     count = _env_int(env, "JAX_NUM_PROCESSES")
     pid = _env_int(env, "JAX_PROCESS_ID")
     timeout = _env_int(env, "JAX_INIT_TIMEOUT", 120)
@@ -110,6 +112,13 @@ def data_mesh(devices: Optional[int], batch_size: int) -> Optional[Mesh]:
         raise UserError(f"--devices {n}: only {len(available)} device(s) present "
                         f"({available[0].platform})")
     processes = jax.process_count()
+    per_process = [sum(d.process_index == p for d in jax.devices()) for p in range(processes)]
+    if devices is None and len(set(per_process)) > 1:
+        raise UserError(f"the processes have different numbers of devices ({per_process}): "
+                        f"give --devices (at most {min(per_process)})")
+    if n > min(per_process):
+        raise UserError(f"--devices {n}: a process of the run has only {min(per_process)} "
+                        f"device(s)")
     total = n * processes
     if batch_size % total:
         where = f"{n} devices" if processes == 1 else \
@@ -157,3 +166,11 @@ def gather(array: Any) -> np.ndarray:
     if jax.process_count() > 1 and not array.is_fully_addressable:
         return np.asarray(multihost_utils.process_allgather(array, tiled=True))
     return np.asarray(array)
+
+
+def any_process(flag: bool) -> bool:
+    """True if `flag` is True in any process of the run (every process must call it at the
+    same point); `flag` itself in a single-process run."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))

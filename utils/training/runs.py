@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from utils.run import GracefulInterrupt, UserError, save_figure, write_metrics
 from utils.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
-from utils.training.parallel import is_main_process
+from utils.training.parallel import any_process, is_main_process
 from utils.training.figures import (lognormal_fit, plot_activity, plot_connectivity,
                                     plot_training_curve, plot_weight_distributions)
 from utils.training.task import SeededTrials, trial_seed
@@ -160,7 +160,9 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
                 if rec.get("val_acc", 0.0) >= config.target_acc:
                     stopped_early = True
                     break
-                if stop.requested:
+                # every process stops after the same batch (a signal may reach them apart)
+                if any_process(stop.requested):
+                    stop.requested = True
                     break
     except KeyboardInterrupt:
         stop.requested = True
