@@ -35,7 +35,8 @@ from utils.run import (RunStatus, UserError, check_out_dir, cli, make_out_dir, p
                        positive_int, write_config)
 from utils.training.checkpoint import load_checkpoint, upgrade_config
 from utils.training.figures import show_pngs
-from utils.training.parallel import DISTRIBUTED_ENV, init_distributed, is_main_process
+from utils.training.parallel import (DISTRIBUTED_ENV, first_line, init_distributed,
+                                     is_main_process, lost_peer)
 from utils.training.rules import RULES
 from utils.training.runs import simulate, train
 from utils.training.task import TASKS, make_task
@@ -272,18 +273,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             if not lost_peer(err):
                 raise
             raise UserError(f"process {jax.process_index()} lost the other processes of the "
-                            f"run (one of them stopped?): {str(err).splitlines()[0]}") from None
+                            f"run (one of them stopped?): {first_line(err)}") from None
     if run["show"] and is_main_process():
         show_pngs(figures)
     return metrics
-
-
-def lost_peer(err: Exception) -> bool:
-    """True for a multi-process run's error that says another process is gone."""
-    text = str(err)
-    return jax.process_count() > 1 and bool(text.strip()) and any(
-        key in text for key in ("Gloo", "DEADLINE_EXCEEDED", "UNAVAILABLE", "Connection reset",
-                                "Socket closed"))
 
 
 def run_folder(out_dir: Optional[str], continuing: bool, scratch: contextlib.ExitStack) -> Path:

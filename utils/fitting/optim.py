@@ -429,21 +429,19 @@ def bayesian_minimize(loss: BatchLoss, dim: int, budget: int, popsize: int, seed
 def lbfgsb_stage(stage: Stage, index: int, maxiter: int, progress: Progress | None,
                  confirm: int) -> Callable[[np.ndarray], OptimResult]:
     """Multi-start L-BFGS-B on one stage. A surrogate stage only has to find the basin: at most
-    50 iterations there, 20 to polish an earlier stage's result (index > 0), and every start
-    runs (the next stage needs their ends); on the real loss the starts stop once `confirm`
-    agree on the best."""
+    50 iterations there, 20 to polish an earlier stage's result (index > 0). The starts stop
+    once `confirm` > 0 agree on the best."""
     cap = min(maxiter, 20 if index else 50) if stage.surrogate else maxiter
     return partial(lbfgsb_multistart, stage.value_and_grad, maxiter=cap, progress=progress,
-                   confirm=0 if stage.surrogate else confirm)
+                   confirm=confirm)
 
 
 def lm_stage(stage: Stage, index: int, maxiter: int, progress: Progress | None,
              confirm: int) -> Callable[[np.ndarray], OptimResult]:
-    """Multi-start Levenberg-Marquardt on one stage; a loose ftol (and every start run) on a
-    surrogate stage."""
+    """Multi-start Levenberg-Marquardt on one stage; a loose ftol on a surrogate stage; the
+    starts stop once `confirm` > 0 agree on the best."""
     return partial(levenberg_marquardt, stage.gauss_newton, maxiter=maxiter, progress=progress,
-                   ftol=1e-6 if stage.surrogate else 1e-9,
-                   confirm=0 if stage.surrogate else confirm)
+                   ftol=1e-6 if stage.surrogate else 1e-9, confirm=confirm)
 
 
 # stage(stage, index, maxiter, progress, confirm) -> run from starts [S, D]
@@ -532,7 +530,8 @@ def _run(opt: GradientBased | GradientFree, method: str, obj: Objectives, dim: i
     if not obj.stages:
         raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
     starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
-    runs = [opt.stage(stage, k, maxiter, progress, confirm)
+    # every start of a surrogate stage runs: the next stage refines their different ends
+    runs = [opt.stage(stage, k, maxiter, progress, 0 if stage.surrogate else confirm)
             for k, stage in enumerate(obj.stages)]
     if len(runs) == 1:
         return runs[0](starts)

@@ -22,7 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from utils.run import UserError
 
 __all__ = ["DISTRIBUTED_ENV", "init_distributed", "is_main_process", "data_mesh", "replicate",
-           "shard_batch", "gather", "any_process"]
+           "shard_batch", "gather", "any_process", "first_line", "lost_peer"]
 
 # environment variable -> meaning (README, "Benchmarks and speed", several processes or hosts)
 DISTRIBUTED_ENV = {
@@ -91,10 +91,22 @@ def init_distributed(env: Mapping[str, str] = os.environ) -> bool:
         jax.distributed.initialize(coordinator_address=address, num_processes=count,
                                    process_id=pid, initialization_timeout=timeout)
     except Exception as err:  # jax raises its runtime errors (deadline, refused) untyped
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"process {pid} of {count} could not join the run at {address} within "
-                        f"{timeout} s (JAX_INIT_TIMEOUT): {first}") from None
+                        f"{timeout} s (JAX_INIT_TIMEOUT): {first_line(err)}") from None
     return True
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an error's message (its type's name if it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def lost_peer(err: Exception) -> bool:
+    """True for a multi-process run's error that says another process is gone."""
+    return jax.process_count() > 1 and any(
+        key in str(err) for key in ("Gloo", "DEADLINE_EXCEEDED", "UNAVAILABLE",
+                                    "Connection reset", "Socket closed"))
 
 
 def is_main_process() -> bool:
@@ -112,7 +124,10 @@ def data_mesh(devices: Optional[int], batch_size: int) -> Optional[Mesh]:
         raise UserError(f"--devices {n}: only {len(available)} device(s) present "
                         f"({available[0].platform})")
     processes = jax.process_count()
-    per_process = [sum(d.process_index == p for d in jax.devices()) for p in range(processes)]
+    by_process: dict[int, list] = {p: [] for p in range(processes)}
+    for d in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
+        by_process[d.process_index].append(d)
+    per_process = [len(by_process[p]) for p in range(processes)]
     if devices is None and len(set(per_process)) > 1:
         raise UserError(f"the processes have different numbers of devices ({per_process}): "
                         f"give --devices (at most {min(per_process)})")
@@ -127,10 +142,7 @@ def data_mesh(devices: Optional[int], batch_size: int) -> Optional[Mesh]:
                         f"multiple of {total} (or --devices)")
     if total == 1:
         return None
-    by_process: dict[int, list] = {}
-    for d in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
-        by_process.setdefault(d.process_index, []).append(d)
-    chosen = [d for p in sorted(by_process) for d in by_process[p][:n]]
+    chosen = [d for p in range(processes) for d in by_process[p][:n]]
     return Mesh(np.array(chosen), ("batch",))
 
 
