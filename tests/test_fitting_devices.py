@@ -55,12 +55,15 @@ def test_a_fit_on_four_devices_returns_the_one_device_result(tmp_path):
                         str(n), "--out_dir", str(out)], cwd=ROOT, env=FOUR, check=True,
                        capture_output=True)
         results[n] = json.loads((out / "metrics.json").read_text())["methods"]
-    for method in ("gradient", "DE"):
+    # the gradients' last digits depend on the rows per device (1e-14 relative: the length-M
+    # reductions are blocked differently), and 8 L-BFGS-B steps on this ill-conditioned
+    # problem grow that to 1e-7; DE's losses are bit for bit the same
+    for method, rel in (("gradient", 1e-6), ("DE", 1e-12)):
         a, b = results[1][method], results[4][method]
         assert a["n_evals"] == b["n_evals"]
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-9)
+        assert b["loss"] == pytest.approx(a["loss"], rel=rel)
         for name, value in a["params"].items():
-            assert b["params"][name] == pytest.approx(value, rel=1e-9)
+            assert b["params"][name] == pytest.approx(value, rel=rel)
 
 
 def test_more_devices_than_present_is_one_line(tmp_path, capsys):

@@ -7,22 +7,43 @@ import pytest
 import neuron_fitting_of_gif_model as gif
 import neuron_fitting_of_hh_model as hh
 from utils.fitting import make_objectives, problem_from_flags, simulate_params
+from utils.fitting.objectives import FORWARD_MODE_MAX_DIM
 from utils.fitting.metrics import gamma_factor
 
 Z = np.random.default_rng(0).uniform(0.2, 0.8, size=(3, 4))
 
 
+# the default 4 free parameters get forward-mode gradients, 5 reverse-mode ones
+FITS = [",".join(hh.DEFAULTS.fit), ",".join(hh.DEFAULTS.fit) + ",C"]
+
+
+@pytest.mark.parametrize("fit", FITS)
 @pytest.mark.parametrize("target", ["potential", "spike"])
-def test_gauss_newton_terms_agree_with_the_gradient(target):
-    problem = problem_from_flags(hh.DEFAULTS, ["--target", target])
+def test_gauss_newton_terms_agree_with_the_gradient(target, fit):
+    problem = problem_from_flags(hh.DEFAULTS, ["--target", target, "--fit", fit])
     obj = make_objectives(problem)
     assert [s.name for s in obj.stages] == ["real"]  # HH: no presearch
-    loss, grad = obj.real.value_and_grad(Z)
-    f, g, h = obj.real.gauss_newton(Z)
+    z = np.random.default_rng(0).uniform(0.2, 0.8, size=(3, len(problem.free)))
+    loss, grad = obj.real.value_and_grad(z)
+    f, g, h = obj.real.gauss_newton(z)
     np.testing.assert_allclose(f, loss, rtol=1e-10)
-    np.testing.assert_allclose(f, obj.loss(Z), rtol=1e-10)
+    np.testing.assert_allclose(f, obj.loss(z), rtol=1e-10)
     np.testing.assert_allclose(g, grad, rtol=1e-6, atol=1e-12 * np.abs(grad).max())
     assert np.all(np.linalg.eigvalsh(h) > -1e-9 * np.abs(h).max())
+
+
+@pytest.mark.parametrize("fit", FITS)
+def test_gradient_matches_finite_differences_in_forward_and_reverse_mode(fit):
+    problem = problem_from_flags(hh.DEFAULTS, ["--fit", fit])
+    dim = len(problem.free)
+    assert (dim <= FORWARD_MODE_MAX_DIM) == (fit == FITS[0])
+    obj = make_objectives(problem)
+    z = np.random.default_rng(1).uniform(0.2, 0.8, size=(2, dim))
+    _, grad = obj.real.value_and_grad(z)
+    step = 1e-6
+    fd = np.stack([(obj.loss(z + step * e) - obj.loss(z - step * e)) / (2 * step)
+                   for e in np.eye(dim)], axis=1)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
 
 
 def test_potential_loss_is_the_voltage_mse():

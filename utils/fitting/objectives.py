@@ -165,8 +165,25 @@ def _numpy_in_out(fn, mesh: Mesh | None = None):
     return call
 
 
+FORWARD_MODE_MAX_DIM = 4  # gradients by forward mode up to this many free parameters
+
+
+def _forward_jacobian(residuals: Residuals, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Residuals r [B, M] and their Jacobian J [D, B, M] by one forward-mode pass over D copies
+    of the batch (rows are independent; measured here, this compiles and runs 20-35% faster
+    than a vmap of jvp over the D tangents)."""
+    n_b, n_d = z.shape
+    tangents = jnp.repeat(jnp.eye(n_d), n_b, axis=0)  # copy d of the batch: e_d
+    r_all, jac = jax.jvp(residuals, (jnp.tile(z, (n_d, 1)),), (tangents,))
+    return r_all[:n_b], jac.reshape(n_d, n_b, -1)
+
+
 def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
-    """Z -> (loss [B], gradient [B, D]) of the sum of squares, then score(Z) if given."""
+    """Z -> (loss [B], gradient [B, D]) of the sum of squares, then score(Z) if given. Up to
+    FORWARD_MODE_MAX_DIM parameters the gradient is 2 J^T r by forward mode: a simulation's
+    reverse pass (a second scan over time, reading back every step) cost 5x its forward one,
+    the forward pass over D copies less (HH, 20 starts, D = 3: 49 -> 43 ms, compiling 1.0 ->
+    0.6 s)."""
     loss = sum_of_squares(residuals)
 
     def summed(z):
@@ -174,7 +191,11 @@ def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
         return jnp.sum(per), per
 
     def fn(z):
-        g, per = jax.grad(summed, has_aux=True)(z)
+        if z.shape[1] <= FORWARD_MODE_MAX_DIM:
+            r, jac = _forward_jacobian(residuals, z)
+            per, g = jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r)
+        else:
+            g, per = jax.grad(summed, has_aux=True)(z)
         return (per, g) if score is None else (per, g, score(z))
     return _numpy_in_out(fn, mesh)
 
@@ -182,13 +203,8 @@ def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
 def gauss_newton(residuals: Residuals, score=None, mesh: Mesh | None = None):
     """Z -> (loss [B], gradient [B, D], Gauss-Newton Hessian 2 J^T J [B, D, D]), then score(Z)
     if given."""
-    def fn(z):  # J [D, B, M] by one forward-mode pass over D copies of the batch
-        # (rows are independent; measured here, this compiles and runs 20-35% faster than
-        # a vmap of jvp over the D tangents)
-        n_b, n_d = z.shape
-        tangents = jnp.repeat(jnp.eye(n_d), n_b, axis=0)  # copy d of the batch: e_d
-        r_all, jac = jax.jvp(residuals, (jnp.tile(z, (n_d, 1)),), (tangents,))
-        r, jac = r_all[:n_b], jac.reshape(n_d, n_b, -1)
+    def fn(z):
+        r, jac = _forward_jacobian(residuals, z)
         out = (jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r),
                2.0 * jnp.einsum("dbm,ebm->bde", jac, jac))
         return out if score is None else (*out, score(z))
