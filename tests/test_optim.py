@@ -173,15 +173,37 @@ def test_staged_keeps_the_best_point_of_an_earlier_stage():
     good = np.array([[0.5, 0.5]])
 
     def first(z):
-        return OptimResult("x", good[0], 0.1, 3, 0.0, [(0.0, 3, 0.1)], [(good[0], 0.1)])
+        return OptimResult("x", good[0], 0.1, 3, 0.0, [(0.0, 3, 0.1)], [(good[0], 0.1, 0.1)])
 
     def second(z):
         assert np.array_equal(z, good)
-        return OptimResult("x", z[0] + 0.1, 0.5, 2, 0.0, [(0.0, 2, 0.5)], [(z[0] + 0.1, 0.5)])
+        return OptimResult("x", z[0] + 0.1, 0.5, 2, 0.0, [(0.0, 2, 0.5)],
+                           [(z[0] + 0.1, 0.5, 0.5)])
 
     res = staged([first, second], np.zeros((4, 2)), n_refine=1)
     assert res.loss == 0.1 and np.array_equal(res.z, good[0]) and res.n_evals == 5
     assert [h[2] for h in res.history] == [0.1, 0.1]
+
+
+@pytest.mark.parametrize("n_refine, expected", [(2, ["best", "b"]), (3, ["best", "b", "a"])])
+def test_a_later_stage_refines_the_best_distinct_points_by_the_real_loss(n_refine, expected):
+    """The surrogate ranks end a first, but the real loss ranks b first; c is the same minimum
+    as b (equal real loss) and is refined once; the best point scored anywhere in the stage
+    (not an end) comes first."""
+    z = {name: np.full(2, v) for name, v in
+         [("best", 0.1), ("a", 0.2), ("b", 0.3), ("c", 0.4)]}
+    seen = []
+
+    def first(_):
+        return OptimResult("x", z["best"], 0.25, 9, 0.0, [(0.0, 9, 0.25)],
+                           [(z["a"], 0.1, 0.9), (z["b"], 0.2, 0.3), (z["c"], 0.3, 0.3 + 1e-9)])
+
+    def second(starts):
+        seen.extend(starts.tolist())
+        return OptimResult("x", starts[0], 0.2, 1, 0.0, [(0.0, 1, 0.2)], [])
+
+    staged([first, second], np.zeros((4, 2)), n_refine=n_refine)
+    assert seen == [z[name].tolist() for name in expected]
 
 
 def test_a_registered_gradient_based_method_runs_its_own_stage_builder(monkeypatch):

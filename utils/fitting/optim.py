@@ -88,7 +88,8 @@ class OptimResult:
     n_evals: int
     wall_s: float
     history: list[tuple[float, int, float]] = field(default_factory=list)  # (wall_s, evals, best)
-    finals: list[tuple[np.ndarray, float]] = field(default_factory=list)    # ends of finished runs
+    # ends of finished runs: (z, the run's own loss, the real loss there)
+    finals: list[tuple[np.ndarray, float, float]] = field(default_factory=list)
 
 
 class Tracker:
@@ -161,6 +162,7 @@ class _Lockstep:
         self.results: dict[int, tuple[float, np.ndarray]] = {}
         self.converged: list[float] = []
         self.latest: dict[int, float] = {}  # each unfinished run's last loss
+        self.lowest: dict[int, tuple[float, float]] = {}  # each run's lowest (loss, score)
         self.error: BaseException | None = None
         self.stopped = False
 
@@ -180,6 +182,8 @@ class _Lockstep:
         for k, i in enumerate(ids):
             self.results[i] = (float(f[k]), g[k])
             self.latest[i] = float(f[k])
+            if f[k] < self.lowest.get(i, (np.inf,))[0]:
+                self.lowest[i] = (float(f[k]), float(score[k]))
         self.pending.clear()
         self.cond.notify_all()
 
@@ -261,7 +265,8 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
             r = scipy.optimize.minimize(lambda z: lock.request(k, z), starts[k], jac=True,
                                         method="L-BFGS-B", bounds=bounds,
                                         options={"maxiter": maxiter})
-            finals[k] = (np.array(r.x), float(r.fun))
+            # L-BFGS-B ends at the lowest loss it evaluated: the real loss there is known
+            finals[k] = (np.array(r.x), float(r.fun), lock.lowest[k][1])
             if r.success:
                 lock.converge(k, float(r.fun))
         except (RuntimeError, _Stopped):
@@ -283,22 +288,37 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
 def staged(stages: Sequence[Callable[[np.ndarray], OptimResult]], starts: np.ndarray,
            n_refine: int) -> OptimResult:
     """Run the first stage (a local method on a smooth surrogate objective: it only has to find
-    the basin) from every start, then each later stage from the `n_refine` best end points of
-    the one before (ranked by that stage's own objective); the last stage is the same method on
-    the real objective. Every stage must record the real objective at its points (a
-    surrogate's `score`), so that cost, time, history and the best point cover all stages."""
+    the basin) from every start, then each later stage from the `n_refine` best distinct
+    points by the real loss among the best point scored so far and the ends of the stage
+    before; the last stage is the same method on the real objective. Every
+    stage must record the real objective at its points (a surrogate's `score`), so that cost,
+    time, history and the best point cover all stages."""
     t0 = time.perf_counter()
     history, n_evals, best, zs = [], 0, None, starts
-    for stage in stages:
+    for k, stage in enumerate(stages):
         t_stage = time.perf_counter() - t0
         res = stage(zs)
         level = best.loss if best is not None else np.inf
         history += [(t + t_stage, n + n_evals, min(b, level)) for t, n, b in res.history]
         n_evals += res.n_evals
         best = res if best is None or res.loss <= best.loss else best
-        zs = np.stack([z for z, _ in sorted(res.finals, key=lambda f: f[1])[:n_refine]])
+        if k + 1 < len(stages):
+            ends = [(real, z) for z, _, real in res.finals]
+            zs = _distinct_best([(best.loss, best.z), *ends], n_refine)
     return OptimResult(res.method, best.z, best.loss, n_evals, time.perf_counter() - t0,
                        history, res.finals)
+
+
+def _distinct_best(points: Sequence[tuple[float, np.ndarray]], n: int) -> np.ndarray:
+    """The `n` lowest-loss points [n, D] of (loss, z) pairs, one per loss level: points whose
+    losses agree within the stopping rule's tolerance are the same minimum, refined once."""
+    chosen: list[tuple[float, np.ndarray]] = []
+    for f, z in sorted(points, key=lambda p: p[0]):
+        if len(chosen) == n:
+            break
+        if all(abs(f - g) > CONFIRM_RTOL * abs(g) + CONFIRM_ATOL for g, _ in chosen):
+            chosen.append((f, z))
+    return np.stack([z for _, z in chosen])
 
 
 def lbfgsb_sequential(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
@@ -355,8 +375,8 @@ def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxi
     `confirm` > 0 stopped starts share the best loss (`confirmed`)."""
     tracker = Tracker("lm", progress)
     z = np.array(starts, dtype=float)
-    f, g, h, score = _clean_gn(gauss_newton(z))
-    tracker.record(z, score)
+    f, g, h, real = _clean_gn(gauss_newton(z))
+    tracker.record(z, real)
     lam = np.full(len(z), 1e-3)
     active = np.ones(len(z), dtype=bool)
     for _ in range(maxiter):
@@ -372,10 +392,11 @@ def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxi
         better = active & (ft < f)
         small_gain = better & (f - ft <= ftol * f)
         z[better], f[better], g[better], h[better] = trial[better], ft[better], gt[better], ht[better]
+        real[better] = score[better]
         lam = np.clip(np.where(better, lam / 3.0, lam * 4.0), 1e-12, 1e12)
         active &= ~(small_gain | (lam >= 1e10))
     result = tracker.result()
-    result.finals = [(z[b].copy(), float(f[b])) for b in range(len(z))]
+    result.finals = [(z[b].copy(), float(f[b]), float(real[b])) for b in range(len(z))]
     return result
 
 
@@ -504,10 +525,10 @@ def default_methods() -> tuple[str, ...]:
 
 def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget: int,
                popsize: int, maxiter: int, seed: int, progress: Progress | None = None,
-               n_refine: int = 4, confirm: int = 0) -> OptimResult:
+               n_refine: int = 2, confirm: int = 0) -> OptimResult:
     """Run one registered method by name. Starts of the gradient-based methods are drawn
     uniformly from `seed`; with several stages they run in stages (see staged); `confirm` > 0
-    stops the starts on the real loss once that many have converged to the best loss.
+    stops the starts of each stage once that many have converged to its best loss.
 
     The optimizers' own arithmetic (L-BFGS-B updates, Levenberg-Marquardt solves, GP refits)
     is on D x D matrices: one BLAS thread. OpenBLAS's threads only made those tiny calls wait
@@ -530,8 +551,7 @@ def _run(opt: GradientBased | GradientFree, method: str, obj: Objectives, dim: i
     if not obj.stages:
         raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
     starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
-    # every start of a surrogate stage runs: the next stage refines their different ends
-    runs = [opt.stage(stage, k, maxiter, progress, 0 if stage.surrogate else confirm)
+    runs = [opt.stage(stage, k, maxiter, progress, confirm)
             for k, stage in enumerate(obj.stages)]
     if len(runs) == 1:
         return runs[0](starts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -15,7 +15,7 @@ from utils.fitting.metrics import gamma_undefined_rate, gamma_warning, mean_gamm
 from utils.fitting.objectives import make_objectives, population_mesh
 from utils.fitting.optim import (BAD_LOSS, OPTIMIZERS, OptimResult, default_methods,
                                  method_names, run_method)
-from utils.fitting.plots import plot_all
+from utils.fitting.plots import plot_all, preload_pyplot
 from utils.fitting.problem import FitDefaults, Problem, make_problem, simulate_params
 from utils.run import (RunStatus, UserError, make_out_dir, nonneg_int, positive_float,
                        positive_int, write_config, write_metrics)
@@ -72,8 +72,10 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
                    help="stop the remaining starts of a gradient-based method once this many "
                         "have converged to the same best loss (within 1e-6 relative; 0: run "
                         "every start to convergence)")
-    p.add_argument("--n_refine", type=positive_int, default=4,
-                   help="presearch optima refined on the real loss (with --presearch on)")
+    p.add_argument("--n_refine", type=positive_int, default=2,
+                   help="points each later stage refines (with --presearch on): the best "
+                        "distinct ones by the real loss among the earlier stage's ends and the "
+                        "best point scored so far")
     p.add_argument("--budget", type=positive_int, default=100,
                    help="simulations allowed to each gradient-free method")
     p.add_argument("--devices", type=positive_int, default=None,
@@ -182,21 +184,26 @@ def _repeats_summary(runs: Sequence[OptimResult]) -> dict:
 
 
 def _run_with_progress(problem: Problem, method: str, objectives, desc: str,
-                       show_progress: bool, **settings) -> OptimResult:
+                       show_progress: bool, first_batch: Callable[[], None] | None = None,
+                       **settings) -> OptimResult:
     gradient_free = OPTIMIZERS[method].kind == "gradient-free"
     with tqdm(total=settings["budget"] if gradient_free else None, desc=desc, unit="sim",
               disable=not show_progress, leave=False, mininterval=0.5) as bar:
         def progress(n, best):
+            if first_batch is not None and bar.n == 0:
+                first_batch()
             bar.update(n)
             bar.set_postfix(best=f"{best:.4g}" if _finite(best) else "not finite")
         return run_method(method, objectives, len(problem.free), progress=progress, **settings)
 
 
 def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: int,
-            popsize: int, maxiter: int, seed: int, repeats: int = 1, n_refine: int = 4,
-            confirm: int = 0, show_progress: bool = True, devices: int | None = 1) -> Fits:
+            popsize: int, maxiter: int, seed: int, repeats: int = 1, n_refine: int = 2,
+            confirm: int = 0, show_progress: bool = True, devices: int | None = 1,
+            first_batch: Callable[[], None] | None = None) -> Fits:
     """Run every method `repeats` times (seeds seed, seed + 1000, ...); the best run of each is
-    scored; populations are sharded over `devices` (None: all); `confirm` as in run_method. Ctrl-C ends the fit: the
+    scored; populations are sharded over `devices` (None: all); `confirm` as in run_method;
+    `first_batch` is called when a run has evaluated its first batch. Ctrl-C ends the fit: the
     methods already finished are returned, the one running (and those after it) listed in
     `interrupted`."""
     fits = Fits({}, {}, {})
@@ -207,8 +214,8 @@ def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: 
             runs = [_run_with_progress(problem, method, objectives,
                                        f"{method}" + (f" {r + 1}/{repeats}" if repeats > 1
                                                       else ""),
-                                       show_progress, n_starts=n_starts, budget=budget,
-                                       popsize=popsize, maxiter=maxiter,
+                                       show_progress, first_batch, n_starts=n_starts,
+                                       budget=budget, popsize=popsize, maxiter=maxiter,
                                        seed=seed + 1000 * r, n_refine=n_refine,
                                        confirm=confirm)
                     for r in range(repeats)]
@@ -296,7 +303,10 @@ def run_fitting(d: FitDefaults, argv: Sequence[str] | None = None) -> dict:
         fits = fit_all(problem, args.methods, n_starts=args.n_starts, budget=args.budget,
                        popsize=args.popsize, maxiter=args.maxiter, seed=args.seed,
                        repeats=args.repeats, n_refine=args.n_refine, confirm=args.confirm,
-                       devices=args.devices)
+                       devices=args.devices,
+                       # pyplot's import then overlaps the simulations, not the compilation
+                       # (a display backend is set up in the main thread: not with --show)
+                       first_batch=None if args.show else preload_pyplot)
         metrics = {"model": model.name, "target": problem.target, "dt_ms": problem.dt,
                    "source": problem.source, "free_params": problem.free,
                    "fixed_params": problem.fixed, "units": dict(model.units),
