@@ -5,7 +5,6 @@ import json
 import brainstate
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import task_training

@@ -209,11 +209,11 @@ def write_metrics(out_dir: Path, metrics: dict) -> None:
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)
 
 
-def save_figure(fig, path: str | Path, show: bool = False) -> Path:
-    """Save a matplotlib figure (pyplot's or a bare `Figure`) atomically as PNG; show it only
-    when asked."""
+def save_figure(fig, path: str | Path, show: bool = False, tight: bool = True) -> Path:
+    """Save a matplotlib figure (pyplot's or a bare `Figure`) atomically as PNG, cropped to
+    what is drawn (`tight`, one more drawing pass) or as laid out; show it only when asked."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight" if tight else None)
     atomic_write_bytes(path, buf.getvalue())
     if show:
         import matplotlib.pyplot as pyplot  # only a run asked to show figures needs a GUI
