@@ -8,13 +8,12 @@ scikit-optimize Bayesian optimisation. Units: mV, ms, MOhm, nA.
 """
 from __future__ import annotations
 
-import sys
 from typing import Sequence
 
 import numpy as np
 
 from utils.fitting import FitDefaults, run_fitting
-from utils.run import cli
+from utils.run import cli, exit_now
 
 # The authors' protocols: (amplitude nA, duration ms) segments, one list per trace.
 PROTOCOLS = (
@@ -64,4 +63,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(main, cache=True))
+    exit_now(cli(main, cache=True))

@@ -8,13 +8,12 @@ Units: uS, nF, mV, ms, nA.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 import numpy as np
 
 from utils.fitting import FitDefaults, run_fitting
-from utils.run import cli
+from utils.run import cli, exit_now
 
 BOUNDS = {"gl": (1e-4, 0.1), "g_na": (0.01, 40.0), "g_kd": (0.01, 20.0), "vth": (-65.0, -50.0),
           "C": (0.02, 2.0), "EL": (-90.0, -40.0), "EK": (-120.0, -60.0), "ENa": (20.0, 80.0)}
@@ -61,4 +60,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(main, cache=True))
+    exit_now(cli(main, cache=True))

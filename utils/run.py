@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import jax
 
@@ -256,3 +256,13 @@ def cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None 
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def exit_now(status: int) -> NoReturn:
+    """End the process with `status` once stdout and stderr are flushed, skipping Python's
+    teardown of its modules (JAX's compiled functions and client: 0.35 s of a 2.5 s fit). Only
+    for a script's last line, once every file it writes is closed (they are written whole and
+    renamed into place)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,0 +1,65 @@
+"""Forward- against reverse-mode gradients of the fitting loss, side by side in one run: the
+time of one batched value-and-gradient evaluation (compilation apart) and of compiling it,
+for HH and GIF with growing numbers of free parameters. The fitting code switches from forward
+to reverse mode above utils.fitting.objectives.FORWARD_MODE_MAX_DIM free parameters.
+
+    python -m benchmarks.gradient_modes
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from unittest import mock
+
+import numpy as np
+
+import neuron_fitting_of_gif_model as gif_script
+import neuron_fitting_of_hh_model as hh_script
+from utils.fitting import make_objectives, problem_from_flags
+from utils.fitting import objectives
+
+CASES = [("hh", hh_script, "gl,g_na,g_kd", 20), ("hh", hh_script, "gl,g_na,g_kd,vth,C", 20),
+         ("hh", hh_script, "gl,g_na,g_kd,vth,C,EL,EK,ENa", 20),
+         ("gif", gif_script, "a,b,k1,k2", 2), ("gif", gif_script, "a,b,k1,k2,tau,R,A1,A2", 2)]
+
+
+def time_mode(script, fit: str, batch: int, forward: bool, repeats: int) -> dict:
+    """Compile-and-first-call seconds and the median of `repeats` later calls (ms)."""
+    limit = 99 if forward else 0
+    with mock.patch.object(objectives, "FORWARD_MODE_MAX_DIM", limit):
+        problem = problem_from_flags(script.DEFAULTS, ["--fit", fit, "--presearch", "off"])
+        fn = make_objectives(problem).real.value_and_grad
+        z = np.random.default_rng(0).uniform(0.2, 0.8, (batch, len(problem.free)))
+        t0 = time.perf_counter()
+        first = fn(z)
+        compile_s = time.perf_counter() - t0
+        calls = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(z)
+            calls.append(time.perf_counter() - t0)
+    return {"compile_s": compile_s, "eval_ms": 1e3 * float(np.median(calls)), "grad": first[1]}
+
+
+def main(argv=None) -> list:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=7, help="timed calls per mode")
+    args = p.parse_args(argv)
+    rows = []
+    print("| model | free | batch | forward ms | reverse ms | forward compile s | "
+          "reverse compile s | gradients differ by |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model, script, fit, batch in CASES:
+        fwd, rev = (time_mode(script, fit, batch, mode, args.repeats) for mode in (True, False))
+        diff = float(np.max(np.abs(fwd["grad"] - rev["grad"])) / np.max(np.abs(rev["grad"])))
+        rows.append({"model": model, "free": fit, "batch": batch, "forward_ms": fwd["eval_ms"],
+                     "reverse_ms": rev["eval_ms"], "forward_compile_s": fwd["compile_s"],
+                     "reverse_compile_s": rev["compile_s"], "relative_difference": diff})
+        print(f"| {model} | {len(fit.split(','))} | {batch} | {fwd['eval_ms']:.1f} | "
+              f"{rev['eval_ms']:.1f} | {fwd['compile_s']:.2f} | {rev['compile_s']:.2f} | "
+              f"{diff:.1e} |", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
