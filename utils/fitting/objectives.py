@@ -165,7 +165,7 @@ def _numpy_in_out(fn, mesh: Mesh | None = None):
     return call
 
 
-FORWARD_MODE_MAX_DIM = 4  # gradients by forward mode up to this many free parameters
+FORWARD_MODE_MAX_DIM = 5  # gradients by forward mode up to this many free parameters
 
 
 def _forward_jacobian(residuals: Residuals, z: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -182,8 +182,8 @@ def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
     """Z -> (loss [B], gradient [B, D]) of the sum of squares, then score(Z) if given. Up to
     FORWARD_MODE_MAX_DIM parameters the gradient is 2 J^T r by forward mode: a simulation's
     reverse pass (a second scan over time, reading back every step) cost 5x its forward one,
-    the forward pass over D copies less (HH, 20 starts, D = 3: 49 -> 43 ms, compiling 1.0 ->
-    0.6 s)."""
+    the forward pass over D copies less (benchmarks/gradient_modes.py; HH, 20 starts, D = 3:
+    46 -> 27 ms, compiling 0.9 -> 0.5 s)."""
     loss = sum_of_squares(residuals)
 
     def summed(z):

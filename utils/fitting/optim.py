@@ -146,6 +146,13 @@ class _Stopped(Exception):
     run when the fit is being stopped."""
 
 
+def _bucket(n: int, batch: int) -> int:
+    """Rows evaluated for n runs of a batch: the next power of two, at most the batch. Once half
+    the runs have finished the rest cost less (GIF presearch, 16 rows 103 ms, 4 rows 40 ms) at
+    one compiled shape per bucket."""
+    return min(batch, 1 << max(n - 1, 0).bit_length())
+
+
 class _Lockstep:
     """Gathers the points requested by concurrent L-BFGS-B runs into one batched evaluation.
 
@@ -169,7 +176,8 @@ class _Lockstep:
     def _evaluate(self) -> None:
         ids = sorted(self.pending)
         z = np.stack([self.pending[i] for i in ids])
-        padded = np.concatenate([z, np.repeat(z[:1], self.batch - len(ids), axis=0)])
+        padded = np.concatenate([z, np.repeat(z[:1], _bucket(len(ids), self.batch) - len(ids),
+                                              axis=0)])
         try:
             out = self.fn(padded)
             f, g = clean(out[0], out[1])
@@ -288,11 +296,10 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
 def staged(stages: Sequence[Callable[[np.ndarray], OptimResult]], starts: np.ndarray,
            n_refine: int) -> OptimResult:
     """Run the first stage (a local method on a smooth surrogate objective: it only has to find
-    the basin) from every start, then each later stage from the `n_refine` best distinct
-    points by the real loss among the best point scored so far and the ends of the stage
-    before; the last stage is the same method on the real objective. Every
-    stage must record the real objective at its points (a surrogate's `score`), so that cost,
-    time, history and the best point cover all stages."""
+    the basin) from every start, then each later stage from `n_refine` distinct points of the
+    stage before (`_refine_starts`); the last stage is the same method on the real objective.
+    Every stage must record the real objective at its points (a surrogate's `score`), so that
+    cost, time, history and the best point cover all stages."""
     t0 = time.perf_counter()
     history, n_evals, best, zs = [], 0, None, starts
     for k, stage in enumerate(stages):
@@ -303,21 +310,26 @@ def staged(stages: Sequence[Callable[[np.ndarray], OptimResult]], starts: np.nda
         n_evals += res.n_evals
         best = res if best is None or res.loss <= best.loss else best
         if k + 1 < len(stages):
-            ends = [(real, z) for z, _, real in res.finals]
-            zs = _distinct_best([(best.loss, best.z), *ends], n_refine)
+            zs = _refine_starts(best, res.finals, n_refine)
     return OptimResult(res.method, best.z, best.loss, n_evals, time.perf_counter() - t0,
                        history, res.finals)
 
 
-def _distinct_best(points: Sequence[tuple[float, np.ndarray]], n: int) -> np.ndarray:
-    """The `n` lowest-loss points [n, D] of (loss, z) pairs, one per loss level: points whose
-    losses agree within the stopping rule's tolerance are the same minimum, refined once."""
+def _refine_starts(best: OptimResult, finals: Sequence[tuple[np.ndarray, float, float]],
+                   n: int) -> np.ndarray:
+    """Up to `n` points [n, D] for the next stage, in this order: the best point scored on the
+    real loss so far; the end with the lowest loss of its own stage (a surrogate's best end
+    is where its minimum lies: on a noise-free target, the truth); then the other ends by real
+    loss. Points whose real losses agree within the stopping rule's tolerance are the same
+    minimum, refined once."""
+    ends = sorted(finals, key=lambda f: f[2])
+    own_best = [min(finals, key=lambda f: f[1])] if finals else []
     chosen: list[tuple[float, np.ndarray]] = []
-    for f, z in sorted(points, key=lambda p: p[0]):
+    for real, z in [(best.loss, best.z), *((f[2], f[0]) for f in own_best + ends)]:
         if len(chosen) == n:
             break
-        if all(abs(f - g) > CONFIRM_RTOL * abs(g) + CONFIRM_ATOL for g, _ in chosen):
-            chosen.append((f, z))
+        if all(abs(real - g) > CONFIRM_RTOL * abs(g) + CONFIRM_ATOL for g, _ in chosen):
+            chosen.append((real, z))
     return np.stack([z for _, z in chosen])
 
 

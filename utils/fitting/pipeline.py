@@ -189,11 +189,14 @@ def _run_with_progress(problem: Problem, method: str, objectives, desc: str,
     gradient_free = OPTIMIZERS[method].kind == "gradient-free"
     with tqdm(total=settings["budget"] if gradient_free else None, desc=desc, unit="sim",
               disable=not show_progress, leave=False, mininterval=0.5) as bar:
+        lowest = [math.inf]  # over all stages (each stage reports its own best)
+
         def progress(n, best):
             if first_batch is not None and bar.n == 0:
                 first_batch()
+            lowest[0] = min(lowest[0], best)
             bar.update(n)
-            bar.set_postfix(best=f"{best:.4g}" if _finite(best) else "not finite")
+            bar.set_postfix(best=f"{lowest[0]:.4g}" if _finite(lowest[0]) else "not finite")
         return run_method(method, objectives, len(problem.free), progress=progress, **settings)
 
 
