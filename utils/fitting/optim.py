@@ -273,7 +273,7 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
             r = scipy.optimize.minimize(lambda z: lock.request(k, z), starts[k], jac=True,
                                         method="L-BFGS-B", bounds=bounds,
                                         options={"maxiter": maxiter})
-            # L-BFGS-B ends at the lowest loss it evaluated: the real loss there is known
+            # the real loss where the run's own loss was lowest: L-BFGS-B's end point
             finals[k] = (np.array(r.x), float(r.fun), lock.lowest[k][1])
             if r.success:
                 lock.converge(k, float(r.fun))

@@ -1,0 +1,98 @@
+"""GIF fitting as the number of free parameters grows: 4 (a, b, k1, k2) and 8 (+ tau, R, A1,
+A2), by this project's gradient, lm, DE and PSO (one fresh run of the script each size).
+
+    python -m benchmarks.gif_dimensions
+    python -m benchmarks.gif_dimensions --sizes 8 --budget 6000
+
+The recordings are the script's target simulated at a 10x finer step (dt 0.01 ms, sampled
+every 0.1 ms, the fitting dt) plus Gaussian noise, so a fit also meets the integrator's own
+error; the spike times come from that fine run (as a user passes detected spikes with
+--data_spikes). For each method: seconds to the noise floor (RMSE within 3% of the noise) from
+its best-so-far history, its whole time, final RMSE / noise, largest parameter error, and the
+best loss each method had reached at the wall time L-BFGS-B needed in all (equal wall time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import neuron_fitting_of_gif_model as gif_script
+from benchmarks.hh_dimensions import best_at, markdown
+from benchmarks.hh_peers import FLOOR, ROOT, time_to, write_csv
+from models.gif import gif_spike_times, simulate_gif
+from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
+
+ORDER = ("a", "b", "k1", "k2", "tau", "R", "A1", "A2")
+METHODS = ("gradient", "lm", "DE", "PSO")
+FINE = 10  # the recordings' integration step is dt / FINE
+
+
+def recordings(out: Path, noise_mV: float, seed: int) -> dict:
+    """current.csv, voltage.csv (fine-step run sampled at dt, plus noise) and spikes.csv."""
+    dt = gif_script.DEFAULTS.dt
+    params = {k: np.array([v]) for k, v in gif_script.TRUTH.items()}
+    v_fine, s_fine = simulate_gif(params, gif_script.authors_protocol(dt / FINE), dt / FINE)
+    v = np.asarray(v_fine[0])[:, ::FINE]
+    spikes = gif_spike_times(None, np.asarray(s_fine[0]), dt / FINE)
+    noisy = v + np.random.default_rng(seed).normal(0.0, noise_mV, v.shape)
+    (out / "spikes.csv").write_text("\n".join(",".join(f"{t:.6f}" for t in row)
+                                              for row in spikes) + "\n")
+    return {"I": write_csv(out / "current.csv", gif_script.authors_protocol(dt)),
+            "V": write_csv(out / "voltage.csv", noisy), "S": out / "spikes.csv"}
+
+
+def max_error(params: dict, free: tuple) -> float:
+    return max(abs(params[k] / gif_script.TRUTH[k] - 1.0) for k in free)
+
+
+def run_size(out: Path, files: dict, free: tuple, args: argparse.Namespace) -> dict:
+    """One fit of `free` (the other parameters fixed at the truth) by every method."""
+    fixed = [k for k in gif_script.TRUTH if k not in free]
+    folder = out / f"ours_{len(free)}"
+    argv = [sys.executable, "neuron_fitting_of_gif_model.py", "--data_current", str(files["I"]),
+            "--data_voltage", str(files["V"]), "--data_spikes", str(files["S"]),
+            "--dt", str(gif_script.DEFAULTS.dt), "--fit", ",".join(free),
+            "--fix", ",".join(f"{k}={gif_script.TRUTH[k]}" for k in fixed),
+            "--methods", ",".join(METHODS), "--budget", str(args.budget), "--popsize", "100",
+            "--seed", str(args.seed), "--out_dir", str(folder)]
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True,
+                   env={**os.environ, "MPLBACKEND": "Agg"})
+    methods = json.loads((folder / "metrics.json").read_text())["methods"]
+    equal = methods["gradient"]["wall_s"]
+    floor = (FLOOR * args.noise_mV) ** 2
+    rows = [{"method": name, "to_floor_s": time_to(r["history"], floor), "wall_s": r["wall_s"],
+             "rmse_over_noise": float(np.sqrt(r["loss"]) / args.noise_mV),
+             "max_rel_err": max_error(r["params"], free), "n_evals": r["n_evals"],
+             "best_at_equal_time": best_at(r["history"], equal)}
+            for name, r in methods.items()]
+    return {"free": list(free), "equal_time_s": equal, "rows": rows}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[4, 8], choices=[4, 8])
+    p.add_argument("--noise_mV", type=positive_float, default=0.5)
+    p.add_argument("--budget", type=positive_int, default=3000,
+                   help="simulations of DE and PSO (rounds of 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out_dir", default=None)
+    args = p.parse_args(argv)
+    out = make_out_dir("benchmarks/gif_dimensions", args.out_dir)
+    jax.config.update("jax_enable_x64", True)  # as the fitting scripts simulate
+    files = recordings(out, args.noise_mV, args.seed)
+    results = [run_size(out, files, ORDER[:n], args) for n in args.sizes]
+    text = "\n\n".join(markdown(r) for r in results)
+    atomic_write_json(out / "gif_dimensions.json", {"noise_mV": args.noise_mV, "sizes": results})
+    print(text)
+    return {"sizes": results, "table": text}
+
+
+if __name__ == "__main__":
+    main()
