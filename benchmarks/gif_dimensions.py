@@ -24,10 +24,10 @@ import jax
 import numpy as np
 
 import neuron_fitting_of_gif_model as gif_script
-from benchmarks.hh_dimensions import best_at, markdown
-from benchmarks.hh_peers import FLOOR, ROOT, time_to, write_csv
+from benchmarks.hh_dimensions import report, size_rows
+from benchmarks.hh_peers import ROOT, write_csv
 from models.gif import gif_spike_times, simulate_gif
-from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
+from utils.run import make_out_dir, positive_float, positive_int
 
 ORDER = ("a", "b", "k1", "k2", "tau", "R", "A1", "A2")
 METHODS = ("gradient", "lm", "DE", "PSO")
@@ -48,10 +48,6 @@ def recordings(out: Path, noise_mV: float, seed: int) -> dict:
             "V": write_csv(out / "voltage.csv", noisy), "S": out / "spikes.csv"}
 
 
-def max_error(params: dict, free: tuple) -> float:
-    return max(abs(params[k] / gif_script.TRUTH[k] - 1.0) for k in free)
-
-
 def run_size(out: Path, files: dict, free: tuple, args: argparse.Namespace) -> dict:
     """One fit of `free` (the other parameters fixed at the truth) by every method."""
     fixed = [k for k in gif_script.TRUTH if k not in free]
@@ -65,14 +61,8 @@ def run_size(out: Path, files: dict, free: tuple, args: argparse.Namespace) -> d
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True,
                    env={**os.environ, "MPLBACKEND": "Agg"})
     methods = json.loads((folder / "metrics.json").read_text())["methods"]
-    equal = methods["gradient"]["wall_s"]
-    floor = (FLOOR * args.noise_mV) ** 2
-    rows = [{"method": name, "to_floor_s": time_to(r["history"], floor), "wall_s": r["wall_s"],
-             "rmse_over_noise": float(np.sqrt(r["loss"]) / args.noise_mV),
-             "max_rel_err": max_error(r["params"], free), "n_evals": r["n_evals"],
-             "best_at_equal_time": best_at(r["history"], equal)}
-            for name, r in methods.items()]
-    return {"free": list(free), "equal_time_s": equal, "rows": rows}
+    runs = {m: {**r, "mse": r["loss"]} for m, r in methods.items()}
+    return size_rows(runs, free, args.noise_mV, gif_script.TRUTH)
 
 
 def main(argv=None) -> dict:
@@ -87,11 +77,8 @@ def main(argv=None) -> dict:
     out = make_out_dir("benchmarks/gif_dimensions", args.out_dir)
     jax.config.update("jax_enable_x64", True)  # as the fitting scripts simulate
     files = recordings(out, args.noise_mV, args.seed)
-    results = [run_size(out, files, ORDER[:n], args) for n in args.sizes]
-    text = "\n\n".join(markdown(r) for r in results)
-    atomic_write_json(out / "gif_dimensions.json", {"noise_mV": args.noise_mV, "sizes": results})
-    print(text)
-    return {"sizes": results, "table": text}
+    return report(out, "gif_dimensions", args.noise_mV,
+                  [run_size(out, files, ORDER[:n], args) for n in args.sizes])
 
 
 if __name__ == "__main__":

@@ -38,10 +38,6 @@ def best_at(history: list, seconds: float) -> float | None:
     return min(reached) if reached else None
 
 
-def max_error(params: dict, free: tuple) -> float:
-    return max(abs(params[k] / HH_DEFAULTS[k] - 1.0) for k in free)
-
-
 def run_size(out: Path, files: dict, free: tuple, args: argparse.Namespace) -> dict:
     """One fit of `free` by every method of this project, and by Brian2 + DE."""
     fixed = [k for k in ORDER if k not in free]
@@ -65,16 +61,29 @@ def run_size(out: Path, files: dict, free: tuple, args: argparse.Namespace) -> d
         start = r["history"][0][0] - r["first_round_s"]  # Brian2's optimizer start
         r["history"] = [[h[0] - start, h[1], h[2]] for h in r["history"]]
         runs["Brian2 + DE"] = {**r, "wall_s": r["history"][-1][0]}
+    return size_rows(runs, free, args.noise_mV, HH_DEFAULTS)
+
+
+def size_rows(runs: dict, free: tuple, noise_mV: float, truth: dict) -> dict:
+    """The table of one size: per method (runs: name -> history, mse, params, wall_s,
+    n_evals), time to the noise floor, wall time, RMSE / noise, largest parameter error against
+    `truth`, and the best loss at the wall time of the gradient method."""
     equal = runs["gradient"]["wall_s"]
-    floor = (FLOOR * args.noise_mV) ** 2
-    rows = []
-    for name, r in runs.items():
-        rows.append({"method": name, "to_floor_s": time_to(r["history"], floor),
-                     "wall_s": r["wall_s"], "rmse_over_noise": float(np.sqrt(r["mse"])
-                                                                     / args.noise_mV),
-                     "max_rel_err": max_error(r["params"], free), "n_evals": r["n_evals"],
-                     "best_at_equal_time": best_at(r["history"], equal)})
+    floor = (FLOOR * noise_mV) ** 2
+    rows = [{"method": name, "to_floor_s": time_to(r["history"], floor), "wall_s": r["wall_s"],
+             "rmse_over_noise": float(np.sqrt(r["mse"]) / noise_mV),
+             "max_rel_err": max(abs(r["params"][k] / truth[k] - 1.0) for k in free),
+             "n_evals": r["n_evals"], "best_at_equal_time": best_at(r["history"], equal)}
+            for name, r in runs.items()]
     return {"free": list(free), "equal_time_s": equal, "rows": rows}
+
+
+def report(out: Path, name: str, noise_mV: float, results: list) -> dict:
+    """Print every size's table and write them to out/<name>.json."""
+    text = "\n\n".join(markdown(r) for r in results)
+    atomic_write_json(out / f"{name}.json", {"noise_mV": noise_mV, "sizes": results})
+    print(text)
+    return {"sizes": results, "table": text}
 
 
 def markdown(result: dict) -> str:
@@ -109,11 +118,8 @@ def main(argv=None) -> dict:
     noisy = clean + np.random.default_rng(args.seed).normal(0.0, args.noise_mV, clean.shape)
     files = {"I": write_csv(out / "current.csv", current),
              "V": write_csv(out / "voltage.csv", noisy)}
-    results = [run_size(out, files, ORDER[:n], args) for n in args.sizes]
-    text = "\n\n".join(markdown(r) for r in results)
-    atomic_write_json(out / "hh_dimensions.json", {"noise_mV": args.noise_mV, "sizes": results})
-    print(text)
-    return {"sizes": results, "table": text}
+    return report(out, "hh_dimensions", args.noise_mV,
+                  [run_size(out, files, ORDER[:n], args) for n in args.sizes])
 
 
 if __name__ == "__main__":
