@@ -55,13 +55,20 @@ def run_size(out: Path, files: dict, free: tuple, args: argparse.Namespace) -> d
     runs = {m: {"history": r["history"], "mse": r["loss"], "params": r["params"],
                 "wall_s": r["wall_s"], "n_evals": r["n_evals"]} for m, r in methods.items()}
     if args.brian2_python:
-        r = run_peer([args.brian2_python, str(ROOT / "benchmarks" / "brian2_hh_fit.py")],
-                     files, hh_script.DEFAULTS.dt, args.seed,
-                     ["--rounds", str(args.budget // 100)], free=free)
-        start = r["history"][0][0] - r["first_round_s"]  # Brian2's optimizer start
-        r["history"] = [[h[0] - start, h[1], h[2]] for h in r["history"]]
-        runs["Brian2 + DE"] = {**r, "wall_s": r["history"][-1][0]}
+        runs["Brian2 + DE"] = brian2_run(args.brian2_python, files, hh_script.DEFAULTS.dt,
+                                         args.seed, ["--rounds", str(args.budget // 100)], free)
     return size_rows(runs, free, args.noise_mV, HH_DEFAULTS)
+
+
+def brian2_run(python: str, files: dict, dt: float, seed: int, extra: list, free: tuple,
+               **peer) -> dict:
+    """benchmarks/brian2_fit.py fitting `free` (run_peer's keywords in `peer`), its history's
+    clock moved to its optimizer's start, as this project's methods report theirs."""
+    r = run_peer([python, str(ROOT / "benchmarks" / "brian2_fit.py")], files, dt, seed, extra,
+                 free=free, **peer)
+    start = r["history"][0][0] - r["first_round_s"]
+    r["history"] = [[h[0] - start, h[1], h[2]] for h in r["history"]]
+    return {**r, "wall_s": r["history"][-1][0]}
 
 
 def size_rows(runs: dict, free: tuple, noise_mV: float, truth: dict) -> dict:
@@ -78,10 +85,10 @@ def size_rows(runs: dict, free: tuple, noise_mV: float, truth: dict) -> dict:
     return {"free": list(free), "equal_time_s": equal, "rows": rows}
 
 
-def report(out: Path, name: str, noise_mV: float, results: list) -> dict:
-    """Print every size's table and write them to out/<name>.json."""
+def report(out: Path, name: str, noise_mV: float, results: list, **extra) -> dict:
+    """Print every size's table and write them (and `extra`) to out/<name>.json."""
     text = "\n\n".join(markdown(r) for r in results)
-    atomic_write_json(out / f"{name}.json", {"noise_mV": noise_mV, "sizes": results})
+    atomic_write_json(out / f"{name}.json", {"noise_mV": noise_mV, "sizes": results, **extra})
     print(text)
     return {"sizes": results, "table": text}
 

@@ -1,6 +1,6 @@
 """HH fitting against peers on the same recordings, in one run: this project's default gradient
 fit (a fresh process, as a user runs it) and Brian2 driven by nevergrad DE (brian2modelfitting's
-method, benchmarks/brian2_hh_fit.py in its own virtual environment).
+method, benchmarks/brian2_fit.py in its own virtual environment).
 
     python -m benchmarks.hh_peers                      # 1 mV noise, gl, g_na, g_kd free
     python -m benchmarks.hh_peers --brian2_python .venv-brian2/bin/python
@@ -102,11 +102,13 @@ def run_ours(out: Path, files: dict, dt: float, seed: int, extra: list, name: st
 
 
 def run_peer(command: list, files: dict, dt: float, seed: int, extra: list,
-             free: tuple = FREE) -> dict:
-    """A peer fitter (benchmarks/brian2_hh_fit.py or jaxley_hh_fit.py) in a fresh process,
-    fitting `free` with the others fixed at the truth; its JSON, plus the whole time."""
-    fixed = {k: v for k, v in HH_DEFAULTS.items() if k not in free}
-    bounds = {k: hh_script.BOUNDS[k] for k in free}
+             free: tuple = FREE, truth: dict = HH_DEFAULTS,
+             all_bounds: dict = hh_script.BOUNDS) -> dict:
+    """A peer fitter (benchmarks/brian2_fit.py or jaxley_hh_fit.py) in a fresh process,
+    fitting `free` within `all_bounds` with the others fixed at the `truth`; its JSON, plus
+    the whole time."""
+    fixed = {k: v for k, v in truth.items() if k not in free}
+    bounds = {k: all_bounds[k] for k in free}
     argv = [*command, "--current", str(files["I"]), "--voltage", str(files["V"]), "--dt", str(dt),
             "--fixed", json.dumps(fixed), "--bounds", json.dumps(bounds), "--seed", str(seed),
             *extra]
@@ -173,7 +175,7 @@ def main(argv=None) -> dict:
     clean_files = {"I": files["I"], "V": files["V_clean"]}
     target = ["--target_mse", str((FLOOR * args.noise_mV) ** 2)]
     if args.brian2_python:
-        brian2 = [args.brian2_python, str(ROOT / "benchmarks" / "brian2_hh_fit.py")]
+        brian2 = [args.brian2_python, str(ROOT / "benchmarks" / "brian2_fit.py")]
         accuracy["brian2_rk4_dt_vs_reference_mse"] = run_peer(
             brian2, clean_files, dt, args.seed, ["--popsize", "1", *truth])["best_mse"]
         peers["brian2"] = run_peer(brian2, files, dt, args.seed,

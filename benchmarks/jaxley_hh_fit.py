@@ -10,7 +10,7 @@ Needs jaxley, which installs next to this project's pins without changing them:
 of membrane at 1 uF/cm^2 (C = 0.2 nF), so a conductance of g uS is g * 5e-3 S/cm^2. Voltage
 by Crank-Nicolson (jaxley's default backward Euler is 0.57 mV^2 MSE away from an accurate
 solution at dt 0.01 ms on this problem, Crank-Nicolson 0.0013). Prints one JSON object like
-benchmarks/brian2_hh_fit.py: best-so-far history [[seconds since start, simulations, best
+benchmarks/brian2_fit.py: best-so-far history [[seconds since start, simulations, best
 MSE], ...], best parameters (uS), timings.
 """
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""The Brian2 peer of the HH fitting benchmark: nevergrad DE driving Brian2 simulations.
+"""The Brian2 peer of the fitting benchmarks: nevergrad DE driving Brian2 simulations of the
+HH (`--model hh`) or GIF (`--model gif`) neuron.
 
 Runs in its own virtual environment (Brian2 wants numpy < 2), so it imports nothing from this
-repository; `python -m benchmarks.hh_peers` starts it. Set up once:
+repository; `python -m benchmarks.hh_peers`, `hh_dimensions` and `gif_dimensions` start it.
+Set up once:
 
     python3 -m venv .venv-brian2 && .venv-brian2/bin/pip install -r benchmarks/requirements-brian2.txt
 
@@ -25,7 +27,7 @@ import nevergrad as ng  # noqa: E402
 import numpy as np  # noqa: E402
 
 # Traub-Miles kinetics as in Brian2's HH examples; the same ODE as models/hh.py.
-EQUATIONS = """
+HH_EQUATIONS = """
 dv/dt = (gl*(EL - v) - g_na*(m*m*m)*h*(v - ENa) - g_kd*(n*n*n*n)*(v - EK) + I)/C : volt
 dm/dt = 0.32*(mV**-1)*4*mV/exprel((13.*mV - v + VT)/(4*mV))/ms*(1 - m) - 0.28*(mV**-1)*5*mV/exprel((v - VT - 40.*mV)/(5*mV))/ms*m : 1
 dn/dt = 0.032*(mV**-1)*5*mV/exprel((15.*mV - v + VT)/(5.*mV))/ms*(1. - n) - .5*exp((10.*mV - v + VT)/(40.*mV))/ms*n : 1
@@ -41,28 +43,72 @@ ENa : volt (constant)
 I : amp
 trace : integer (constant)
 """
-# parameter name -> (our name, Brian2 unit); ours in uS, nF, mV
-PARAMS = {"gl": ("gl", b2.uS), "g_na": ("g_na", b2.uS), "g_kd": ("g_kd", b2.uS),
-          "vth": ("VT", b2.mV), "C": ("C", b2.nF), "EL": ("EL", b2.mV), "EK": ("EK", b2.mV),
-          "ENa": ("ENa", b2.mV)}
+# Mihalas & Niebur (2009), the same model as models/gif.py; Brian2 detects a spike at the end
+# of the step in which v passed theta (no interpolation inside the step)
+GIF_EQUATIONS = """
+dv/dt = (-(v - V_rest) + R*(I + I1 + I2))/tau : volt
+dtheta/dt = a*(v - V_rest) - b*(theta - V_th_inf) : volt
+dI1/dt = -k1*I1 : amp
+dI2/dt = -k2*I2 : amp
+V_rest : volt (constant)
+V_reset : volt (constant)
+V_th_inf : volt (constant)
+V_th_reset : volt (constant)
+R : ohm (constant)
+tau : second (constant)
+a : hertz (constant)
+b : hertz (constant)
+k1 : hertz (constant)
+k2 : hertz (constant)
+R1 : 1 (constant)
+R2 : 1 (constant)
+A1 : amp (constant)
+A2 : amp (constant)
+I : amp
+trace : integer (constant)
+"""
+GIF_RESET = """I1 = R1*I1 + A1
+I2 = R2*I2 + A2
+v = V_reset
+theta = theta + int(theta < V_th_reset)*(V_th_reset - theta)"""
+KHZ = 1 / b2.ms
+# model -> equations, threshold, reset, {our name: (Brian2 name, unit)} (ours in uS, nF, mV,
+# MOhm, ms, 1/ms, nA), initial state
+MODELS = {
+    "hh": (HH_EQUATIONS, None, None,
+           {"gl": ("gl", b2.uS), "g_na": ("g_na", b2.uS), "g_kd": ("g_kd", b2.uS),
+            "vth": ("VT", b2.mV), "C": ("C", b2.nF), "EL": ("EL", b2.mV),
+            "EK": ("EK", b2.mV), "ENa": ("ENa", b2.mV)},
+           {"v": -65 * b2.mV, "m": 0, "h": 0, "n": 0}),
+    "gif": (GIF_EQUATIONS, "v > theta", GIF_RESET,
+            {**{k: (k, b2.mV) for k in ("V_rest", "V_reset", "V_th_inf", "V_th_reset")},
+             "R": ("R", b2.Mohm), "tau": ("tau", b2.ms), "a": ("a", KHZ), "b": ("b", KHZ),
+             "k1": ("k1", KHZ), "k2": ("k2", KHZ), "R1": ("R1", 1), "R2": ("R2", 1),
+             "A1": ("A1", b2.nA), "A2": ("A2", b2.nA)},
+            {"v": "V_rest", "theta": "V_th_inf", "I1": 0 * b2.nA, "I2": 0 * b2.nA}),
+}
 
 
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(MODELS), default="hh")
     p.add_argument("--current", required=True, help="CSV, one trace per row, nA")
     p.add_argument("--voltage", required=True, help="CSV, one trace per row, mV")
     p.add_argument("--dt", type=float, required=True, help="sample spacing, ms")
     p.add_argument("--fixed", required=True,
-                   help="JSON {name: value} of the fixed parameters (uS, nF, mV)")
+                   help="JSON {name: value} of the fixed parameters (this project's units)")
     p.add_argument("--bounds", required=True,
-                   help="JSON {name: [lo, hi]} of the free parameters (uS, nF, mV)")
+                   help="JSON {name: [lo, hi]} of the free parameters (this project's units)")
     p.add_argument("--popsize", type=int, default=100, help="candidates per round")
     p.add_argument("--rounds", type=int, default=20, help="rounds at most")
     p.add_argument("--target_mse", type=float, default=0.0, help="stop once reached (mV^2)")
     p.add_argument("--method", default="rk4", help="Brian2 integration method")
+    p.add_argument("--substeps", type=int, default=1,
+                   help="Brian2 steps per recorded sample (its dt is --dt / substeps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluate", default=None,
-                   help="JSON {gl, g_na, g_kd}: only simulate these values and report the MSE")
+                   help="JSON {name: value} of the free parameters: only simulate these values "
+                        "and report the MSE")
     return p.parse_args(argv)
 
 
@@ -78,28 +124,37 @@ def to_params(z: np.ndarray, bounds: dict) -> dict:
     return out
 
 
-def set_params(group, values: dict, repeat: int) -> None:
+def set_params(group, model: str, values: dict, repeat: int) -> None:
     """Per-neuron parameter values (ours' units), each repeated for the `repeat` traces."""
     for name, value in values.items():
-        brian_name, unit = PARAMS[name]
+        brian_name, unit = MODELS[model][3][name]
         setattr(group, brian_name, np.repeat(np.atleast_1d(value), repeat) * unit)
 
 
-def build(current: np.ndarray, dt: float, fixed: dict, popsize: int, method: str):
-    """One network: popsize x traces neurons, each reading its trace's current every step."""
+def build(model: str, current: np.ndarray, dt: float, fixed: dict, popsize: int, method: str,
+          substeps: int):
+    """One network: popsize x traces neurons, each reading its trace's current every step,
+    integrated with steps of dt / substeps and recorded every dt."""
+    equations, threshold, reset = MODELS[model][:3]
     n_traces, n_steps = current.shape
-    b2.defaultclock.dt = dt * b2.ms
+    b2.defaultclock.dt = dt / substeps * b2.ms
     namespace = {"I_rec": b2.TimedArray(current.T * b2.nA, dt=dt * b2.ms)}
-    group = b2.NeuronGroup(popsize * n_traces, EQUATIONS, method=method, namespace=namespace)
+    group = b2.NeuronGroup(popsize * n_traces, equations, method=method, threshold=threshold,
+                           reset=reset, namespace=namespace)
     group.trace = np.tile(np.arange(n_traces), popsize)
-    set_params(group, fixed, popsize * n_traces)
-    group.v = -65 * b2.mV
-    group.m = group.h = group.n = 0
+    set_params(group, model, fixed, popsize * n_traces)
     group.run_regularly("I = I_rec(t, trace)", when="start", order=-1)
-    monitor = b2.StateMonitor(group, "v", record=True)
+    monitor = b2.StateMonitor(group, "v", record=True, dt=dt * b2.ms)
     net = b2.Network(group, monitor)
     net.store()
     return net, group, monitor, n_steps * dt * b2.ms
+
+
+def set_initial(group, model: str) -> None:
+    """The initial state, after the parameters (a parameter's name stands for its value: GIF
+    starts at V_rest, its threshold at V_th_inf)."""
+    for name, value in MODELS[model][4].items():
+        setattr(group, name, value)
 
 
 def main(argv=None) -> dict:
@@ -109,15 +164,18 @@ def main(argv=None) -> dict:
     current = np.loadtxt(args.current, delimiter=",", ndmin=2)
     voltage = np.loadtxt(args.voltage, delimiter=",", ndmin=2)
     fixed, bounds = json.loads(args.fixed), json.loads(args.bounds)
-    net, group, monitor, duration = build(current, args.dt, fixed, args.popsize, args.method)
+    net, group, monitor, duration = build(args.model, current, args.dt, fixed, args.popsize,
+                                          args.method, args.substeps)
     n_traces, n_steps = voltage.shape
     if args.evaluate is not None:
         values = json.loads(args.evaluate)
-        set_params(group, values, n_traces)
+        set_params(group, args.model, values, n_traces)
+        set_initial(group, args.model)
         net.run(duration)
         v = np.asarray(monitor.v / b2.mV)[:, :n_steps]
         out = {"best_mse": float(np.mean((v - voltage) ** 2)), "params": values,
-               "wall_s": time.perf_counter() - T_START, "method": args.method}
+               "wall_s": time.perf_counter() - T_START, "method": args.method,
+               "substeps": args.substeps}
         print(json.dumps(out))
         return out
     dim = len(bounds)
@@ -132,7 +190,8 @@ def main(argv=None) -> dict:
         z = np.array([c.value for c in cands])
         values = to_params(z, bounds)
         net.restore()
-        set_params(group, values, n_traces)
+        set_params(group, args.model, values, n_traces)
+        set_initial(group, args.model)
         try:
             net.run(duration)
             v = np.asarray(monitor.v / b2.mV).reshape(args.popsize, n_traces, -1)[..., :n_steps]
@@ -158,7 +217,7 @@ def main(argv=None) -> dict:
            "params": best[1], "n_evals": n_evals, "failed_rounds": failed_rounds,
            "first_round_s": rounds_s[0], "later_round_s": float(np.median(rounds_s[1:]))
            if len(rounds_s) > 1 else None, "wall_s": time.perf_counter() - T_START,
-           "method": args.method, "brian2": b2.__version__}
+           "method": args.method, "substeps": args.substeps, "brian2": b2.__version__}
     print(json.dumps(out))
     return out
 
