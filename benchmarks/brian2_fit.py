@@ -100,7 +100,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--bounds", required=True,
                    help="JSON {name: [lo, hi]} of the free parameters (this project's units)")
     p.add_argument("--popsize", type=int, default=100, help="candidates per round")
-    p.add_argument("--rounds", type=int, default=20, help="rounds at most")
+    p.add_argument("--rounds", type=int, default=20, help="rounds at most (at least 1)")
     p.add_argument("--target_mse", type=float, default=0.0, help="stop once reached (mV^2)")
     p.add_argument("--method", default="rk4", help="Brian2 integration method")
     p.add_argument("--substeps", type=int, default=1,
@@ -109,7 +109,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--evaluate", default=None,
                    help="JSON {name: value} of the free parameters: only simulate these values "
                         "and report the MSE")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.popsize < 1 or args.substeps < 1:
+        p.error("--rounds, --popsize and --substeps must be at least 1")
+    return args
 
 
 def to_params(z: np.ndarray, bounds: dict) -> dict:
@@ -159,6 +162,8 @@ def set_initial(group, model: str) -> None:
 
 def main(argv=None) -> dict:
     args = parse(argv)
+    if args.evaluate is not None:
+        args.popsize = 1  # one parameter set
     b2.prefs.codegen.target = "cython"
     b2.prefs.logging.console_log_level = "ERROR"
     current = np.loadtxt(args.current, delimiter=",", ndmin=2)
@@ -196,7 +201,12 @@ def main(argv=None) -> dict:
             net.run(duration)
             v = np.asarray(monitor.v / b2.mV).reshape(args.popsize, n_traces, -1)[..., :n_steps]
             mse = np.mean((v - voltage[None]) ** 2, axis=(1, 2))
-            mse = np.where(np.isfinite(mse), mse, 1e12)
+            # a state variable gone NaN fails the candidate even where v stayed finite (the
+            # exact GIF update divides by b, b - k1, b tau - 1, ...: theta is NaN at b = 0)
+            broken = ~np.all([np.isfinite(np.asarray(getattr(group, name)))
+                              .reshape(args.popsize, n_traces).all(axis=1)
+                              for name in MODELS[args.model][4]], axis=0)
+            mse = np.where(np.isfinite(mse) & ~broken, mse, 1e12)
         except b2.core.base.BrianObjectException:
             # RK4 diverges for some candidates (e.g. a small C at this dt) and the generated
             # code then divides by zero, which ends the whole round: score it as failed

@@ -8,11 +8,12 @@ Brian2 + nevergrad DE when its environment is set up (README, "Benchmarks").
 The recordings are the script's target simulated at a 10x finer step (dt 0.01 ms, sampled
 every 0.1 ms, the fitting dt) plus Gaussian noise, so a fit also meets the integrator's own
 error; the spike times come from that fine run (as a user passes detected spikes with
---data_spikes). Brian2 integrates exactly between its steps but resets at the end of the step in
-which V passed the threshold, so it runs 10 steps per sample (dt 0.01 ms); the run reports
-how far each simulator is from the reference at the truth. For each method: seconds to the noise floor (RMSE within 3% of the noise) from
-its best-so-far history, its whole time, final RMSE / noise, largest parameter error, and the
-best loss each method had reached at the wall time L-BFGS-B needed in all (equal wall time).
+--data_spikes). Brian2 integrates exactly between its steps but resets at the end of the step
+in which V passed the threshold, so it runs 10 steps per sample (dt 0.01 ms); the run reports
+how far each simulator is from the reference at the truth. For each method: seconds to the
+noise floor (RMSE within 3% of the noise) from its best-so-far history, its whole time, final
+RMSE / noise, largest parameter error, and the best loss each method had reached at the wall
+time L-BFGS-B needed in all (equal wall time).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import numpy as np
 
 import neuron_fitting_of_gif_model as gif_script
 from benchmarks.hh_dimensions import brian2_run, report, size_rows
-from benchmarks.hh_peers import ROOT, run_peer, write_csv
+from benchmarks.hh_peers import ROOT, brian2_python, run_peer, write_csv
 from models.gif import gif_spike_times, simulate_gif
 from utils.run import make_out_dir, positive_float, positive_int
 
@@ -100,7 +101,8 @@ def main(argv=None) -> dict:
     p.add_argument("--noise_mV", type=positive_float, default=0.5)
     p.add_argument("--budget", type=positive_int, default=3000,
                    help="simulations of DE, PSO and Brian2 + DE (rounds of 100)")
-    p.add_argument("--brian2_python", default=str(ROOT / ".venv-brian2" / "bin" / "python"),
+    p.add_argument("--brian2_python", type=brian2_python,
+                   default=str(ROOT / ".venv-brian2" / "bin" / "python"),
                    help="the Python of the Brian2 environment ('' skips the Brian2 peer)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out_dir", default=None)

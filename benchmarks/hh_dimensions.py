@@ -24,7 +24,8 @@ import jax
 import numpy as np
 
 import neuron_fitting_of_hh_model as hh_script
-from benchmarks.hh_peers import FLOOR, ROOT, reference_voltage, run_peer, time_to, write_csv
+from benchmarks.hh_peers import (FLOOR, ROOT, brian2_python, reference_voltage, run_peer,
+                                 time_to, write_csv)
 from models.hh import HH_DEFAULTS
 from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
 
@@ -113,7 +114,8 @@ def main(argv=None) -> dict:
     p.add_argument("--budget", type=positive_int, default=3000,
                    help="simulations of DE, PSO and Brian2 + DE (rounds of 100)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--brian2_python", default=str(ROOT / ".venv-brian2" / "bin" / "python"),
+    p.add_argument("--brian2_python", type=brian2_python,
+                   default=str(ROOT / ".venv-brian2" / "bin" / "python"),
                    help="the Python of the Brian2 environment ('' skips the Brian2 peer)")
     p.add_argument("--out_dir", default=None)
     args = p.parse_args(argv)

@@ -79,6 +79,16 @@ def write_csv(path: Path, rows: np.ndarray) -> Path:
     return path
 
 
+def brian2_python(path: str) -> str:
+    """argparse type of --brian2_python: the path, or '' (skip the Brian2 peer) when it is ''
+    or does not exist, with a line saying so."""
+    if path and not Path(path).exists():
+        print(f"no Brian2 environment at {path} (README, 'Benchmarks'): its rows are skipped",
+              file=sys.stderr)
+        return ""
+    return path
+
+
 def time_to(history: list, level: float) -> float | None:
     """Seconds at which a best-so-far history [[s, n, best], ...] first reaches `level`."""
     return next((h[0] for h in history if h[2] <= level), None)
@@ -143,7 +153,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--noise_mV", type=positive_float, default=1.0, help="recording noise")
     p.add_argument("--seed", type=int, default=0, help="noise and optimizer seed")
-    p.add_argument("--brian2_python", default=str(ROOT / ".venv-brian2" / "bin" / "python"),
+    p.add_argument("--brian2_python", type=brian2_python,
+                   default=str(ROOT / ".venv-brian2" / "bin" / "python"),
                    help="the Python of the Brian2 environment ('' skips the Brian2 peer)")
     p.add_argument("--brian2_rounds", type=int, default=30,
                    help="DE rounds of 100 candidates at most (it stops at the noise floor)")

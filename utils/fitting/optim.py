@@ -147,9 +147,9 @@ class _Stopped(Exception):
 
 
 def _bucket(n: int, batch: int) -> int:
-    """Rows evaluated for n runs of a batch: the next power of two, at most the batch. Once half
-    the runs have finished the rest cost less (GIF presearch, 16 rows 103 ms, 4 rows 40 ms) at
-    one compiled shape per bucket."""
+    """Rows evaluated for n runs of a batch: the next power of two, at most the batch. As runs
+    finish the rest cost less (GIF presearch, 16 rows 103 ms, 4 rows 40 ms), at one compiled
+    shape per power of two."""
     return min(batch, 1 << max(n - 1, 0).bit_length())
 
 
@@ -169,7 +169,8 @@ class _Lockstep:
         self.results: dict[int, tuple[float, np.ndarray]] = {}
         self.converged: list[float] = []
         self.latest: dict[int, float] = {}  # each unfinished run's last loss
-        self.lowest: dict[int, tuple[float, float]] = {}  # each run's lowest (loss, score)
+        # each run's point of lowest loss: (z, loss, score there)
+        self.lowest: dict[int, tuple[np.ndarray, float, float]] = {}
         self.error: BaseException | None = None
         self.stopped = False
 
@@ -190,8 +191,8 @@ class _Lockstep:
         for k, i in enumerate(ids):
             self.results[i] = (float(f[k]), g[k])
             self.latest[i] = float(f[k])
-            if f[k] < self.lowest.get(i, (np.inf,))[0]:
-                self.lowest[i] = (float(f[k]), float(score[k]))
+            if f[k] < self.lowest.get(i, (None, np.inf))[1]:
+                self.lowest[i] = (np.array(z[k]), float(f[k]), float(score[k]))
         self.pending.clear()
         self.cond.notify_all()
 
@@ -273,8 +274,9 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
             r = scipy.optimize.minimize(lambda z: lock.request(k, z), starts[k], jac=True,
                                         method="L-BFGS-B", bounds=bounds,
                                         options={"maxiter": maxiter})
-            # the real loss where the run's own loss was lowest: L-BFGS-B's end point
-            finals[k] = (np.array(r.x), float(r.fun), lock.lowest[k][1])
+            # the point of lowest loss with its real loss (L-BFGS-B's end, but for a last
+            # line search that stopped at the iteration limit)
+            finals[k] = lock.lowest[k]
             if r.success:
                 lock.converge(k, float(r.fun))
         except (RuntimeError, _Stopped):
@@ -487,7 +489,8 @@ Minimizer = Callable[..., OptimResult]
 @dataclass(frozen=True)
 class GradientBased:
     """A local method on the objectives' stages, run from `n_starts` uniform random starts: the
-    first stage from every start, each later one from the `n_refine` best ends (`staged`).
+    first stage from every start, each later one from `n_refine` points of the one before
+    (`staged`).
     `stage` builds the run of one stage; `maxiter` is per start and stage."""
 
     stage: StageRunner

@@ -74,8 +74,8 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
                         "every start to convergence)")
     p.add_argument("--n_refine", type=positive_int, default=2,
                    help="points each later stage refines (with --presearch on): the best "
-                        "distinct ones by the real loss among the earlier stage's ends and the "
-                        "best point scored so far")
+                        "point scored so far, the earlier stage's best end by its own loss, "
+                        "then its other ends by the real loss (one per minimum)")
     p.add_argument("--budget", type=positive_int, default=100,
                    help="simulations allowed to each gradient-free method")
     p.add_argument("--devices", type=positive_int, default=None,
