@@ -24,13 +24,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 
 import neuron_fitting_of_gif_model as gif_script
 from benchmarks.hh_dimensions import brian2_run, report, size_rows
 from benchmarks.hh_peers import ROOT, brian2_python, run_peer, write_csv
-from models.gif import gif_spike_times, simulate_gif
+from models.gif import GIF, gif_spike_times
+from utils.fitting.problem import simulate_one
 from utils.run import make_out_dir, positive_float, positive_int
 
 ORDER = ("a", "b", "k1", "k2", "tau", "R", "A1", "A2")
@@ -43,10 +43,10 @@ def recordings(out: Path, noise_mV: float, seed: int) -> dict:
     """current.csv, voltage.csv (fine-step run sampled at dt, plus noise), voltage_clean.csv
     (without the noise) and spikes.csv."""
     dt = gif_script.DEFAULTS.dt
-    params = {k: np.array([v]) for k, v in gif_script.TRUTH.items()}
-    v_fine, s_fine = simulate_gif(params, gif_script.authors_protocol(dt / FINE), dt / FINE)
-    v = np.asarray(v_fine[0])[:, ::FINE]
-    spikes = gif_spike_times(None, np.asarray(s_fine[0]), dt / FINE)
+    v_fine, s_fine = simulate_one(GIF, gif_script.TRUTH, gif_script.authors_protocol(dt / FINE),
+                                  dt / FINE)
+    v = v_fine[:, ::FINE]
+    spikes = gif_spike_times(None, s_fine, dt / FINE)
     noisy = v + np.random.default_rng(seed).normal(0.0, noise_mV, v.shape)
     (out / "spikes.csv").write_text("\n".join(",".join(f"{t:.6f}" for t in row)
                                               for row in spikes) + "\n")
@@ -59,8 +59,7 @@ def accuracy(files: dict, brian2_python: str, seed: int) -> dict:
     """MSE (mV^2) at the truth against the fine-step reference: this project at dt, and Brian2
     as the benchmark runs it."""
     dt = gif_script.DEFAULTS.dt
-    params = {k: np.array([v]) for k, v in gif_script.TRUTH.items()}
-    ours = np.asarray(simulate_gif(params, gif_script.authors_protocol(dt), dt)[0][0])
+    ours, _ = simulate_one(GIF, gif_script.TRUTH, gif_script.authors_protocol(dt), dt)
     clean = np.loadtxt(files["V_clean"], delimiter=",")
     out = {"ours_dt_vs_reference_mse": float(np.mean((ours - clean) ** 2))}
     if brian2_python:
@@ -108,7 +107,6 @@ def main(argv=None) -> dict:
     p.add_argument("--out_dir", default=None)
     args = p.parse_args(argv)
     out = make_out_dir("benchmarks/gif_dimensions", args.out_dir)
-    jax.config.update("jax_enable_x64", True)  # as the fitting scripts simulate
     files = recordings(out, args.noise_mV, args.seed)
     errors = accuracy(files, args.brian2_python, args.seed)
     print("integration error at the truth against the reference (MSE, mV^2):",

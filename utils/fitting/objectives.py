@@ -178,6 +178,11 @@ def _forward_jacobian(residuals: Residuals, z: jax.Array) -> tuple[jax.Array, ja
     return r_all[:n_b], jac.reshape(n_d, n_b, -1)
 
 
+def _loss_and_gradient(r: jax.Array, jac: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Sum of squares [B] and its gradient 2 J^T r [B, D]."""
+    return jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r)
+
+
 def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
     """Z -> (loss [B], gradient [B, D]) of the sum of squares, then score(Z) if given. Up to
     FORWARD_MODE_MAX_DIM parameters the gradient is 2 J^T r by forward mode: a simulation's
@@ -192,8 +197,7 @@ def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
 
     def fn(z):
         if z.shape[1] <= FORWARD_MODE_MAX_DIM:
-            r, jac = _forward_jacobian(residuals, z)
-            per, g = jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r)
+            per, g = _loss_and_gradient(*_forward_jacobian(residuals, z))
         else:
             g, per = jax.grad(summed, has_aux=True)(z)
         return (per, g) if score is None else (per, g, score(z))
@@ -205,8 +209,7 @@ def gauss_newton(residuals: Residuals, score=None, mesh: Mesh | None = None):
     if given."""
     def fn(z):
         r, jac = _forward_jacobian(residuals, z)
-        out = (jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r),
-               2.0 * jnp.einsum("dbm,ebm->bde", jac, jac))
+        out = (*_loss_and_gradient(r, jac), 2.0 * jnp.einsum("dbm,ebm->bde", jac, jac))
         return out if score is None else (*out, score(z))
     return _numpy_in_out(fn, mesh)
 
