@@ -9,15 +9,17 @@ Weights are `brainstate.ParamState`s applied through braintrace's eligibility-tr
 products (`braintrace.matmul`, `braintrace.sparse_matmul`), so the same module trains by BPTT
 (plain `brainstate.transform.grad` through a time loop) and online (braintrace's D-RTRL /
 ES-D-RTRL).
-Dale's law: every projection applies `abs` to its stored weights (`weight_fn`), so a neuron's
-outgoing conductances are non-negative and the sign of their effect comes from the reversal
-potential (E_EXC for E cells and the input, E_INH for I cells).
+Dale's law (`dale_project`, the one place it is decided): every projection stores its
+conductances themselves, kept non-negative by projection after each optimizer step, so the
+sign of a neuron's effect comes from the reversal potential (E_EXC for E cells and the input,
+E_INH for I cells). The product is a plain `x @ W` (no `weight_fn`), the form braintrace's
+closed-form trace kernels accept (docs/NOTES.md, "Dale's law by projection").
 
 Connectivity (`make_connectivity`) is drawn with NumPy from an explicit seed:
 ``dense`` (all-to-all), ``rand`` (fixed probability) and ``gaussian`` (distance-dependent on a
 ring). Sparse connectivity is held either as a `brainevent.CSR` matrix (event-driven product,
-trainable on its existing synapses) or as a dense matrix with a fixed 0/1 mask (the layout
-D-RTRL can trace, docs/NOTES.md S4). `CONNECTIVITIES` is the one list of connectivities.
+trainable on its existing synapses) or as a dense matrix that is zero off a fixed 0/1 mask
+(the layout D-RTRL can trace, docs/NOTES.md S4). `CONNECTIVITIES` is the one list of connectivities.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ __all__ = [
     "E_EXC", "E_INH", "V_TH", "CONNECTIVITIES", "LAYOUTS", "Connectivity", "make_connectivity",
     "ring_positions", "Projection", "EINet", "ALIFNet", "GIFNet", "NetConfig", "NEURONS",
     "NeuronSpec", "build_net", "draw_tau_a", "init_weights", "kaiming_abs_weights",
-    "BPTT_SURROGATE_WIDTH",
+    "BPTT_SURROGATE_WIDTH", "dale_project",
 ]
 
 E_EXC = 3.0   # excitatory reversal potential, in units of the threshold
@@ -166,16 +168,23 @@ def init_weights(conn: Connectivity, scale: float, rng: np.random.Generator) -> 
 
 
 # ----------------------------------------------------------------------------- projection
+def dale_project(w: jax.Array, mask: Optional[jax.Array] = None) -> jax.Array:
+    """Dale's law as a projection: the nearest non-negative conductances (zero off `mask`)."""
+    w = jnp.maximum(w, 0.0)
+    return w if mask is None else w * mask
+
+
 class Projection(brainstate.nn.Module):
     """Non-negative weight matrix pre -> post, a `brainstate.ParamState` applied through
     braintrace's eligibility-trace-aware products.
 
-    layout 'dense': y = x @ |W|; 'masked': y = x @ (|W| * M) with a fixed mask M;
-    'csr': W is the data of a brainevent CSR matrix, y = x @ CSR(|w|). The transform
-    (`weight_fn`) runs inside braintrace's primitive, so traces and gradients are taken with
-    respect to the stored W. With `event_driven=True` and layout 'csr', the product uses
-    `brainevent.BinaryArray` (spikes as events; BPTT only); braintrace's online algorithms
-    need `event_driven=False` (an ETP primitive they can trace).
+    layout 'dense': y = x @ W; 'masked': y = x @ W with W zero off a fixed mask M (its
+    gradient is masked too, `mask_gradient`); 'csr': W is the data of a brainevent CSR matrix.
+    W holds the conductances themselves (`dale_project` keeps them non-negative), so the
+    products carry no weight transform and braintrace's fast trace kernels apply. With
+    `event_driven=True` and layout 'csr', the product uses `brainevent.BinaryArray` (spikes
+    as events; BPTT only); braintrace's online algorithms need `event_driven=False` (an ETP
+    primitive they can trace).
     """
 
     def __init__(self, weight: np.ndarray, conn: Connectivity, layout: str = "dense",
@@ -189,16 +198,11 @@ class Projection(brainstate.nn.Module):
         self.event_driven = event_driven
         self.n_pre, self.n_post = conn.n_pre, conn.n_post
         self.mask = None
-        self.weight_fn = jnp.abs
         if layout == "dense":
             stored = weight
         elif layout == "masked":
             self.mask = jnp.asarray(conn.mask, dtype=jnp.float32)
-            mask = self.mask
             stored = weight * conn.mask
-            # docs/NOTES.md S4: D-RTRL only traces masks applied inside weight_fn. One
-            # function object per projection (braintrace keys its cache on its identity).
-            self.weight_fn = lambda w: jnp.abs(w) * mask
         else:
             rows, cols = np.nonzero(conn.mask)  # row-major: CSR order
             indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=conn.n_pre))])
@@ -207,24 +211,30 @@ class Projection(brainstate.nn.Module):
                 (jnp.asarray(stored), jnp.asarray(cols, dtype=jnp.int32),
                  jnp.asarray(indptr, dtype=jnp.int32)),
                 shape=(conn.n_pre, conn.n_post))
-        self.weight = brainstate.ParamState({"weight": jnp.asarray(stored)})
+        self.weight = brainstate.ParamState({"weight": dale_project(jnp.asarray(stored))})
 
     def update(self, x: jax.Array) -> jax.Array:
         """Conductance increment caused by presynaptic activity `x` (..., n_pre)."""
         w = self.weight.value["weight"]
         if self.layout != "csr":
-            return braintrace.matmul(x, w, weight_fn=self.weight_fn)
+            return braintrace.matmul(x, w)
         if self.event_driven:
-            return brainevent.BinaryArray(x) @ self.csr.with_data(jnp.abs(w))
-        return braintrace.sparse_matmul(x, w, sparse_mat=self.csr, weight_fn=jnp.abs)
+            return brainevent.BinaryArray(x) @ self.csr.with_data(w)
+        return braintrace.sparse_matmul(x, w, sparse_mat=self.csr)
+
+    def project(self) -> None:
+        """Apply Dale's law to the stored weights (after an optimizer step)."""
+        self.weight.value = {"weight": dale_project(self.weight.value["weight"], self.mask)}
+
+    def mask_gradient(self, grad: jax.Array) -> jax.Array:
+        """The gradient restricted to existing synapses (masked layout; others unchanged)."""
+        return grad if self.mask is None else grad * self.mask
 
     def effective_weight(self) -> np.ndarray:
         """The dense (n_pre, n_post) matrix of effective (non-negative) weights."""
-        w = np.abs(np.asarray(self.weight.value["weight"]))
-        if self.layout == "dense":
+        w = np.asarray(self.weight.value["weight"])
+        if self.layout != "csr":
             return w
-        if self.layout == "masked":
-            return w * np.asarray(self.mask)
         dense = np.zeros((self.n_pre, self.n_post), dtype=w.dtype)
         indptr = np.asarray(self.csr.indptr)
         rows = np.repeat(np.arange(self.n_pre), np.diff(indptr))
@@ -232,9 +242,9 @@ class Projection(brainstate.nn.Module):
         return dense
 
     def synapse_values(self, arr: Optional[np.ndarray] = None) -> np.ndarray:
-        """Values of `arr` (default: effective weights) at the existing synapses, 1-D, in
-        row-major (CSR) order, whatever the layout; e.g. to compare gradients across layouts."""
-        w = np.abs(np.asarray(self.weight.value["weight"])) if arr is None else np.asarray(arr)
+        """Values of `arr` (default: the weights) at the existing synapses, 1-D, in row-major
+        (CSR) order, whatever the layout; e.g. to compare gradients across layouts."""
+        w = np.asarray(self.weight.value["weight"]) if arr is None else np.asarray(arr)
         if self.layout == "csr":
             return w
         if self.layout == "masked":
@@ -307,8 +317,8 @@ class EINet(brainstate.nn.Module):
 
     Per time step (forward Euler for V, exact decay for the linear variables):
         z     = H(V - V_th - beta a)                   spikes from the current state
-        g_e  <- g_e exp(-dt/tau_syn) + x |W_in| + z_E |W_EE|
-        g_i  <- g_i exp(-dt/tau_syn) + z_I |W_I|
+        g_e  <- g_e exp(-dt/tau_syn) + x W_in + z_E W_EE       (all W >= 0)
+        g_i  <- g_i exp(-dt/tau_syn) + z_I W_I
         V    <- V + dt/tau_neu (-V + g_e (E_exc - V) + g_i (E_inh - V)) - V_th z   (soft reset)
         a    <- a exp(-dt/tau_a) + (tau_neu / tau_a) z
         r    <- r exp(-dt/tau_out) + z' W_out         z' = spikes of the new state
@@ -407,13 +417,20 @@ class EINet(brainstate.nn.Module):
             out["mask_I"] = self.conn_i.mask
         return out
 
+    def projections(self) -> Dict[str, Projection]:
+        """The sign-constrained projections by weight name."""
+        return {"w_in": self.w_in, "w_e": self.w_e, "w_i": self.w_i}
+
     def project_weights(self) -> None:
-        """Keep stored magnitudes non-negative (and zero off-mask); effective weights unchanged."""
-        for proj in (self.w_in, self.w_e, self.w_i):
-            w = jnp.abs(proj.weight.value["weight"])
-            if proj.mask is not None:
-                w = w * proj.mask
-            proj.weight.value = {"weight": w}
+        """Apply Dale's law to every projection's stored weights (after an optimizer step)."""
+        for proj in self.projections().values():
+            proj.project()
+
+    def mask_gradients(self, grads: Dict[str, Any]) -> Dict[str, Any]:
+        """`grads` (name -> {'weight': g}) restricted to existing synapses."""
+        projs = self.projections()
+        return {k: {"weight": projs[k].mask_gradient(v["weight"])} if k in projs else v
+                for k, v in grads.items()}
 
     def recurrent_matrix(self) -> np.ndarray:
         """Signed effective recurrent matrix (n_rec, n_rec): + rows for E, - rows for I."""
@@ -443,7 +460,7 @@ class GIFNet(EINet):
     Per time step, with z the spikes of the current state and zs = stop_gradient(z) (no
     gradient through the reset and the spike-triggered jumps; the spikes sent to the
     projections keep theirs):
-        g_e  <- g_e exp(-dt/tau_syn) + x |W_in| + z_E |W_EE|,  g_i <- g_i exp(-dt/tau_syn) + z_I |W_I|
+        g_e  <- g_e exp(-dt/tau_syn) + x W_in + z_E W_EE,  g_i <- g_i exp(-dt/tau_syn) + z_I W_I
         Vth' = Vth + Ath zs;  V' = V - Vth zs (soft reset);  I2' = I2 - A2 zs;  I1' = I1 + A1 zs
         I2 <- I2' exp(-dt/tau_I2);  I1 <- I1' exp(-dt/tau_I1)
         Vth <- 1 + (Vth' - 1) exp(-dt/tau_th)

@@ -76,6 +76,11 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
         raise UserError(f"cannot read checkpoint {path} (damaged?): {reason}") from None
     if set(out["params"]) != WEIGHT_NAMES:
         raise UserError(f"{path} is not a task_training checkpoint (weights missing)")
+    for name in sorted(WEIGHT_NAMES - {"w_out"}):
+        if (out["params"][name]["weight"] < 0).any():
+            raise UserError(f"{path}: {name} holds negative weights; this network stores "
+                            "non-negative conductances (Dale's law), so the checkpoint was "
+                            "not written by task_training")
     return out
 
 

@@ -204,10 +204,10 @@ def build_optimizer(config: TrainConfig) -> Any:
 
 
 def weight_penalty(params: Dict[str, Any], l1: float, l2: float) -> Any:
-    """L1/L2 penalty on the effective (absolute) input and recurrent weights."""
+    """L1/L2 penalty on the (non-negative) input and recurrent weights."""
     total = 0.0
     for name in ("w_in", "w_e", "w_i"):
-        w = jnp.abs(params[name]["weight"])
+        w = params[name]["weight"]
         if l1:
             total = total + l1 * w.sum()
         if l2:
@@ -291,6 +291,7 @@ class Trainer:
 
     def apply_gradients(self, grads: Dict[str, Any], opt_state: Any) -> Any:
         """Add the weight penalty, take an optimizer step, keep Dale's law; new opt_state."""
+        grads = self.net.mask_gradients(grads)
         params = self.params()
         l1, l2 = self.config.weight_L1, self.config.weight_L2
         if l1 or l2:
@@ -329,7 +330,7 @@ class Trainer:
         xs, ys, rc = shard_batch(*_arrays(data), self.mesh)
         with brainstate.environ.context(dt=self.dt):
             fn = self._get("gradients", lambda: self.rule.build_gradients(self, xs[0]))
-            grads = fn(xs, ys, rc)
+            grads = self.net.mask_gradients(fn(xs, ys, rc))
         return {k: np.asarray(v["weight"]) for k, v in grads.items()}
 
     # ------------------------------------------------------------ evaluation
