@@ -93,7 +93,8 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     add("--etrace_decay", type=float, default=d.etrace_decay,
         help="eligibility-trace decay of expsm_diag, in (0, 1)")
     add("--update_every_step", action="store_true", default=d.update_every_step,
-        help="online methods: apply the weight update every time step instead of once per trial")
+        help="online methods: apply the weight update at every time step with loss (the "
+             "recall period) instead of once per trial")
     # -- network
     add("--neuron", choices=tuple(NEURONS), default=d.neuron,
         help="neuron model: " + "; ".join(f"{k}: {v.summary}" for k, v in NEURONS.items()))

@@ -510,9 +510,11 @@ class GIFNet(EINet):
         shape = (self.cfg.n_rec,) if batch_size is None else (batch_size, self.cfg.n_rec)
         out = (self.cfg.n_out,) if batch_size is None else (batch_size, self.cfg.n_out)
         self.V = brainstate.HiddenState(self._v0(shape))
-        self.Vth = brainstate.HiddenState(jnp.ones(shape, jnp.float32))
-        self.I1 = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
-        self.I2 = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
+        # Driven by stop-gradient spikes only, so no weight reaches them by a gradient path:
+        # short-term states, not hidden ones, keep them out of the eligibility traces.
+        self.Vth = brainstate.ShortTermState(jnp.ones(shape, jnp.float32))
+        self.I1 = brainstate.ShortTermState(jnp.zeros(shape, jnp.float32))
+        self.I2 = brainstate.ShortTermState(jnp.zeros(shape, jnp.float32))
         self.g_e = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
         self.g_i = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
         self.r = brainstate.HiddenState(jnp.zeros(out, jnp.float32))

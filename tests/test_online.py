@@ -91,7 +91,7 @@ def test_update_every_step_changes_weights_within_a_trial(tiny_task):
     data = tiny_task.sample(8, 1)
     tr.train_step(data)
     count = [int(x) for x in jax.tree.leaves(tr.opt_state) if np.ndim(x) == 0][0]
-    assert count - opt0 == data.X.shape[0]  # one update per time step
+    assert count - opt0 == data.recall.sum()  # one update per time step with loss
     assert not np.array_equal(w0, np.asarray(tr.params()["w_out"]["weight"]))
 
 

@@ -1,11 +1,12 @@
 """Learning rules: the one registry (`RULES`) of how the E/I network's weights learn.
 
 A rule is an object with
-  * `build_step(trainer, example_x)`: a jitted `(xs, ys, recall, opt_state) -> (loss,
-    recall-summed readout (B, n_out), new opt_state)` that runs one batch and applies the
-    update (through `trainer.apply_gradients`);
-  * `build_gradients(trainer, example_x)`: a jitted `(xs, ys, recall) -> grads` giving the
-    whole-trial gradient without changing the weights (to compare rules);
+  * `build_step(trainer, example_x, recall)`: a jitted `(xs, ys, recall, opt_state) ->
+    (loss, recall-summed readout (B, n_out), new opt_state)` that runs one batch and applies
+    the update (through `trainer.apply_gradients`); `recall` (T,) bool, the steps with loss,
+    is given at build time too, so a rule may specialise on it;
+  * `build_gradients(trainer, example_x, recall)`: a jitted `(xs, ys, recall) -> grads`
+    giving the whole-trial gradient without changing the weights (to compare rules);
   * `surrogate_width`, the spike surrogate's half-width the rule trains with;
   * `sparse_layout`, the (layout, event_driven) of sparse recurrent projections it needs;
   * `online`: False for rules that see the whole trial (they alone accept `--loss mean` and
@@ -19,17 +20,20 @@ A rule is an object with
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import brainstate
 import braintrace
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from models.network import BPTT_SURROGATE_WIDTH
+from utils.training import trace_kernels
 from utils.training.task import ce_per_step, recall_loss, recall_sum
 
-__all__ = ["LearningRule", "BPTT", "OnlineRule", "DRTRL", "ESDRTRL", "RULES", "online_rules"]
+__all__ = ["LearningRule", "BPTT", "OnlineRule", "DRTRL", "ESDRTRL", "RULES", "online_rules",
+           "loss_segments"]
 
 
 class LearningRule(abc.ABC):
@@ -40,11 +44,11 @@ class LearningRule(abc.ABC):
     sparse_layout: Tuple[str, bool] = ("csr", False)
 
     @abc.abstractmethod
-    def build_step(self, trainer: Any, example_x: Any) -> Callable:
-        """The jitted training step of one batch."""
+    def build_step(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
+        """The jitted training step of one batch (trials whose loss steps are `recall`)."""
 
     @abc.abstractmethod
-    def build_gradients(self, trainer: Any, example_x: Any) -> Callable:
+    def build_gradients(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
         """The jitted whole-trial gradient, weights unchanged."""
 
 
@@ -85,7 +89,7 @@ class BPTT(LearningRule):
         """Hook for variants: the gradients the optimizer receives (BPTT: unchanged)."""
         return grads
 
-    def build_step(self, trainer: Any, example_x: Any) -> Callable:
+    def build_step(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
         loss_fn = self.loss_fn(trainer)
 
         def step(xs, ys, recall, opt_state):
@@ -97,7 +101,7 @@ class BPTT(LearningRule):
 
         return brainstate.transform.jit(step)
 
-    def build_gradients(self, trainer: Any, example_x: Any) -> Callable:
+    def build_gradients(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
         net = trainer.net
 
         def loss_fn(xs, ys, rc):
@@ -107,13 +111,30 @@ class BPTT(LearningRule):
         return brainstate.transform.jit(brainstate.transform.grad(loss_fn, trainer.weights))
 
 
+def loss_segments(recall: np.ndarray) -> List[Tuple[int, int, bool]]:
+    """The trial cut into runs of steps with and without loss: [(start, stop, has_loss)],
+    in order, ending at the last step with loss (later steps cannot change the gradient)."""
+    recall = np.asarray(recall, dtype=bool)
+    if not recall.any():
+        raise ValueError("the trial has no step with loss (recall mask is all False)")
+    last = int(np.flatnonzero(recall)[-1]) + 1
+    edges = [0] + [t for t in range(1, last) if recall[t] != recall[t - 1]] + [last]
+    return [(a, b, bool(recall[a])) for a, b in zip(edges[:-1], edges[1:])]
+
+
 class OnlineRule(LearningRule):
-    """Online learning with a braintrace algorithm: at each step the gradient of that step's
-    loss comes from eligibility traces; per-step gradients are summed over the trial and
-    applied once (or every step with `update_every_step`). Only the per-step loss is causal,
-    so `--loss step`; nothing of length T is kept."""
+    """Online learning with a braintrace algorithm: at each step with loss, that step's
+    gradient comes from the eligibility traces; per-step gradients are summed over the trial
+    and applied once (or at every such step with `update_every_step`). Only the per-step loss
+    is causal, so `--loss step`; nothing of length T is kept.
+
+    Steps without loss need no gradient: there the traces are only rolled forward, `window`
+    steps per call, which lets braintrace roll D-RTRL's traces in closed form (its chunked
+    kernels) instead of step by step. Memory stays flat in the trial length (one window of
+    Jacobians at a time)."""
 
     online = True
+    window = 64
 
     @abc.abstractmethod
     def make_algorithm(self, net: Any, config: Any) -> Any:
@@ -127,66 +148,94 @@ class OnlineRule(LearningRule):
             trainer.online_algorithm = algo
         return trainer.online_algorithm
 
-    def build_step(self, trainer: Any, example_x: Any) -> Callable:
-        net, weights, B = trainer.net, trainer.weights, trainer.config.batch_size
-        every_step = trainer.config.update_every_step
-        n_out = net.cfg.n_out
-        algo = self.algorithm(trainer, example_x)
+    @staticmethod
+    def advance(algo: Any, xs: Any) -> None:
+        """Advance network and traces over the steps `xs` (L, B, n_in) in one call.
 
-        def step(xs, ys, recall, opt_state):
+        braintrace 0.2.6 counts a multi-step call as one step in `running_index`, the step
+        count of ES-D-RTRL's warm-up correction 1 - decay^(n+1); it is set to the true count.
+        """
+        algo(braintrace.MultiStepData(xs))
+        algo.running_index.value = algo.running_index.value + (xs.shape[0] - 1)
+
+    def roll(self, algo: Any, xs: Any) -> None:
+        """Advance network and traces over `xs` (L, B, n_in) without gradient work."""
+        n_win, rest = divmod(xs.shape[0], self.window)
+        if n_win:
+            windows = xs[:n_win * self.window].reshape((n_win, self.window) + xs.shape[1:])
+            brainstate.transform.for_loop(lambda w: self.advance(algo, w), windows)
+        if rest:
+            self.advance(algo, xs[n_win * self.window:])
+
+    def trial(self, trainer: Any, algo: Any, recall: np.ndarray, on_step: Callable) -> Callable:
+        """`(xs, ys, carry) -> carry`: one trial from reset, rolling the steps without loss
+        and calling `on_step(carry, x_t, ys) -> carry` at each step with loss."""
+        net, B = trainer.net, trainer.config.batch_size
+        segments = loss_segments(recall)
+
+        def run(xs, ys, carry):
             brainstate.nn.reset_all_states(net)
             algo.reset_state(B)
-            n_recall = recall.sum()
+            for start, stop, has_loss in segments:
+                if not has_loss:
+                    self.roll(algo, xs[start:stop])
+                    continue
+                carry, _ = brainstate.transform.scan(
+                    lambda c, x: (on_step(c, x, ys), None), carry, xs[start:stop])
+            return carry
 
-            # The carry holds the summed gradient, the loss and the recall-period readout sum.
-            def one_step(carry, inp):
-                acc, opt_state, loss, summed = carry
-                x_t, m_t = inp
+        return run
 
-                def loss_t():
-                    out = algo(x_t)
-                    return m_t * ce_per_step(out, ys).mean() / n_recall, out
+    def step_gradient(self, trainer: Any, algo: Any, n_recall: int) -> Callable:
+        """`(x_t, ys) -> (grads, loss_t, readout_t)` of one step with loss."""
+        weights = trainer.weights
 
-                g, l, out = brainstate.transform.grad(
-                    loss_t, weights, has_aux=True, return_value=True)()
-                if every_step:
-                    opt_state = trainer.apply_gradients(g, opt_state)
-                else:
-                    acc = jax.tree.map(jnp.add, acc, g)
-                return (acc, opt_state, loss + l, summed + m_t * out), None
+        def grad_t(x_t, ys):
+            def loss_t():
+                out = algo(x_t)
+                return ce_per_step(out, ys).mean() / n_recall, out
 
+            return brainstate.transform.grad(loss_t, weights, has_aux=True, return_value=True)()
+
+        return grad_t
+
+    def build_step(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
+        every_step = trainer.config.update_every_step
+        n_out = trainer.net.cfg.n_out
+        algo = self.algorithm(trainer, example_x)
+        grad_t = self.step_gradient(trainer, algo, int(np.sum(recall)))
+
+        def on_step(carry, x_t, ys):
+            acc, opt_state, loss, summed = carry
+            g, l, out = grad_t(x_t, ys)
+            if every_step:
+                opt_state = trainer.apply_gradients(g, opt_state)
+            else:
+                acc = jax.tree.map(jnp.add, acc, g)
+            return acc, opt_state, loss + l, summed + out
+
+        run = self.trial(trainer, algo, recall, on_step)
+
+        def step(xs, ys, _recall, opt_state):
             zeros = jax.tree.map(jnp.zeros_like, trainer.params())
-            init = (zeros, opt_state, jnp.zeros(()), jnp.zeros((B, n_out)))
-            (grads, opt_state, loss, summed), _ = brainstate.transform.scan(
-                one_step, init, (xs, recall.astype(jnp.float32)))
+            init = (zeros, opt_state, jnp.zeros(()), jnp.zeros((ys.shape[0], n_out)))
+            grads, opt_state, loss, summed = run(xs, ys, init)
             if not every_step:
                 opt_state = trainer.apply_gradients(grads, opt_state)
             return loss, summed, opt_state
 
         return brainstate.transform.jit(step)
 
-    def build_gradients(self, trainer: Any, example_x: Any) -> Callable:
-        net, weights, B = trainer.net, trainer.weights, trainer.config.batch_size
+    def build_gradients(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
         algo = self.algorithm(trainer, example_x)
+        grad_t = self.step_gradient(trainer, algo, int(np.sum(recall)))
+        run = self.trial(trainer, algo, recall,
+                         lambda acc, x_t, ys: jax.tree.map(jnp.add, acc, grad_t(x_t, ys)[0]))
 
-        def run(xs, ys, rc):
-            brainstate.nn.reset_all_states(net)
-            algo.reset_state(B)
-            n_recall = rc.sum()
+        def gradients(xs, ys, _recall):
+            return run(xs, ys, jax.tree.map(jnp.zeros_like, trainer.params()))
 
-            def one_step(acc, inp):
-                x_t, m_t = inp
-
-                def loss_t():
-                    return m_t * ce_per_step(algo(x_t), ys).mean() / n_recall
-
-                g = brainstate.transform.grad(loss_t, weights)()
-                return jax.tree.map(jnp.add, acc, g), None
-
-            zeros = jax.tree.map(jnp.zeros_like, trainer.params())
-            return brainstate.transform.scan(one_step, zeros, (xs, rc.astype(jnp.float32)))[0]
-
-        return brainstate.transform.jit(run)
+        return brainstate.transform.jit(gradients)
 
 
 class DRTRL(OnlineRule):
@@ -199,6 +248,7 @@ class DRTRL(OnlineRule):
     sparse_layout = ("masked", False)
 
     def make_algorithm(self, net: Any, config: Any) -> Any:
+        trace_kernels.install()
         return braintrace.ParamDimVjpAlgorithm(net)
 
 

@@ -255,6 +255,12 @@ def _chunks(data: Trials, size: int) -> Iterator[Tuple[int, TaskData]]:
             yield idx.size, part.take(pad)
 
 
+def _mask_key(recall: np.ndarray) -> str:
+    """A cache key for the loss steps a compiled step was specialised on."""
+    recall = np.asarray(recall, dtype=bool)
+    return f"{recall.size}-{hash(np.packbits(recall).tobytes())}"
+
+
 def _arrays(data: TaskData) -> Tuple[Any, Any, Any]:
     return jnp.asarray(data.X, dtype=bool), jnp.asarray(data.y), jnp.asarray(data.recall)
 
@@ -312,15 +318,17 @@ class Trainer:
         """One optimizer step on a batch; returns (loss, accuracy)."""
         xs, ys, rc = shard_batch(*_arrays(data), self.mesh)
         with brainstate.environ.context(dt=self.dt):
-            step = self._get("step", lambda: self.rule.build_step(self, xs[0]))
+            step = self._get(f"step{_mask_key(data.recall)}",
+                             lambda: self.rule.build_step(self, xs[0], data.recall))
             loss, summed, self.opt_state = step(xs, ys, rc, self.opt_state)
         acc = float(np.mean(np.argmax(gather(summed), -1) == data.y))
         return float(loss), acc
 
     @property
     def compiled_step(self) -> Optional[Callable]:
-        """The jitted training step once built (for memory analysis), else None."""
-        return self._compiled.get("step")
+        """The jitted training step last built (for memory analysis), else None."""
+        steps = [v for k, v in self._compiled.items() if k.startswith("step")]
+        return steps[-1] if steps else None
 
     def gradients(self, data: TaskData) -> Dict[str, np.ndarray]:
         """Whole-trial gradient of the recall loss w.r.t. each weight, by this trainer's rule.
@@ -329,7 +337,8 @@ class Trainer:
         """
         xs, ys, rc = shard_batch(*_arrays(data), self.mesh)
         with brainstate.environ.context(dt=self.dt):
-            fn = self._get("gradients", lambda: self.rule.build_gradients(self, xs[0]))
+            fn = self._get(f"gradients{_mask_key(data.recall)}",
+                           lambda: self.rule.build_gradients(self, xs[0], data.recall))
             grads = self.net.mask_gradients(fn(xs, ys, rc))
         return {k: np.asarray(v["weight"]) for k, v in grads.items()}
 
