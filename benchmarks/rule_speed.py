@@ -1,0 +1,91 @@
+"""Seconds per training batch of every learning rule against BPTT's, side by side.
+
+Each rule runs in a fresh process (utils/training/bench.py) on the default task (7 cues,
+1000 ms delay: 2200 steps) at batch 32, for each network size: one warm-up step, then the
+median of --steps batches, and the process's whole peak RSS. Prints the table and the bars
+(D-RTRL at most 10x BPTT's seconds per batch, ES-D-RTRL at most 1x), writes
+results/benchmarks/rule_speed/<time>/rule_speed.json.
+
+    python -m benchmarks.rule_speed                          # n_rec 200, 400, 800, dense
+    python -m benchmarks.rule_speed --sizes 200 --conn_method gaussian --steps 2
+"""
+from __future__ import annotations
+
+import argparse
+
+from models.network import CONNECTIVITIES
+from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
+from utils.training.bench import run_isolated
+from utils.training.rules import RULES
+
+BARS = {"diag": 10.0, "expsm_diag": 1.0}  # most seconds per batch, as a multiple of BPTT's
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line flags."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[200, 400, 800],
+                   help="n_rec values")
+    p.add_argument("--methods", nargs="+", default=list(RULES), choices=tuple(RULES),
+                   help="learning rules (bptt is the reference of the ratios)")
+    p.add_argument("--conn_method", default="dense", choices=CONNECTIVITIES, help="connectivity")
+    p.add_argument("--batch_size", type=positive_int, default=32, help="trials per batch")
+    p.add_argument("--t_delay", type=positive_float, default=1000.0, help="task delay (ms)")
+    p.add_argument("--num_cue", type=positive_int, default=7, help="cues per trial")
+    p.add_argument("--steps", type=positive_int, default=3, help="timed batches per rule")
+    p.add_argument("--timeout", type=positive_float, default=3600.0,
+                   help="seconds allowed per configuration")
+    p.add_argument("--out_dir", default=None, help="output folder")
+    return p
+
+
+def check_bars(rows: list) -> list:
+    """Each rule's seconds per batch over BPTT's at the same size, against BARS."""
+    lines = []
+    for n in sorted({r["n_rec"] for r in rows}):
+        done = {r["method"]: r for r in rows if r["n_rec"] == n and "error" not in r}
+        if "bptt" not in done:
+            continue
+        for method, r in done.items():
+            if method == "bptt":
+                continue
+            ratio = r["s_per_batch"] / done["bptt"]["s_per_batch"]
+            bar = BARS.get(method)
+            verdict = "" if bar is None else f" ({'PASS' if ratio <= bar else 'FAIL'} <= {bar:g})"
+            lines.append(f"n_rec {n}: {method} takes {ratio:.2f}x BPTT's time per batch"
+                         f"{verdict}")
+    return lines
+
+
+def main(argv=None) -> dict:
+    """Time every rule at every size, print the table and the bars, write the JSON."""
+    args = build_parser().parse_args(argv)
+    out_dir = make_out_dir("benchmarks/rule_speed", args.out_dir)
+    rows = []
+    print(f"{'n_rec':>6} {'method':>11} {'s/batch':>8} {'first s':>8} {'peak RSS MB':>11}",
+          flush=True)
+    for n in args.sizes:
+        for method in args.methods:
+            spec = {"method": method, "conn_method": args.conn_method, "n_rec": n,
+                    "batch_size": args.batch_size, "t_delay": args.t_delay,
+                    "num_cue": args.num_cue, "steps": args.steps, "xla_memory": False}
+            r = run_isolated(spec, timeout=args.timeout)
+            rows.append(r)
+            if "error" in r:
+                print(f"{n:>6} {method:>11} failed: {r['error']}", flush=True)
+            else:
+                print(f"{n:>6} {method:>11} {r['s_per_batch']:>8.2f} {r['first_step_s']:>8.1f} "
+                      f"{r['peak_rss_mb']:>11.0f}", flush=True)
+            atomic_write_json(out_dir / "rule_speed.json", {"args": vars(args), "rows": rows})
+    checks = check_bars(rows)
+    for line in checks:
+        print(line)
+    result = {"args": vars(args), "rows": rows, "checks": checks}
+    atomic_write_json(out_dir / "rule_speed.json", result)
+    print(f"wrote {out_dir / 'rule_speed.json'}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
