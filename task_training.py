@@ -164,7 +164,8 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     add("--target_rate", type=positive_float, default=d.target_rate,
         help="target firing rate of --rate_reg (Hz)")
     add("--grad_clip", type=nonneg_float, default=d.grad_clip,
-        help="clip the gradient's global norm (0: no clipping)")
+        help="clip the gradient's global norm (0: no clipping; default: the rule's, none "
+             "for bptt, 1 for the online rules)")
     add("--target_acc", type=positive_float, default=d.target_acc,
         help="stop early when held-out validation accuracy reaches this")
     add("--eval_every", type=positive_int, default=d.eval_every,

@@ -273,3 +273,12 @@ def test_gif_sparse_layouts_agree_and_keep_dale(conn_method):
     assert np.isfinite(outs[0]).all() and np.abs(outs[0]).max() > 0
     for other in outs[1:]:
         np.testing.assert_allclose(other, outs[0], rtol=1e-4, atol=1e-4)
+
+
+def test_gradient_clipping_defaults_to_the_rule_and_the_flag_overrides_it():
+    assert TrainConfig(method="bptt").resolved().grad_clip == 0.0
+    assert TrainConfig(method="expsm_diag").resolved().grad_clip == 1.0
+    assert TrainConfig(method="diag").resolved().grad_clip == 1.0
+    assert TrainConfig(method="bptt", grad_clip=2.0).resolved().grad_clip == 2.0
+    args = task_training.build_parser().parse_args(["--method", "bptt", "--grad_clip", "0.5"])
+    assert args.grad_clip == 0.5

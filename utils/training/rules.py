@@ -8,6 +8,7 @@ A rule is an object with
   * `build_gradients(trainer, example_x, recall)`: a jitted `(xs, ys, recall) -> grads`
     giving the whole-trial gradient without changing the weights (to compare rules);
   * `surrogate_width`, the spike surrogate's half-width the rule trains with;
+  * `grad_clip`, its default global-norm clipping (`--grad_clip` overrides it);
   * `sparse_layout`, the (layout, event_driven) of sparse recurrent projections it needs;
   * `online`: False for rules that see the whole trial (they alone accept `--loss mean` and
     `--rate_reg`).
@@ -42,6 +43,7 @@ class LearningRule(abc.ABC):
     online: bool = True
     surrogate_width: float = 1.0
     sparse_layout: Tuple[str, bool] = ("csr", False)
+    grad_clip: float = 1.0  # default global-norm clipping of the update (0: none)
 
     @abc.abstractmethod
     def build_step(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
@@ -62,6 +64,7 @@ class BPTT(LearningRule):
     online = False
     surrogate_width = BPTT_SURROGATE_WIDTH
     sparse_layout = ("csr", True)
+    grad_clip = 0.0  # Adam alone: clipping at 1 held the GIF network at 0.92 (docs/NOTES.md)
 
     def loss_fn(self, trainer: Any) -> Callable:
         """`(xs, ys, recall) -> (loss, readout (T, B, n_out))` of one trial batch."""

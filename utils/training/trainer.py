@@ -88,7 +88,7 @@ class TrainConfig:
     loss: str = "step"
     rate_reg: float = 0.0
     target_rate: float = 10.0
-    grad_clip: float = 1.0
+    grad_clip: Optional[float] = None  # None: the rule's (RULES[method].grad_clip)
     target_acc: float = 0.99
     eval_every: int = 20
     n_val: int = 256
@@ -104,12 +104,16 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """A copy with every neuron-dependent default (None) replaced by the value of
-        NEURONS[neuron].defaults (what the run uses and its checkpoints record)."""
-        if self.neuron not in NEURONS:
-            return self
-        defaults = NEURONS[self.neuron].defaults
-        return self.replace(**{k: defaults[k] for k in NEURON_DEFAULTED
-                               if getattr(self, k) is None})
+        NEURONS[neuron].defaults, and the gradient clipping by the rule's (what the run uses
+        and its checkpoints record)."""
+        config = self
+        if config.grad_clip is None and config.method in RULES:
+            config = config.replace(grad_clip=RULES[config.method].grad_clip)
+        if config.neuron not in NEURONS:
+            return config
+        defaults = NEURONS[config.neuron].defaults
+        return config.replace(**{k: defaults[k] for k in NEURON_DEFAULTED
+                                 if getattr(config, k) is None})
 
     def net_config(self, n_in: int = 100, n_out: int = 2) -> NetConfig:
         """The network's hyper-parameters (neuron defaults filled in)."""
