@@ -41,3 +41,9 @@ def test_install_registers_the_kernels_once_and_keeps_the_others():
         assert rules.chunk is trace_kernels.chunk
         assert rules.instant is dense._dense_fast_instant
         assert rules.applicable({"weight_fn": None, "bias_fn": None})
+
+
+def test_trace_kernel_benchmark_runs_and_agrees():
+    from benchmarks import trace_kernel
+    out = trace_kernel.main(["--n_rec", "10", "--batch_size", "2", "--repeats", "2"])
+    assert out["max_abs_diff"] < 1e-4 and out["braintrace_ms"] > 0 and out["fused_ms"] > 0
