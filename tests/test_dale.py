@@ -94,3 +94,12 @@ def test_checkpoint_with_negative_weights_refused(tmp_path, tiny_task):
     path = save_checkpoint(tmp_path / "bad.npz", params, {}, {"neuron": "gif"}, {})
     with pytest.raises(UserError, match="w_i holds negative weights"):
         load_checkpoint(path)
+
+
+def test_weight_summary_counts_synapses_at_zero_apart_from_the_fit():
+    from utils.training.runs import lognormal_summary
+    rng = np.random.default_rng(0)
+    w = np.concatenate([np.exp(rng.normal(-2.0, 0.5, 4000)), np.zeros(1000)])
+    fit = lognormal_summary({"w_e": w})["w_e"]
+    assert fit["fraction_at_zero"] == pytest.approx(0.2)
+    assert fit["mu"] == pytest.approx(-2.0, abs=0.05) and fit["sigma"] == pytest.approx(0.5, abs=0.05)

@@ -123,6 +123,7 @@ def plot_weight_distributions(before: Dict[str, np.ndarray], after: Optional[Dic
             if weights is None:
                 continue
             w = np.asarray(weights[key], dtype=float)
+            at_zero = float(np.mean(w <= 0))  # Dale's projection stops weights at zero
             w = w[w > 0]
             fit = lognormal_fit(w)
             if fit is None:
@@ -130,7 +131,8 @@ def plot_weight_distributions(before: Dict[str, np.ndarray], after: Optional[Dic
             mu, sigma = fit
             logw = np.log(w)
             ax.hist(logw, bins=60, density=True, alpha=0.45, color=color,
-                    label=f"{name}: log-normal mu={mu:.2f}, sigma={sigma:.2f}")
+                    label=f"{name}: log-normal mu={mu:.2f}, sigma={sigma:.2f}; "
+                          f"{100 * at_zero:.1f}% at 0 (not shown)")
             x = np.linspace(logw.min(), logw.max(), 200)
             ax.plot(x, np.exp(-(x - mu) ** 2 / (2 * sigma ** 2)) / (sigma * np.sqrt(2 * np.pi)),
                     color=color, lw=1.5)

@@ -51,11 +51,13 @@ def save_network_figures(trainer: Trainer, data: Trials, before: Dict[str, np.nd
 
 
 def lognormal_summary(weights: Dict[str, np.ndarray]) -> Dict[str, Any]:
-    """Log-normal (mu, sigma of ln w) per projection."""
+    """Log-normal (mu, sigma of ln w over the positive weights) and the fraction of synapses
+    at zero, per projection."""
     out = {}
     for k, w in weights.items():
         fit = lognormal_fit(w)
-        out[k] = None if fit is None else {"mu": fit[0], "sigma": fit[1]}
+        out[k] = None if fit is None else {"mu": fit[0], "sigma": fit[1],
+                                           "fraction_at_zero": float(np.mean(np.asarray(w) <= 0))}
     return out
 
 
