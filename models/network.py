@@ -47,8 +47,8 @@ E_INH = -3.0  # inhibitory reversal potential
 V_TH = 1.0    # spike threshold (soft reset subtracts it)
 EXC_FRACTION = 0.8
 # Half-width of the triangular surrogate derivative, in units of the threshold, that BPTT
-# training uses (utils/training/rules.py, BPTT.surrogate_width; EINet's own default stays
-# 1.0, the value the online methods use). With width 1 every neuron whose V lies anywhere in (0, 2) passes
+# trains the adaptive-LIF network with (NeuronSpec.bptt_surrogate_width; the GIF network's is
+# 0.4, docs/NOTES.md; EINet's own default stays 1.0, the value the online methods use). With width 1 every neuron whose V lies anywhere in (0, 2) passes
 # gradient, i.e. almost every subthreshold cell of this conductance network; the BPTT
 # Jacobian of the recurrent loop (z -> g -> V -> z) then has gain above 1 once training has
 # grown the weights a little, and the recurrent/input gradients explode over the 2200-step
@@ -324,7 +324,7 @@ class EINet(brainstate.nn.Module):
         r    <- r exp(-dt/tau_out) + z' W_out         z' = spikes of the new state
     (ALIF threshold adaptation as in Bellec et al., Nat. Commun. 11:3625 (2020), eq. 22-23;
     COBA conductances as in the authors' BrainScale example.) `H` has a surrogate gradient:
-    triangular, height 0.3, half-width `surrogate_width` (default 1; BPTT training uses
+    triangular, height 0.3, half-width `surrogate_width` (default 1; BPTT trains with
     BPTT_SURROGATE_WIDTH = 0.5, see there).
     Normalisation of a: tau_a da/dt = -a + tau_neu sum_k delta(t - t_k), so a sustained rate f
     gives a = f tau_neu (spikes per membrane time constant) whatever tau_a, and beta is the
@@ -580,6 +580,7 @@ class NeuronSpec:
     defaults: Dict[str, float]
     params: tuple
     summary: str
+    bptt_surrogate_width: float = BPTT_SURROGATE_WIDTH  # half-width BPTT trains with
 
 
 # The one list of neuron models (--neuron). Adding one: a network class with EINet's interface
@@ -590,7 +591,8 @@ NEURONS: Dict[str, NeuronSpec] = {
         {"tau_neu": 200.0, "ff_scale": 4.0, "rec_scale": 2.0, "lr": 3e-3, "lr_decay": 0.9},
         ("tau_I2", "A2", "tau_I1", "A1", "tau_th", "Ath"),
         "generalised IF (after-spike currents, adaptive threshold), E 5 / I -10, "
-        "standardised-membrane readout (the authors' BrainScale net; all methods learn)"),
+        "standardised-membrane readout (the authors' BrainScale net; all methods learn)",
+        0.4),
     "alif": NeuronSpec(
         ALIFNet,
         {"tau_neu": 100.0, "ff_scale": 1.0, "rec_scale": 1.0, "lr": 1e-3, "lr_decay": 1.0},

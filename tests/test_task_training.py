@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import task_training
-from models.network import BPTT_SURROGATE_WIDTH
+from models.network import BPTT_SURROGATE_WIDTH, NEURONS
 from tests.training_helpers import TINY, TINY_CONFIG, run, train_briefly
 from utils.run import cli
 from utils.training.checkpoint import load_checkpoint
@@ -282,11 +282,13 @@ def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
 
 
 def test_each_rule_trains_with_its_surrogate(tiny_task):
-    """BPTT trains with the narrow BPTT_SURROGATE_WIDTH (with width 1 the recurrent gradients
+    """BPTT trains with the neuron's narrow surrogate (with width 1 the recurrent gradients
     of the default task explode, models/network.py); online rules keep 1; an explicit
     surrogate_width overrides the rule's."""
     bptt = make_trainer(TINY_CONFIG, tiny_task)
-    assert bptt.net.spk_fun.width == BPTT_SURROGATE_WIDTH < 1.0
+    assert bptt.net.spk_fun.width == NEURONS[TINY_CONFIG.neuron].bptt_surrogate_width < 1.0
+    alif = make_trainer(TINY_CONFIG.replace(neuron="alif"), tiny_task)
+    assert alif.net.spk_fun.width == BPTT_SURROGATE_WIDTH
     online = make_trainer(TINY_CONFIG.replace(method="expsm_diag"), tiny_task)
     assert online.net.spk_fun.width == 1.0
     assert make_trainer(TINY_CONFIG, tiny_task, surrogate_width=1.0).net.spk_fun.width == 1.0

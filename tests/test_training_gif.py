@@ -253,7 +253,8 @@ def test_every_rule_trains_the_gif_network_with_its_surrogate(tiny_task):
     for name, rule in RULES.items():
         tr = make_trainer(TINY.replace(method=name), tiny_task)
         assert isinstance(tr.net, GIFNet)
-        assert tr.net.spk_fun.width == rule.surrogate_width
+        assert tr.net.spk_fun.width == rule.surrogate_width_for("gif")
+    assert make_trainer(TINY, tiny_task).net.spk_fun.width == 0.4  # BPTT's, docs/NOTES.md
 
 
 @pytest.mark.parametrize("conn_method", ["rand", "gaussian"])

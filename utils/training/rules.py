@@ -7,7 +7,7 @@ A rule is an object with
     is given at build time too, so a rule may specialise on it;
   * `build_gradients(trainer, example_x, recall)`: a jitted `(xs, ys, recall) -> grads`
     giving the whole-trial gradient without changing the weights (to compare rules);
-  * `surrogate_width`, the spike surrogate's half-width the rule trains with;
+  * `surrogate_width_for(neuron)`, the spike surrogate's half-width the rule trains with;
   * `grad_clip`, its default global-norm clipping (`--grad_clip` overrides it);
   * `sparse_layout`, the (layout, event_driven) of sparse recurrent projections it needs;
   * `online`: False for rules that see the whole trial (they alone accept `--loss mean` and
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.network import BPTT_SURROGATE_WIDTH
+from models.network import NEURONS
 from utils.training import trace_kernels
 from utils.training.task import ce_per_step, recall_loss, recall_sum
 
@@ -45,6 +45,10 @@ class LearningRule(abc.ABC):
     sparse_layout: Tuple[str, bool] = ("csr", False)
     grad_clip: float = 1.0  # default global-norm clipping of the update (0: none)
 
+    def surrogate_width_for(self, neuron: str) -> float:
+        """The spike surrogate's half-width this rule trains network `neuron` with."""
+        return self.surrogate_width
+
     @abc.abstractmethod
     def build_step(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
         """The jitted training step of one batch (trials whose loss steps are `recall`)."""
@@ -57,14 +61,16 @@ class LearningRule(abc.ABC):
 class BPTT(LearningRule):
     """Backpropagation through time: brainstate's grad through a for_loop over the trial.
 
-    Trains with the narrow surrogate BPTT_SURROGATE_WIDTH (models/network.py says why) and,
-    on sparse nets, with event-driven CSR products.
+    Trains with the neuron's narrow surrogate (NeuronSpec.bptt_surrogate_width; docs/NOTES.md
+    says why) and, on sparse nets, with event-driven CSR products.
     """
 
     online = False
-    surrogate_width = BPTT_SURROGATE_WIDTH
     sparse_layout = ("csr", True)
     grad_clip = 0.0  # Adam alone: clipping at 1 held the GIF network at 0.92 (docs/NOTES.md)
+
+    def surrogate_width_for(self, neuron: str) -> float:
+        return NEURONS[neuron].bptt_surrogate_width
 
     def loss_fn(self, trainer: Any) -> Callable:
         """`(xs, ys, recall) -> (loss, readout (T, B, n_out))` of one trial batch."""

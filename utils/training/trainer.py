@@ -179,7 +179,8 @@ def build_network(config: TrainConfig, n_in: int, structure: Optional[Dict[str, 
     rule = config.rule
     layout, event_driven = ("dense", False) if config.conn_method == "dense" else \
         rule.sparse_layout
-    width = rule.surrogate_width if surrogate_width is None else surrogate_width
+    width = rule.surrogate_width_for(config.neuron) if surrogate_width is None else \
+        surrogate_width
     if structure is not None and ("tau_a" in structure) != (config.neuron == "alif"):
         raise UserError(f"the checkpoint's network was made with another neuron model than "
                         f"--neuron {config.neuron}")
