@@ -145,3 +145,12 @@ def test_rule_speed_bars():
     assert "n_rec 200: diag takes 4.00x BPTT's time per batch (PASS <= 10)" in lines
     assert "n_rec 200: expsm_diag takes 1.50x BPTT's time per batch (FAIL <= 1)" in lines
     assert len(lines) == 2
+
+
+def test_loss_segments_split_the_trial_and_drop_steps_after_the_last_loss():
+    from utils.training.rules import loss_segments
+    recall = np.array([0, 0, 1, 1, 0, 1, 0, 0], dtype=bool)
+    assert loss_segments(recall) == [(0, 2, False), (2, 4, True), (4, 5, False), (5, 6, True)]
+    assert loss_segments(np.ones(3, bool)) == [(0, 3, True)]
+    with pytest.raises(ValueError, match="no step with loss"):
+        loss_segments(np.zeros(4, bool))
