@@ -251,7 +251,8 @@ class DRTRL(OnlineRule):
     """D-RTRL: braintrace's `ParamDimVjpAlgorithm` (one trace per weight and batch element).
 
     braintrace cannot trace a batched CSR product here (docs/NOTES.md S4), so sparse nets
-    use a dense matrix with a fixed mask inside weight_fn: same synapses, same gradients.
+    use a dense matrix that is zero off a fixed mask (the gradient masked too): same
+    synapses, same gradients. Registers the fused trace kernel (trace_kernels) first.
     """
 
     sparse_layout = ("masked", False)
