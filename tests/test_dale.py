@@ -105,3 +105,16 @@ def test_weight_summary_counts_synapses_at_zero_apart_from_the_fit():
     fit = lognormal_summary({"w_e": w})["w_e"]
     assert fit["fraction_at_zero"] == pytest.approx(0.2)
     assert fit["mu"] == pytest.approx(-2.0, abs=0.05) and fit["sigma"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_checkpoint_written_before_the_change_loads_and_simulates(tmp_path):
+    """A 20-neuron checkpoint saved by the code that applied |W| inside the products (2
+    batches of BPTT): its stored weights are the effective ones, so it loads unchanged."""
+    import task_training
+    path = Path(__file__).parent / "data" / "checkpoint_before_dale_projection.npz"
+    saved = load_checkpoint(path)
+    m = task_training.main(["--mode", "sim", "--checkpoint", str(path), "--n_sim", "2",
+                            "--out_dir", str(tmp_path / "sim")])
+    assert m["n_rec"] == 20 and (tmp_path / "sim" / "activity.png").is_file()
+    for name in ("w_in", "w_e", "w_i"):
+        assert (saved["params"][name]["weight"] >= 0).all()
