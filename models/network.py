@@ -10,7 +10,7 @@ products (`braintrace.matmul`, `braintrace.sparse_matmul`), so the same module t
 (plain `brainstate.transform.grad` through a time loop) and online (braintrace's D-RTRL /
 ES-D-RTRL).
 Dale's law (`dale_project`, the one place it is decided): every projection stores its
-conductances themselves, kept non-negative by projection after each optimizer step, so the
+conductances themselves, kept non-negative by reflection after each optimizer step, so the
 sign of a neuron's effect comes from the reversal potential (E_EXC for E cells and the input,
 E_INH for I cells). The product is a plain `x @ W` (no `weight_fn`), the form braintrace's
 closed-form trace kernels accept (docs/NOTES.md, "Dale's law by projection").
@@ -169,8 +169,9 @@ def init_weights(conn: Connectivity, scale: float, rng: np.random.Generator) -> 
 
 # ----------------------------------------------------------------------------- projection
 def dale_project(w: jax.Array, mask: Optional[jax.Array] = None) -> jax.Array:
-    """Dale's law as a projection: the nearest non-negative conductances (zero off `mask`)."""
-    w = jnp.maximum(w, 0.0)
+    """Dale's law as a projection: a weight stepped below zero is reflected, |w| (zero off
+    `mask`); clipping at zero trained worse (docs/NOTES.md, "Reflect or clip at zero")."""
+    w = jnp.abs(w)
     return w if mask is None else w * mask
 
 
