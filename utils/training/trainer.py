@@ -390,9 +390,7 @@ class Trainer:
 
     def synapse_weights(self) -> Dict[str, np.ndarray]:
         """Effective weights of existing synapses per projection."""
-        net = self.net
-        return {"w_in": net.w_in.synapse_values(), "w_e": net.w_e.synapse_values(),
-                "w_i": net.w_i.synapse_values()}
+        return {k: proj.synapse_values() for k, proj in self.net.projections().items()}
 
 
 def make_trainer(config: TrainConfig, task: Any, structure: Optional[Dict[str, Any]] = None,
