@@ -14,8 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-import jax
-
 __all__ = [
     "UserError", "GracefulInterrupt", "RunStatus", "compilation_cache_dir",
     "use_compilation_cache", "make_out_dir", "atomic_write_json", "atomic_write_bytes",
@@ -235,10 +233,20 @@ def compilation_cache_dir() -> Path:
 
 def use_compilation_cache() -> None:
     """Keep every compiled function on disk, so that a second run skips compiling (the HH fit:
-    the first batch of gradients 2-4 s -> 0.1 s). Only the scripts' entry points call it."""
-    jax.config.update("jax_compilation_cache_dir", str(compilation_cache_dir()))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    the first batch of gradients 2-4 s -> 0.1 s). Only the scripts' entry points call it.
+    Before JAX is imported this only sets JAX's environment variables, so that a run that
+    never computes (--help, a bad flag) does not pay JAX's import."""
+    settings = {"jax_compilation_cache_dir": str(compilation_cache_dir()),
+                "jax_persistent_cache_min_compile_time_secs": 0.0,
+                "jax_persistent_cache_min_entry_size_bytes": 0}
+    if "jax" not in sys.modules:
+        for name, value in settings.items():
+            os.environ.setdefault(name.upper(), str(value))
+        return
+    import jax
+
+    for name, value in settings.items():
+        jax.config.update(name, value)
 
 
 def cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None,
