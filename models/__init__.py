@@ -1,10 +1,10 @@
-"""Neuron models, synapses and the E/I network shared by the scripts.
+"""Neuron models, synapses and the E/I networks shared by the scripts.
 
 `NEURON_MODELS` is the one list of fittable point-neuron families: name -> factory returning a
-`models.spec.NeuronModel` (its keyword options are the family's own, e.g. hh's steady_state).
-Models never import utils.
+`models.spec.NeuronModel` (its keyword options are the family's own, e.g. hh's steady_state),
+imported when first used. The E/I networks and their registry are in `models.networks`.
+Models import nothing from utils but the declaration of settings (utils.settings).
 """
-from models.gif import make_gif
-from models.hh import make_hh
+from models.registry import Registry
 
-NEURON_MODELS = {"hh": make_hh, "gif": make_gif}
+NEURON_MODELS = Registry({"hh": "models.hh:make_hh", "gif": "models.gif:make_gif"})
