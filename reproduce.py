@@ -26,7 +26,7 @@ from benchmarks import online_credit, online_vs_bptt
 from utils.fitting import run_fitting
 from utils.run import atomic_write_bytes, cli, make_out_dir, positive_int, save_figure
 from utils.training.figures import plot_learning_curves
-from utils.training.rules import RULES
+from utils.training.config import RULES
 
 FIT_SCRIPTS = {"hh": neuron_fitting_of_hh_model, "gif": neuron_fitting_of_gif_model}
 AUTHORS_STARTS = {"hh": 20, "gif": 100}   # L-BFGS-B starts the authors used

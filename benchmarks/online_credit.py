@@ -26,7 +26,7 @@ from typing import Dict, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from models.network import NEURONS
+from models.networks import NEURONS, NetConfig
 from utils.run import atomic_write_json, cli, make_out_dir, positive_int, save_figure
 from utils.training.rules import online_rules
 from utils.training.task import make_task, trial_seed
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t_delay", type=positive_int, default=100, help="delay before recall (ms)")
     p.add_argument("--num_cue", type=positive_int, default=3, help="cues per trial")
     p.add_argument("--batch_size", type=positive_int, default=32, help="trials per batch")
-    p.add_argument("--neuron", default=TrainConfig.neuron, choices=tuple(NEURONS),
+    p.add_argument("--neuron", default=NetConfig().neuron, choices=tuple(NEURONS),
                    help="neuron model of the network (alif: the network whose cue credit "
                         "ES-D-RTRL gets backwards)")
     p.add_argument("--seed", type=int, default=0, help="network, trials and probe batch")
@@ -74,9 +74,10 @@ def group_cosines(g: Dict[str, np.ndarray], ref: Dict[str, np.ndarray],
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The online method's training configuration for this comparison (validated)."""
-    config = TrainConfig(method=args.method, neuron=args.neuron, n_rec=args.n_rec,
-                         t_delay=float(args.t_delay), num_cue=args.num_cue, batch_size=args.batch_size, seed=args.seed,
-                         etrace_decay=args.etrace_decay)
+    config = TrainConfig.make(method=args.method, neuron=args.neuron, n_rec=args.n_rec,
+                              t_delay=float(args.t_delay), num_cue=args.num_cue,
+                              batch_size=args.batch_size, seed=args.seed,
+                              etrace_decay=args.etrace_decay)
     config.validate()  # the training script's range checks, one-line errors
     return config
 
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     config = train_config(args)
     out = make_out_dir("benchmarks/online_credit", args.out_dir)
-    task = make_task(config.task, config.dt, config.t_delay, config.num_cue)
+    task = make_task(config.task, config.net.dt, config.t_delay, config.num_cue)
     online = make_trainer(config, task)
     bptt = make_trainer(config.replace(method="bptt"), task, surrogate_width=1.0)
     channels = task.input_groups()

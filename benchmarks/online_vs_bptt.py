@@ -25,11 +25,12 @@ import argparse
 
 from matplotlib.figure import Figure
 
-from models.network import CONNECTIVITIES, NEURONS
+from models.networks import NEURONS
+from models.networks.connectivity import CONNECTIVITIES
 from utils.run import (atomic_write_json, make_out_dir, positive_float, positive_int,
                        save_figure)
 from utils.training.bench import run_isolated
-from utils.training.rules import RULES
+from utils.training.config import RULES
 
 T_INTERVAL, T_CUE, T_RECALL = 50, 100, 150  # brainpy-datasets EvidenceAccumulation (dt 1 ms)
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 
-from models.network import CONNECTIVITIES
+from models.networks.connectivity import CONNECTIVITIES
 from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
 from utils.training.bench import run_isolated
-from utils.training.rules import RULES
+from utils.training.config import RULES
 
 BARS = {"diag": 10.0, "expsm_diag": 1.0}  # most seconds per batch, as a multiple of BPTT's
 

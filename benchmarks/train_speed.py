@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from models.network import CONNECTIVITIES
+from models.networks.connectivity import CONNECTIVITIES
 from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
 from utils.training.bench import run_isolated
 

@@ -27,8 +27,14 @@ class Registry(Mapping):
             entry = self._entries[name] = load(entry)
         return entry
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
     def __setitem__(self, name: str, entry: Any) -> None:
         self._entries[name] = entry
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

@@ -23,9 +23,9 @@ CASES = [(neuron, conn, method) for neuron in ("gif", "alif") for conn in ("dens
 
 
 def _config(neuron, conn, method, **over):
-    return TrainConfig(neuron=neuron, n_rec=20, t_delay=50.0, num_cue=1, batch_size=4,
-                       conn_method=conn, conn_prob=0.4, method=method, etrace_decay=0.98,
-                       **over)
+    return TrainConfig.make(neuron=neuron, n_rec=20, t_delay=50.0, num_cue=1,
+                            batch_size=4, conn_method=conn, conn_prob=0.4, method=method,
+                            etrace_decay=0.98, **over)
 
 
 @pytest.mark.parametrize("neuron, conn, method", CASES)

@@ -5,14 +5,15 @@ import pytest
 import brainstate
 import jax.numpy as jnp
 
-from models.network import (CONNECTIVITIES, EINet, NetConfig, draw_tau_a, make_connectivity,
-                            ring_positions)
+from models.networks import NetConfig
+from models.networks.alif import ALIFNet, draw_tau_a
+from models.networks.connectivity import CONNECTIVITIES, make_connectivity, ring_positions
 
 
 def _net(conn_method="dense", layout="auto", seed=0, n_rec=40, **kw):
-    cfg = NetConfig(n_rec=n_rec, conn_method=conn_method, conn_sigma=kw.pop("conn_sigma", 4.0),
-                    **kw)
-    net = EINet(cfg, seed=seed, layout=layout)
+    cfg = NetConfig.make(neuron="alif", n_rec=n_rec, conn_method=conn_method,
+                         conn_sigma=kw.pop("conn_sigma", 4.0), **kw).resolved()
+    net = ALIFNet(cfg, seed=seed, layout=layout)
     brainstate.nn.init_all_states(net, 3)
     return net
 
@@ -121,7 +122,7 @@ def test_same_seed_same_network_other_seed_differs():
 
 def test_structure_round_trip_rebuilds_the_same_network():
     a = _net("gaussian", seed=5)
-    b = EINet(a.cfg, seed=99, layout="csr", structure=a.structure())
+    b = ALIFNet(a.cfg, seed=99, layout="csr", structure=a.structure())
     np.testing.assert_array_equal(a.conn_e.mask, b.conn_e.mask)
     np.testing.assert_array_equal(a.tau_a, b.tau_a)
 

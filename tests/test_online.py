@@ -18,8 +18,8 @@ TINY = ["--n_rec", "40", "--t_delay", "50", "--num_cue", "1", "--batch_size", "8
 # These tests and their bounds were measured on the adaptive-LIF network (--neuron alif) with
 # ES-D-RTRL's trace decay 0.98; the GIF network (the default) has its own in
 # tests/test_training_gif.py.
-TINY_CONFIG = TrainConfig(neuron="alif", n_rec=40, t_delay=50.0, num_cue=1, batch_size=8,
-                          conn_prob=0.3, conn_sigma=5.0, etrace_decay=0.98)
+TINY_CONFIG = TrainConfig.make(neuron="alif", n_rec=40, t_delay=50.0, num_cue=1,
+                               batch_size=8, conn_prob=0.3, conn_sigma=5.0, etrace_decay=0.98)
 
 
 def _config(conn_method, method, **over):

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 import task_training
-from models.network import BPTT_SURROGATE_WIDTH, NEURONS
+from models.networks import NEURONS
 from tests.training_helpers import TINY, TINY_CONFIG, run, train_briefly
 from utils.run import cli
-from utils.training.checkpoint import load_checkpoint
-from utils.training.rules import BPTT, RULES
+from utils.training.checkpoint import load_checkpoint, upgrade_config
+from utils.training.config import TrainingJob
+from utils.training.config import RULES
+from utils.training.rules import BPTT
 from utils.training.task import make_task, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, make_trainer
 
@@ -115,7 +117,7 @@ def test_main_writes_config_metrics_checkpoint_and_figures(trained):
     assert saved["checkpoint"] == str(out / "checkpoint.npz")
     config = json.loads((out / "config.json").read_text())
     assert config["n_rec"] == 40 and config["seed"] == 0
-    assert TrainConfig.from_dict(config) == TINY_CONFIG.replace(epochs=4, save_every=1).resolved()
+    assert TrainConfig.from_flat(config) == TINY_CONFIG.replace(batches=4, save_every=1).resolved()
     ck = load_checkpoint(out / "checkpoint.npz")
     assert ck["config"]["n_rec"] == 40
 
@@ -254,12 +256,21 @@ def test_help_lists_every_flag(capsys):
         assert flag in text, flag
 
 
-def test_every_train_config_field_is_a_flag():
-    """TrainConfig and the command line cannot drift apart."""
+def test_every_setting_is_a_flag_and_every_flag_a_setting():
+    """TrainingJob (TrainConfig with its NetConfig, RunOptions) and the command line cannot
+    drift apart: one flag per setting, defaults from the settings."""
     values = vars(task_training.build_parser().parse_args([]))
-    assert TrainConfig.from_dict(values) == TrainConfig()
-    fields = set(TrainConfig.__dataclass_fields__)
-    assert fields | set(task_training.RUN_FLAGS) == set(values)
+    assert set(values) == set(TrainingJob.flag_names())
+    assert TrainingJob.from_flat(values) == TrainingJob()
+    assert TrainConfig.from_flat(values) == TrainConfig()
+    cli_off = {f.name for _, f in TrainingJob.settings()} - set(TrainingJob.flag_names())
+    assert cli_off == {"n_in", "n_out"}  # set by the task
+
+
+def test_old_flag_names_stay_aliases():
+    args = task_training.build_parser().parse_args(["--epochs", "7"])
+    assert args.batches == 7
+    assert upgrade_config({"epochs": 7, "neuron": "gif"})["batches"] == 7
 
 
 def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
@@ -283,12 +294,12 @@ def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
 
 def test_each_rule_trains_with_its_surrogate(tiny_task):
     """BPTT trains with the neuron's narrow surrogate (with width 1 the recurrent gradients
-    of the default task explode, models/network.py); online rules keep 1; an explicit
+    of the default task explode, docs/NOTES.md); online rules keep 1; an explicit
     surrogate_width overrides the rule's."""
     bptt = make_trainer(TINY_CONFIG, tiny_task)
-    assert bptt.net.spk_fun.width == NEURONS[TINY_CONFIG.neuron].bptt_surrogate_width < 1.0
+    assert bptt.net.spk_fun.width == NEURONS[TINY_CONFIG.net.neuron].bptt_surrogate_width < 1.0
     alif = make_trainer(TINY_CONFIG.replace(neuron="alif"), tiny_task)
-    assert alif.net.spk_fun.width == BPTT_SURROGATE_WIDTH
+    assert alif.net.spk_fun.width == NEURONS["alif"].bptt_surrogate_width
     online = make_trainer(TINY_CONFIG.replace(method="expsm_diag"), tiny_task)
     assert online.net.spk_fun.width == 1.0
     assert make_trainer(TINY_CONFIG, tiny_task, surrogate_width=1.0).net.spk_fun.width == 1.0

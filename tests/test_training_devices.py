@@ -20,8 +20,8 @@ import json, numpy as np
 from utils.training.parallel import shard_batch
 from utils.training.task import make_task, trial_seed
 from utils.training.trainer import TrainConfig, _arrays, make_trainer
-cfg = TrainConfig(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8)
-task = make_task(cfg.task, cfg.dt, cfg.t_delay, cfg.num_cue)
+cfg = TrainConfig.make(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8)
+task = make_task(cfg.task, cfg.net.dt, cfg.t_delay, cfg.num_cue)
 out = {}
 for n in (1, 4):
     tr = make_trainer(cfg.replace(devices=n), task)

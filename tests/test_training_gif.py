@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 
 import task_training
-from models.network import NEURONS, GIFNet, NetConfig, build_net
+from models.networks import NEURONS, NetConfig, build_net
+from models.networks.alif import ALIFNet
+from models.networks.gif import GIFNet
 from utils.run import UserError, cli
 from utils.training.checkpoint import load_checkpoint, save_checkpoint
-from utils.training.rules import RULES
+from utils.training.config import RULES
 from utils.training.task import SeededTrials, make_task, trial_seed
 from utils.training.trainer import TrainConfig, learning_rate, make_trainer
 
-TINY = TrainConfig(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8)
+TINY = TrainConfig.make(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8)
 
 
 def _norm(tree):
@@ -25,7 +27,7 @@ def _norm(tree):
 def test_one_gif_step_follows_the_equations():
     """One step of one cell, by hand (numpy) against GIFNet.update: reset, jumps, decays,
     exponential-Euler V, standardised membrane readout."""
-    cfg = NetConfig(n_rec=5, n_in=3, n_out=2, tau_neu=200.0)
+    cfg = NetConfig.make(n_rec=5, n_in=3, n_out=2, ff_scale=1.0, rec_scale=1.0).resolved()
     with brainstate.environ.context(dt=1.0):
         net = GIFNet(cfg, seed=0)
         brainstate.nn.init_all_states(net, 1)
@@ -56,8 +58,8 @@ def test_one_gif_step_follows_the_equations():
 
 
 def test_same_seed_same_gif_network_and_initial_state():
-    cfg = NetConfig(n_rec=20, conn_method="rand", conn_prob=0.3)
-    a, b, c = (build_net("gif", cfg, seed=s) for s in (3, 3, 4))
+    cfg = NetConfig.make(n_rec=20, conn_method="rand", conn_prob=0.3)
+    a, b, c = (build_net(cfg, seed=s) for s in (3, 3, 4))
     for net in (a, b, c):
         brainstate.nn.init_all_states(net, 2)
     np.testing.assert_array_equal(a.recurrent_matrix(), b.recurrent_matrix())
@@ -70,22 +72,22 @@ def test_same_seed_same_gif_network_and_initial_state():
 
 
 def test_neuron_defaults_are_resolved_per_neuron():
-    gif, alif = TrainConfig().resolved(), TrainConfig(neuron="alif").resolved()
-    assert gif.neuron == "gif" and alif.neuron == "alif"
+    gif, alif = TrainConfig().resolved(), TrainConfig.make(neuron="alif").resolved()
+    assert gif.net.neuron == "gif" and alif.net.neuron == "alif"
     for k, v in NEURONS["gif"].defaults.items():
-        assert getattr(gif, k) == v
+        assert gif.to_flat()[k] == v
     for k, v in NEURONS["alif"].defaults.items():
-        assert getattr(alif, k) == v
+        assert alif.to_flat()[k] == v
     # an explicit value wins, and switching neuron afterwards keeps only explicit values
-    assert TrainConfig(tau_neu=50.0).resolved().tau_neu == 50.0
-    assert TrainConfig().replace(neuron="alif").resolved().tau_neu == 100.0
+    assert TrainConfig.make(tau_neu=50.0).resolved().net.tau_neu == 50.0
+    assert TrainConfig().replace(neuron="alif").resolved().net.tau_neu == 100.0
 
 
 def test_step_decay_learning_rate():
-    sched = learning_rate(TrainConfig(lr=1e-3, lr_decay=0.9, lr_decay_every=20))
+    sched = learning_rate(TrainConfig.make(lr=1e-3, lr_decay=0.9, lr_decay_every=20))
     assert float(sched(0)) == pytest.approx(1e-3) and float(sched(19)) == pytest.approx(1e-3)
     assert float(sched(20)) == pytest.approx(9e-4) and float(sched(45)) == pytest.approx(8.1e-4)
-    assert learning_rate(TrainConfig(neuron="alif", lr=2e-3)) == 2e-3  # alif: constant
+    assert learning_rate(TrainConfig.make(neuron="alif", lr=2e-3)) == 2e-3  # alif: constant
 
 
 def test_schedule_is_applied_by_the_trainer(tiny_task):
@@ -143,7 +145,7 @@ def test_bptt_gradient_stays_finite_with_the_narrow_surrogate():
     1e26), with the rule's width 0.5 they are finite and modest (about 20)."""
     task = make_task("evidence_accumulation", 1.0, 1000.0, 7)
     data = task.sample(2, trial_seed(0, 0, 0))
-    config = TrainConfig(batch_size=2)
+    config = TrainConfig.make(batch_size=2)
     narrow = make_trainer(config, task).gradients(data)
     assert all(np.isfinite(v).all() for v in narrow.values())
     assert 0 < _norm(narrow) < 1e8
@@ -195,7 +197,7 @@ def test_simulate_keeps_full_activity_of_the_plotted_trials_only(tiny_task):
 
 def test_alif_remains_available_and_checkpoints_record_the_neuron(tmp_path, tiny_task):
     tr = make_trainer(TINY.replace(neuron="alif"), tiny_task)
-    assert type(tr.net).__name__ == "EINet" and tr.net.tau_a is not None
+    assert type(tr.net) is ALIFNet and tr.net.tau_a is not None
     assert type(make_trainer(TINY, tiny_task).net) is GIFNet
     # a GIF structure given to an ALIF network (and back) is refused
     with pytest.raises(UserError, match="another neuron"):
@@ -261,12 +263,12 @@ def test_every_rule_trains_the_gif_network_with_its_surrogate(tiny_task):
 def test_gif_sparse_layouts_agree_and_keep_dale(conn_method):
     """The three sparse layouts (event-driven CSR for bptt, CSR for expsm_diag, masked dense
     for diag) give the same GIF network; Dale's signs hold."""
-    cfg = NetConfig(n_rec=40, conn_method=conn_method, conn_prob=0.3, conn_sigma=4.0)
+    cfg = NetConfig.make(n_rec=40, conn_method=conn_method, conn_prob=0.3, conn_sigma=4.0)
     xs = jnp.asarray(np.random.default_rng(1).random((60, 3, 100)) < 0.08, dtype=jnp.float32)
     outs = []
     for layout, event in (("csr", True), ("csr", False), ("masked", False)):
         with brainstate.environ.context(dt=1.0):
-            net = build_net("gif", cfg, seed=0, layout=layout, event_driven=event)
+            net = build_net(cfg, seed=0, layout=layout, event_driven=event)
             brainstate.nn.init_all_states(net, 3)
             outs.append(np.asarray(brainstate.transform.for_loop(net, xs)))
     signed = net.recurrent_matrix()
@@ -277,9 +279,9 @@ def test_gif_sparse_layouts_agree_and_keep_dale(conn_method):
 
 
 def test_gradient_clipping_defaults_to_the_rule_and_the_flag_overrides_it():
-    assert TrainConfig(method="bptt").resolved().grad_clip == 0.0
-    assert TrainConfig(method="expsm_diag").resolved().grad_clip == 1.0
-    assert TrainConfig(method="diag").resolved().grad_clip == 1.0
-    assert TrainConfig(method="bptt", grad_clip=2.0).resolved().grad_clip == 2.0
+    assert TrainConfig.make(method="bptt").resolved().grad_clip == 0.0
+    assert TrainConfig.make(method="expsm_diag").resolved().grad_clip == 1.0
+    assert TrainConfig.make(method="diag").resolved().grad_clip == 1.0
+    assert TrainConfig.make(method="bptt", grad_clip=2.0).resolved().grad_clip == 2.0
     args = task_training.build_parser().parse_args(["--method", "bptt", "--grad_clip", "0.5"])
     assert args.grad_clip == 0.5

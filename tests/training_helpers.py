@@ -23,8 +23,8 @@ def train_briefly(config: TrainConfig, task: Any, n_batches: int = 12) -> Tuple[
 # a tiny network on a short task: the command line and the same as a TrainConfig
 TINY = ["--n_rec", "40", "--t_delay", "50", "--num_cue", "1", "--batch_size", "8",
         "--n_val", "16", "--n_test", "16", "--n_sim", "4", "--eval_every", "2"]
-TINY_CONFIG = TrainConfig(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8, n_val=16,
-                          n_test=16, eval_every=2)
+TINY_CONFIG = TrainConfig.make(n_rec=40, t_delay=50.0, num_cue=1, batch_size=8,
+                               n_val=16, n_test=16, eval_every=2)
 
 
 def run(tmp_path, name: str, *extra: str) -> tuple:

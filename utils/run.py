@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import errno
 import io
 import json
 import math
@@ -14,47 +15,19 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
+from utils.settings import nonneg_float, nonneg_int, positive_float, positive_int
+
 __all__ = [
     "UserError", "GracefulInterrupt", "RunStatus", "compilation_cache_dir",
     "use_compilation_cache", "make_out_dir", "atomic_write_json", "atomic_write_bytes",
     "save_figure", "write_config", "write_metrics", "cli", "positive_float", "positive_int",
+    "nonneg_int", "nonneg_float",
     "to_jsonable",
 ]
 
 
 class UserError(Exception):
     """A problem with the user's input: printed as one line, no traceback."""
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _integer(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
-    return _integer(text, 1)
-
-
-def nonneg_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _integer(text, 0)
 
 
 def check_out_dir(path: Path, *, reuse: bool = False) -> None:
@@ -165,9 +138,11 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
             write(fh)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for others too
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # name the file for the user
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
 
 
@@ -263,6 +238,17 @@ def cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory: use smaller sizes (fewer neurons, starts or trials per "
+              "batch)", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"error: no space left to write {err.filename or 'the results'}: free some disk "
+              "space or choose another --out_dir (files already written are intact)",
+              file=sys.stderr)
+        return 1
     return 0
 
 

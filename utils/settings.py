@@ -17,16 +17,60 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["setting", "group", "Settings"]
+__all__ = ["setting", "group", "Settings", "positive_float", "nonneg_float", "positive_int",
+           "nonneg_int"]
 
 Choices = Optional[Callable[[], Sequence[str]] | Sequence[str]]
 
 
-def setting(default: Any, help: str, *, type: Optional[Callable[[str], Any]] = None,
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    return _integer(text, 1)
+
+
+def nonneg_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _integer(text, 0)
+
+
+def nonneg_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def setting(default: Any, help: str | Callable[[], str], *, type: Optional[Callable[[str], Any]] = None,
             choices: Choices = None, aliases: Sequence[str] = (), cli: bool = True,
-            default_text: Optional[str] = None) -> Any:
+            default_text: str | Callable[[], str] | None = None) -> Any:
     """A dataclass field that is also a command-line flag `--<name>` (plus `aliases`).
 
     `choices` may be a function returning the names (a registry's keys), read when the parser
@@ -86,6 +130,11 @@ class Settings:
             parser.add_argument(*names, dest=f.name, **kwargs)
 
     @classmethod
+    def make(cls, **flat: Any) -> Any:
+        """The defaults with `flat` changes (setting names, a group's settings too)."""
+        return cls().replace(**flat)
+
+    @classmethod
     def from_flat(cls, values: Mapping[str, Any]) -> Any:
         """The settings from a flat dict holding (at least) their names, e.g. parsed flags or
         a saved config.json; missing names keep their defaults."""
@@ -116,9 +165,9 @@ class Settings:
 def _help_text(f: dataclasses.Field) -> str:
     """The flag's help with its default; '%' escaped for argparse."""
     meta = f.metadata
-    text = meta["help"]
-    if meta.get("default_text"):
-        text = f"{text} (default: {meta['default_text']})"
+    text, default_text = (v() if callable(v) else v for v in (meta["help"], meta["default_text"]))
+    if default_text:
+        text = f"{text} (default: {default_text})"
     elif not (isinstance(f.default, bool) or f.default is None):
         text = f"{text} (default: {f.default})"
     return text.replace("%", "%%")

@@ -45,11 +45,11 @@ def _peak_rss_mb() -> float:
 def spec_config(spec: Dict[str, Any]) -> TrainConfig:
     """The TrainConfig of a benchmark spec (method, conn_method, n_rec, batch_size, t_delay,
     num_cue, seed, neuron (default gif); everything else at its default)."""
-    return TrainConfig(method=spec["method"], conn_method=spec["conn_method"],
-                       neuron=spec.get("neuron", TrainConfig.neuron),
-                       n_rec=int(spec["n_rec"]), batch_size=int(spec["batch_size"]),
-                       t_delay=float(spec["t_delay"]), num_cue=int(spec["num_cue"]),
-                       seed=int(spec.get("seed", 0)))
+    optional = {k: spec[k] for k in ("neuron", "seed") if k in spec}
+    return TrainConfig.make(method=spec["method"], conn_method=spec["conn_method"],
+                            n_rec=int(spec["n_rec"]), batch_size=int(spec["batch_size"]),
+                            t_delay=float(spec["t_delay"]), num_cue=int(spec["num_cue"]),
+                            **optional)
 
 
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -59,7 +59,7 @@ def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     (default true). Run it in a fresh process (`run_isolated`) for a meaningful peak RSS.
     """
     config = spec_config(spec)
-    task = make_task(config.task, config.dt, config.t_delay, config.num_cue)
+    task = make_task(config.task, config.net.dt, config.t_delay, config.num_cue)
     batches = [task.sample(config.batch_size, trial_seed(0, 0, i))
                for i in range(spec["steps"] + 1)]
     trainer = make_trainer(config, task)

@@ -23,8 +23,12 @@ LEGACY_NEURON = "alif"  # runs saved before --neuron existed used the adaptive-L
 
 def upgrade_config(config: Dict[str, Any]) -> Dict[str, Any]:
     """A saved run configuration (config.json or a checkpoint's) in today's terms: one saved
-    before --neuron existed was an adaptive-LIF run."""
-    return config if "neuron" in config else {**config, "neuron": LEGACY_NEURON}
+    before --neuron existed was an adaptive-LIF run; --batches was saved as "epochs"."""
+    config = dict(config)
+    config.setdefault("neuron", LEGACY_NEURON)
+    if "epochs" in config:
+        config.setdefault("batches", config.pop("epochs"))
+    return config
 
 
 def save_checkpoint(path: Path, params: Dict[str, Any], structure: Dict[str, np.ndarray],

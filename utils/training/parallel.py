@@ -20,18 +20,11 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from utils.run import UserError
+from utils.training.config import DISTRIBUTED_ENV
 
 __all__ = ["DISTRIBUTED_ENV", "init_distributed", "is_main_process", "data_mesh", "replicate",
            "shard_batch", "gather", "any_process", "first_line", "lost_peer"]
 
-# environment variable -> meaning (README, "Benchmarks and speed", several processes or hosts)
-DISTRIBUTED_ENV = {
-    "JAX_COORDINATOR_ADDRESS": "host:port of process 0, which every process connects to",
-    "JAX_NUM_PROCESSES": "number of processes taking part",
-    "JAX_PROCESS_ID": "this process's index, 0 .. JAX_NUM_PROCESSES - 1",
-    "JAX_INIT_TIMEOUT": "seconds to wait for the coordinator and the other processes "
-                        "(default 120)",
-}
 
 
 def _env_int(env: Mapping[str, str], name: str, default: Optional[int] = None) -> int:

@@ -1,4 +1,4 @@
-"""Learning rules: the one registry (`RULES`) of how the E/I network's weights learn.
+"""Learning rules: how the E/I network's weights learn.
 
 A rule is an object with
   * `build_step(trainer, example_x, recall)`: a jitted `(xs, ys, recall, opt_state) ->
@@ -16,7 +16,8 @@ A rule is an object with
 `apply_gradients(grads, opt_state)`. Adding a rule is one class and one entry:
 
     class MyRule(BPTT): ...
-    RULES["my_rule"] = MyRule()          # then: python task_training.py --method my_rule
+    RULES["my_rule"] = MyRule()          # utils.training.config.RULES
+                                         # then: python task_training.py --method my_rule
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.network import NEURONS
+from models.networks import NEURONS
 from utils.training import trace_kernels
+from utils.training.config import RULES
 from utils.training.task import ce_per_step, recall_loss, recall_sum
 
 __all__ = ["LearningRule", "BPTT", "OnlineRule", "DRTRL", "ESDRTRL", "RULES", "online_rules",
@@ -67,7 +69,7 @@ class BPTT(LearningRule):
 
     online = False
     sparse_layout = ("csr", True)
-    grad_clip = 0.0  # Adam alone: clipping at 1 held the GIF network at 0.92 (docs/NOTES.md)
+    grad_clip = 0.0  # Adam alone: clipping rescaled nearly every step (docs/NOTES.md)
 
     def surrogate_width_for(self, neuron: str) -> float:
         return NEURONS[neuron].bptt_surrogate_width
@@ -75,7 +77,7 @@ class BPTT(LearningRule):
     def loss_fn(self, trainer: Any) -> Callable:
         """`(xs, ys, recall) -> (loss, readout (T, B, n_out))` of one trial batch."""
         net, cfg = trainer.net, trainer.config
-        rate_reg, target = cfg.rate_reg, cfg.target_rate * cfg.dt / 1e3  # spikes per step
+        rate_reg, target = cfg.rate_reg, cfg.target_rate * cfg.net.dt / 1e3  # spikes per step
 
         def run(x):
             out = net(x)
@@ -111,13 +113,9 @@ class BPTT(LearningRule):
         return brainstate.transform.jit(step)
 
     def build_gradients(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
-        net = trainer.net
-
-        def loss_fn(xs, ys, rc):
-            brainstate.nn.reset_all_states(net)
-            return recall_loss(brainstate.transform.for_loop(net, xs), ys, rc)
-
-        return brainstate.transform.jit(brainstate.transform.grad(loss_fn, trainer.weights))
+        loss_fn = self.loss_fn(trainer)
+        return brainstate.transform.jit(brainstate.transform.grad(
+            lambda xs, ys, rc: loss_fn(xs, ys, rc)[0], trainer.weights))
 
 
 def loss_segments(recall: np.ndarray) -> List[Tuple[int, int, bool]]:
@@ -208,8 +206,10 @@ class OnlineRule(LearningRule):
 
         return grad_t
 
-    def build_step(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
-        every_step = trainer.config.update_every_step
+    def gradient_trial(self, trainer: Any, example_x: Any, recall: np.ndarray,
+                       every_step: bool) -> Callable:
+        """`(xs, ys, opt_state) -> (summed gradients, opt_state, loss, recall-summed readout)`
+        of one trial; with `every_step` each step's gradient is applied at once instead."""
         n_out = trainer.net.cfg.n_out
         algo = self.algorithm(trainer, example_x)
         grad_t = self.step_gradient(trainer, algo, int(np.sum(recall)))
@@ -225,10 +225,19 @@ class OnlineRule(LearningRule):
 
         run = self.trial(trainer, algo, recall, on_step)
 
-        def step(xs, ys, _recall, opt_state):
+        def gradients(xs, ys, opt_state):
             zeros = jax.tree.map(jnp.zeros_like, trainer.params())
-            init = (zeros, opt_state, jnp.zeros(()), jnp.zeros((ys.shape[0], n_out)))
-            grads, opt_state, loss, summed = run(xs, ys, init)
+            return run(xs, ys, (zeros, opt_state, jnp.zeros(()),
+                                jnp.zeros((ys.shape[0], n_out))))
+
+        return gradients
+
+    def build_step(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
+        every_step = trainer.config.update_every_step
+        run = self.gradient_trial(trainer, example_x, recall, every_step)
+
+        def step(xs, ys, _recall, opt_state):
+            grads, opt_state, loss, summed = run(xs, ys, opt_state)
             if not every_step:
                 opt_state = trainer.apply_gradients(grads, opt_state)
             return loss, summed, opt_state
@@ -236,15 +245,8 @@ class OnlineRule(LearningRule):
         return brainstate.transform.jit(step)
 
     def build_gradients(self, trainer: Any, example_x: Any, recall: np.ndarray) -> Callable:
-        algo = self.algorithm(trainer, example_x)
-        grad_t = self.step_gradient(trainer, algo, int(np.sum(recall)))
-        run = self.trial(trainer, algo, recall,
-                         lambda acc, x_t, ys: jax.tree.map(jnp.add, acc, grad_t(x_t, ys)[0]))
-
-        def gradients(xs, ys, _recall):
-            return run(xs, ys, jax.tree.map(jnp.zeros_like, trainer.params()))
-
-        return brainstate.transform.jit(gradients)
+        run = self.gradient_trial(trainer, example_x, recall, every_step=False)
+        return brainstate.transform.jit(lambda xs, ys, _recall: run(xs, ys, None)[0])
 
 
 class DRTRL(OnlineRule):
@@ -274,11 +276,8 @@ class ESDRTRL(OnlineRule):
         return braintrace.IODimVjpAlgorithm(net, float(config.etrace_decay))
 
 
-RULES: Dict[str, LearningRule] = {
-    "bptt": BPTT(),
-    "diag": DRTRL(),
-    "expsm_diag": ESDRTRL(),
-}
+# The registered instances (utils.training.config.RULES names them).
+bptt, diag, expsm_diag = BPTT(), DRTRL(), ESDRTRL()
 
 
 def online_rules() -> Tuple[str, ...]:

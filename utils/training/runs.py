@@ -85,7 +85,7 @@ def evaluate_and_plot(trainer: Trainer, test: Trials, best_path: Path,
 def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str, Any],
           init: Optional[Dict[str, Any]] = None,
           resume: Optional[Dict[str, Any]] = None) -> tuple[Dict[str, Any], List[Path]]:
-    """Train for config.epochs batches (or until config.target_acc), checkpoint the best model,
+    """Train for config.batches batches (or until config.target_acc), checkpoint the best model,
     evaluate it on held-out trials; returns (metrics, figure paths).
 
     `saved_config` is the dict stored in the checkpoints (the run's full configuration);
@@ -126,8 +126,8 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
     stopped_early = False
     last_val = float("nan")
     done = snapshot()
-    pbar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
-                total=config.epochs, desc=f"{config.method}/{config.conn_method}",
+    pbar = tqdm(range(state["epoch"], config.batches), initial=state["epoch"],
+                total=config.batches, desc=f"{config.method}/{config.net.conn_method}",
                 mininterval=1.0, file=sys.stderr, disable=not is_main_process())
     # Ctrl-C stops after the current batch; a second Ctrl-C stops at once, and last.npz then
     # holds the last completed batch, so --resume repeats nothing and skips nothing.
@@ -143,7 +143,7 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
                     raise UserError(f"training diverged (loss {loss}) at batch {ep + 1}; "
                                     f"try a smaller --lr")
                 rec = {"epoch": ep + 1, "loss": loss, "acc": acc, "step_s": step_s}
-                if (ep + 1) % config.eval_every == 0 or ep + 1 == config.epochs:
+                if (ep + 1) % config.eval_every == 0 or ep + 1 == config.batches:
                     rec["val_loss"], rec["val_acc"] = trainer.evaluate(val)
                     if state["best_acc"] is None or rec["val_acc"] > state["best_acc"]:
                         state["best_acc"], state["best_epoch"] = rec["val_acc"], ep + 1
@@ -179,9 +179,10 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
                         {"epoch": state["epoch"], "val_acc": None})
 
     metrics: Dict[str, Any] = {
-        "method": config.method, "neuron": config.neuron, "conn_method": config.conn_method,
+        "method": config.method, "neuron": config.net.neuron,
+        "conn_method": config.net.conn_method,
         "etrace_decay": config.etrace_decay if config.method == "expsm_diag" else None,
-        "n_rec": config.n_rec, "history": history, "best_acc": state["best_acc"],
+        "n_rec": config.net.n_rec, "history": history, "best_acc": state["best_acc"],
         "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
         "stopped_early": stopped_early, "interrupted": interrupted,
         "wall_s": state["wall_s"],
@@ -226,7 +227,8 @@ def simulate(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
         after = trainer.synapse_weights()
     data = SeededTrials(task, n_sim, trial_seed(config.seed, 3, 0), config.batch_size)
     stats, paths = save_network_figures(trainer, data, before, after, out_dir)
-    metrics = {"mode": "sim", "neuron": config.neuron, "conn_method": config.conn_method, "n_rec": config.n_rec,
+    metrics = {"mode": "sim", "neuron": config.net.neuron, "conn_method": config.net.conn_method,
+               "n_rec": config.net.n_rec,
                "checkpoint": None if checkpoint is None else checkpoint["path"], **stats}
     write_metrics(out_dir, metrics)
     print(f"simulated {n_sim} trials (accuracy {stats['sim_acc']:.3f}, E "

@@ -1,11 +1,12 @@
-"""Tasks the E/I network is trained on: the one registry of tasks (`TASKS`), trial batches
+"""Tasks the E/I network is trained on (registry: utils.training.config.TASKS), trial batches
 (`TaskData`) and the recall-period losses.
 
 A task is an object with `num_inputs`, `input_groups()` (name -> slice of input channels) and
 `sample(n, seed) -> TaskData` (time-major trials that depend only on `n` and `seed`). Its
-factory takes `(dt, t_delay, num_cue)`. To add one, write the class and add one entry:
+factory takes `(dt, t_delay, num_cue)`. To add one, write the class and add one entry to
+utils.training.config.TASKS:
 
-    TASKS["my_task"] = MyTask            # then: python task_training.py --task my_task
+    TASKS["my_task"] = "my_package.my_module:MyTask"   # then: --task my_task
 
 The caller creates the task once per run and passes it to whatever needs it.
 """
@@ -15,6 +16,8 @@ from typing import Any, Callable, Dict, Iterator
 
 import jax
 import numpy as np
+
+from utils.training.config import TASKS
 
 __all__ = ["TASKS", "make_task", "TaskData", "SeededTrials", "EvidenceAccumulationTask",
            "trial_seed",
@@ -118,11 +121,6 @@ class EvidenceAccumulationTask:
         X = np.stack(xs, axis=1)
         recall = periods == periods.max()  # the last period is 'recall'
         return TaskData(X, np.asarray(ys, dtype=np.int32), recall)
-
-
-TASKS: Dict[str, Callable[..., Any]] = {
-    "evidence_accumulation": EvidenceAccumulationTask,
-}
 
 
 def make_task(name: str, dt: float, t_delay: float, num_cue: int) -> Any:

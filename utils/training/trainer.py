@@ -1,15 +1,13 @@
-"""Training settings (`TrainConfig`) and the `Trainer`: network + optimizer + the jitted
-steps a learning rule builds, with evaluation and simulation in chunks of the batch size.
+"""The `Trainer`: network + optimizer + the jitted steps a learning rule builds, with
+evaluation and simulation in chunks of the batch size (settings: utils/training/config.py).
 
-    config = TrainConfig(method="expsm_diag", n_rec=40)
-    task = make_task(config.task, config.dt, config.t_delay, config.num_cue)
+    config = TrainConfig.make(method="expsm_diag", n_rec=40)
+    task = make_task(config.task, config.net.dt, config.t_delay, config.num_cue)
     trainer = make_trainer(config, task)
     loss, acc = trainer.train_step(task.sample(config.batch_size, seed))
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import brainstate
@@ -18,176 +16,38 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from models.network import CONNECTIVITIES, NEURONS, EINet, NetConfig, build_net
+from models.networks import build_net
+from models.networks.base import EINetwork
 from utils.run import UserError
+from utils.training.config import OPTIMIZERS, RULES, TrainConfig
 from utils.training.parallel import data_mesh, gather, replicate, shard_batch
-from utils.training.rules import RULES, LearningRule
-from utils.training.task import TASKS, SeededTrials, TaskData, recall_correct, recall_loss
+from utils.training.task import SeededTrials, TaskData, recall_correct, recall_loss
 
 Trials = Union[TaskData, SeededTrials]
 
-__all__ = ["TrainConfig", "NET_FIELDS", "NEURON_DEFAULTED", "Trainer", "make_trainer", "build_network",
-           "build_optimizer", "learning_rate", "weight_penalty", "OPTIMIZERS", "LOSSES"]
-
-OPTIMIZERS: Dict[str, Callable[[float], Any]] = {"adam": optax.adam, "sgd": optax.sgd}
-LOSSES = ("step", "mean")
-# TrainConfig fields that define the network (the neuron model, then NetConfig's less
-# n_in/n_out from the task)
-NET_FIELDS = ("neuron", "n_rec", "dt", "tau_neu", "tau_syn", "tau_a", "tau_out", "beta",
-              "w_ei_ratio", "ff_scale", "rec_scale", "conn_method", "conn_prob", "conn_sigma",
-              "tau_I2", "A2", "tau_I1", "A1", "tau_th", "Ath")
-# TrainConfig fields whose default (None) depends on the neuron model: NEURONS[...].defaults
-NEURON_DEFAULTED = ("tau_neu", "ff_scale", "rec_scale", "lr", "lr_decay")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run: task, network, learning rule, optimisation, loop.
-
-    Field names are the command-line flags of task_training.py (which documents them).
-    """
-
-    # -- task
-    task: str = "evidence_accumulation"
-    t_delay: float = 1000.0
-    num_cue: int = 7
-    # -- learning rule
-    method: str = "bptt"
-    etrace_decay: float = 0.995
-    update_every_step: bool = False
-    # -- network (None: the neuron model's default, models.network.NEURONS)
-    neuron: str = "gif"
-    conn_method: str = "dense"
-    n_rec: int = 200
-    w_ei_ratio: float = 4.0
-    conn_prob: float = 0.1
-    conn_sigma: float = 20.0
-    dt: float = 1.0
-    tau_neu: Optional[float] = None
-    tau_syn: float = 10.0
-    tau_a: float = 1000.0
-    tau_out: float = 10.0
-    beta: float = 1.0
-    ff_scale: Optional[float] = None
-    rec_scale: Optional[float] = None
-    tau_I2: float = 10000.0
-    A2: float = 1.0
-    tau_I1: float = 50.0
-    A1: float = 0.01
-    tau_th: float = 100.0
-    Ath: float = 1.0
-    # -- optimisation
-    opt: str = "adam"
-    lr: Optional[float] = None
-    lr_decay: Optional[float] = None
-    lr_decay_every: int = 60
-    epochs: int = 1000  # number of training batches (one optimizer step each)
-    batch_size: int = 32
-    weight_L1: float = 0.0
-    weight_L2: float = 0.0
-    loss: str = "step"
-    rate_reg: float = 0.0
-    target_rate: float = 10.0
-    grad_clip: Optional[float] = None  # None: the rule's (RULES[method].grad_clip)
-    target_acc: float = 0.99
-    eval_every: int = 20
-    n_val: int = 256
-    n_test: int = 512
-    save_every: int = 25
-    seed: int = 0
-    devices: Optional[int] = None  # shard each batch over this many local devices (None: all)
-
-    @property
-    def rule(self) -> LearningRule:
-        """The registered learning rule `method`."""
-        return RULES[self.method]
-
-    def resolved(self) -> "TrainConfig":
-        """A copy with every neuron-dependent default (None) replaced by the value of
-        NEURONS[neuron].defaults, and the gradient clipping by the rule's (what the run uses
-        and its checkpoints record)."""
-        config = self
-        if config.grad_clip is None and config.method in RULES:
-            config = config.replace(grad_clip=RULES[config.method].grad_clip)
-        if config.neuron not in NEURONS:
-            return config
-        defaults = NEURONS[config.neuron].defaults
-        return config.replace(**{k: defaults[k] for k in NEURON_DEFAULTED
-                                 if getattr(config, k) is None})
-
-    def net_config(self, n_in: int = 100, n_out: int = 2) -> NetConfig:
-        """The network's hyper-parameters (neuron defaults filled in)."""
-        cfg = self.resolved()
-        return NetConfig(n_in=n_in, n_out=n_out,
-                         **{k: getattr(cfg, k) for k in NET_FIELDS if k != "neuron"})
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        """A copy with `changes`."""
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
-        """The config from a dict holding (at least) its fields, e.g. a saved config.json."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    def validate(self) -> None:
-        """Range checks; UserError names the flag."""
-        for name, known in (("method", RULES), ("task", TASKS), ("conn_method", CONNECTIVITIES),
-                            ("opt", OPTIMIZERS), ("loss", LOSSES), ("neuron", NEURONS)):
-            if getattr(self, name) not in known:
-                raise UserError(f"--{name} must be one of {tuple(known)}, "
-                                f"got {getattr(self, name)!r}")
-        self = self.resolved()
-        for name in ("tau_neu", "ff_scale", "rec_scale", "tau_I2", "tau_I1", "tau_th"):
-            if not getattr(self, name) > 0:
-                raise UserError(f"--{name} must be > 0, got {getattr(self, name)}")
-        for name in ("A2", "A1", "Ath"):
-            if not getattr(self, name) >= 0:
-                raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 < self.lr_decay <= 1.0:
-            raise UserError(f"--lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.lr_decay_every < 1:
-            raise UserError(f"--lr_decay_every must be >= 1, got {self.lr_decay_every}")
-        if self.n_rec < 5:
-            raise UserError(f"--n_rec must be >= 5 (need E and I neurons), got {self.n_rec}")
-        if not 0.0 < self.etrace_decay < 1.0:
-            raise UserError(f"--etrace_decay must be in (0, 1), got {self.etrace_decay}")
-        if self.conn_prob > 1.0:
-            raise UserError(f"--conn_prob must be in (0, 1], got {self.conn_prob}")
-        if self.dt * 40.0 > 1e3 or self.dt > 150.0 / 2:
-            raise UserError(f"--dt {self.dt} ms is too large for the task (max 25 ms)")
-        if self.dt > min(self.tau_neu, self.tau_syn, self.tau_out):
-            raise UserError(f"--dt {self.dt} ms is larger than a time constant")
-        if self.rate_reg > 0 and self.rule.online:
-            raise UserError("--rate_reg needs the whole trial's rates: use it with a rule "
-                            "that sees the whole trial (--method bptt)")
-        if self.loss == "mean" and self.rule.online:
-            raise UserError("--loss mean needs the whole recall period: use it with a rule "
-                            "that sees the whole trial (--method bptt)")
-        if self.target_acc > 1.0:
-            raise UserError(f"--target_acc must be <= 1, got {self.target_acc}")
-        data_mesh(self.devices, self.batch_size)  # enough devices, batch splits over them
-
+__all__ = ["TrainConfig", "Trainer", "make_trainer", "build_network", "build_optimizer",
+           "learning_rate", "weight_penalty"]
 
 # ----------------------------------------------------------------------------- parts
 def build_network(config: TrainConfig, n_in: int, structure: Optional[Dict[str, Any]] = None,
-                  surrogate_width: Optional[float] = None) -> EINet:
+                  surrogate_width: Optional[float] = None) -> EINetwork:
     """The network for `config`, its states batched to config.batch_size; the rule chooses the
     sparse layout and (unless `surrogate_width` is given) the surrogate width."""
     config = config.resolved()
-    rule = config.rule
-    layout, event_driven = ("dense", False) if config.conn_method == "dense" else \
+    rule, net_cfg = config.rule, config.net.replace(n_in=n_in)
+    layout, event_driven = ("dense", False) if net_cfg.conn_method == "dense" else \
         rule.sparse_layout
-    width = rule.surrogate_width_for(config.neuron) if surrogate_width is None else \
+    width = rule.surrogate_width_for(net_cfg.neuron) if surrogate_width is None else \
         surrogate_width
-    if structure is not None and ("tau_a" in structure) != (config.neuron == "alif"):
-        raise UserError(f"the checkpoint's network was made with another neuron model than "
-                        f"--neuron {config.neuron}")
-    with brainstate.environ.context(dt=config.dt):
-        net = build_net(config.neuron, config.net_config(n_in), seed=config.seed,
-                        layout=layout, event_driven=event_driven, structure=structure,
-                        surrogate_width=width)
+    if structure is not None:
+        try:
+            net_cfg.spec.net_class.check_structure(structure)
+        except ValueError:
+            raise UserError(f"the checkpoint's network was made with another neuron model "
+                            f"than --neuron {net_cfg.neuron}") from None
+    with brainstate.environ.context(dt=net_cfg.dt):
+        net = build_net(net_cfg, seed=config.seed, layout=layout, event_driven=event_driven,
+                        structure=structure, surrogate_width=width)
         brainstate.nn.init_all_states(net, config.batch_size)
     return net
 
@@ -220,7 +80,7 @@ def weight_penalty(params: Dict[str, Any], l1: float, l2: float) -> Any:
     return total
 
 
-def _forward(net: EINet) -> Callable:
+def _forward(net: EINetwork) -> Callable:
     def fwd(xs):
         brainstate.nn.reset_all_states(net)
         return brainstate.transform.for_loop(net, xs)
@@ -228,7 +88,7 @@ def _forward(net: EINet) -> Callable:
     return brainstate.transform.jit(fwd)
 
 
-def _simulate(net: EINet, keep: int) -> Callable:
+def _simulate(net: EINetwork, keep: int) -> Callable:
     """Readout (T, B, n_out), spike counts per step of E and I cells (T, B, 2), and V and
     spikes (T, keep, n_rec) of the first `keep` trials only (memory of full activity only
     where it is plotted)."""
@@ -274,9 +134,9 @@ def _arrays(data: TaskData) -> Tuple[Any, Any, Any]:
 class Trainer:
     """A network, its optimizer and the jitted steps of `config.rule` (built at first use)."""
 
-    def __init__(self, config: TrainConfig, net: EINet, tx: Any):
+    def __init__(self, config: TrainConfig, net: EINetwork, tx: Any):
         self.config, self.rule, self.net, self.tx = config, config.rule, net, tx
-        self.dt = config.dt
+        self.dt = config.net.dt
         self.mesh = data_mesh(config.devices, config.batch_size)
         self.weights = net.weight_states()
         self.set_params(self.params())

@@ -1,0 +1,164 @@
+"""The conductance-based E/I spiking networks trained on tasks (task_training.py), after Wang
+et al. (2024, arXiv 2406.19708), section "task training".
+
+    connectivity.py  CONNECTIVITIES (dense, rand, gaussian), drawing masks and initial weights
+    projection.py    Projection: non-negative weights (Dale's law) in braintrace's products
+    base.py          EINetwork: what every network shares (projections, readout, states)
+    alif.py, gif.py  one network class per neuron model
+
+This module holds what a command line needs without importing JAX: `NetConfig` (every network
+setting) and `NEURONS`, the one list of neuron models. Adding one is a subclass of
+`EINetwork` and one entry:
+
+    NEURONS["my_neuron"] = NeuronSpec("my_package.my_module:MyNet", defaults={}, summary="...")
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from models.networks.connectivity import CONNECTIVITIES
+from models.registry import Registry, load
+from utils.settings import (Settings, nonneg_float, positive_float, setting)
+
+__all__ = ["NetConfig", "NeuronSpec", "NEURONS", "build_net", "EXC_FRACTION"]
+
+EXC_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """A registered neuron model: its network class ('module:Class', imported when used), the
+    defaults of the settings whose default depends on the neuron, a one-line summary, and the
+    surrogate half-width BPTT trains it with (narrower than the online rules' 1: with width 1
+    the recurrent loop's BPTT Jacobian has gain above 1 and the gradients explode; docs/NOTES.md,
+    "The surrogate width of BPTT")."""
+
+    network: str
+    defaults: Dict[str, float] = field(default_factory=dict)
+    summary: str = ""
+    bptt_surrogate_width: float = 0.5
+
+    @property
+    def net_class(self) -> type:
+        """The network class (imports it)."""
+        return load(self.network)
+
+
+NEURONS: Registry = Registry({
+    "gif": NeuronSpec(
+        "models.networks.gif:GIFNet",
+        {"tau_neu": 200.0, "ff_scale": 4.0, "rec_scale": 2.0, "lr": 3e-3, "lr_decay": 0.9},
+        "generalised IF (after-spike currents, adaptive threshold), E 5 / I -10, "
+        "standardised-membrane readout (the authors' BrainScale net; all methods learn)",
+        bptt_surrogate_width=0.4),
+    "alif": NeuronSpec(
+        "models.networks.alif:ALIFNet",
+        {"tau_neu": 100.0, "ff_scale": 1.0, "rec_scale": 1.0, "lr": 1e-3, "lr_decay": 1.0},
+        "adaptive LIF, E 3 / I -3, spike readout (best for bptt; expsm_diag learns it "
+        "backwards)"),
+})
+
+
+def per_neuron(name: str) -> str:
+    """'200 for gif, 100 for alif': a setting's default by neuron model."""
+    return ", ".join(f"{spec.defaults[name]:g} for {neuron}" for neuron, spec in NEURONS.items()
+                     if name in spec.defaults)
+
+
+def _per_neuron_setting(help: str, name: str) -> Any:
+    return setting(None, help, type=positive_float, default_text=lambda: per_neuron(name))
+
+
+@dataclass(frozen=True)
+class NetConfig(Settings):
+    """Every setting of an E/I network (times in ms). None: the neuron model's default
+    (NEURONS[neuron].defaults, filled in by `resolved`)."""
+
+    neuron: str = setting(
+        "gif", lambda: "neuron model: " + "; ".join(f"{k}: {v.summary}"
+                                                    for k, v in NEURONS.items()),
+        choices=lambda: NEURONS)
+    conn_method: str = setting(
+        "dense", "recurrent connectivity: dense all-to-all, rand fixed probability, gaussian "
+        "ring", choices=lambda: CONNECTIVITIES)
+    n_rec: int = setting(200, "number of recurrent neurons (80% E, 20% I)", type=int)
+    w_ei_ratio: float = setting(4.0, "initial inhibitory / excitatory weight ratio",
+                                type=positive_float)
+    conn_prob: float = setting(0.1, "connection probability of --conn_method rand",
+                               type=positive_float)
+    conn_sigma: float = setting(20.0, "width of --conn_method gaussian, in neuron spacings on "
+                                "the ring", type=positive_float)
+    dt: float = setting(1.0, "time step (ms)", type=positive_float)
+    tau_neu: Optional[float] = _per_neuron_setting("membrane time constant (ms)", "tau_neu")
+    tau_syn: float = setting(10.0, "synaptic conductance decay (ms)", type=positive_float)
+    tau_a: float = setting(1000.0, "alif: mean adaptation time constant (ms); drawn uniformly "
+                           "in [0.5, 1.5] x tau_a", type=positive_float)
+    tau_out: float = setting(10.0, "readout time constant (ms)", type=positive_float)
+    beta: float = setting(1.0, "alif: adaptation strength", type=nonneg_float)
+    ff_scale: Optional[float] = _per_neuron_setting("scale of initial input weights", "ff_scale")
+    rec_scale: Optional[float] = _per_neuron_setting("scale of initial recurrent weights",
+                                                     "rec_scale")
+    tau_I2: float = setting(10000.0, "gif: decay (ms) of the slow after-spike current I2 (the "
+                            "delay's memory)", type=positive_float)
+    A2: float = setting(1.0, "gif: I2 change per spike (I2 -= A2: a slow hyperpolarising "
+                        "current)", type=nonneg_float)
+    tau_I1: float = setting(50.0, "gif: decay (ms) of the fast after-spike current I1",
+                            type=positive_float)
+    A1: float = setting(0.01, "gif: I1 change per spike (I1 += A1)", type=nonneg_float)
+    tau_th: float = setting(100.0, "gif: decay (ms) of the threshold back to 1",
+                            type=positive_float)
+    Ath: float = setting(1.0, "gif: threshold increase per spike", type=nonneg_float)
+    n_in: int = setting(100, "input channels (the task's)", cli=False)
+    n_out: int = setting(2, "readout units (the task's choices)", cli=False)
+
+    @property
+    def n_exc(self) -> int:
+        return int(round(self.n_rec * EXC_FRACTION))
+
+    @property
+    def n_inh(self) -> int:
+        return self.n_rec - self.n_exc
+
+    @property
+    def spec(self) -> NeuronSpec:
+        """The registered neuron model."""
+        return NEURONS[self.neuron]
+
+    def resolved(self) -> "NetConfig":
+        """A copy with every None replaced by the neuron model's default."""
+        if self.neuron not in NEURONS:
+            return self
+        defaults = self.spec.defaults
+        return self.replace(**{k: defaults[k] for k in self.flag_names()
+                               if getattr(self, k) is None and k in defaults})
+
+    def check(self) -> None:
+        """ValueError naming the flag of the first setting out of range."""
+        cfg = self.resolved()
+        if cfg.neuron not in NEURONS:
+            raise ValueError(f"--neuron must be one of {tuple(NEURONS)}, got {cfg.neuron!r}")
+        if cfg.conn_method not in CONNECTIVITIES:
+            raise ValueError(f"--conn_method must be one of {tuple(CONNECTIVITIES)}, got "
+                             f"{cfg.conn_method!r}")
+        for name in ("tau_neu", "ff_scale", "rec_scale", "tau_I2", "tau_I1", "tau_th"):
+            if not getattr(cfg, name) > 0:
+                raise ValueError(f"--{name} must be > 0, got {getattr(cfg, name)}")
+        for name in ("A2", "A1", "Ath"):
+            if not getattr(cfg, name) >= 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(cfg, name)}")
+        if cfg.n_rec < 5:
+            raise ValueError(f"--n_rec must be >= 5 (need E and I neurons), got {cfg.n_rec}")
+        if cfg.conn_prob > 1.0:
+            raise ValueError(f"--conn_prob must be in (0, 1], got {cfg.conn_prob}")
+        if cfg.dt > min(cfg.tau_neu, cfg.tau_syn, cfg.tau_out):
+            raise ValueError(f"--dt {cfg.dt} ms is larger than a time constant")
+
+
+def build_net(cfg: NetConfig, seed: int, **kwargs: Any) -> Any:
+    """The network of `cfg` (its neuron's defaults filled in), drawn from `seed`; keyword
+    options as `models.networks.base.EINetwork`."""
+    cfg = cfg.resolved()
+    if cfg.neuron not in NEURONS:
+        raise ValueError(f"unknown neuron {cfg.neuron!r}; expected one of {tuple(NEURONS)}")
+    return cfg.spec.net_class(cfg, seed, **kwargs)
