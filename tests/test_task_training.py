@@ -134,10 +134,10 @@ def test_rate_regulariser_pulls_rates_towards_target(tiny_task):
     config = TINY_CONFIG.replace(neuron="alif", rate_reg=5.0, target_rate=40.0, lr=0.02)
     trainer = make_trainer(config, tiny_task)
     data = tiny_task.sample(8, 5)
-    rate0 = trainer.simulate(data)["spikes"].mean()
+    rate0 = trainer.record(data)["spikes"].mean()
     for ep in range(6):
         trainer.train_step(tiny_task.sample(8, trial_seed(0, 0, ep)))
-    assert trainer.simulate(data)["spikes"].mean() > rate0 * 1.2
+    assert trainer.record(data)["spikes"].mean() > rate0 * 1.2
 
 
 def test_same_seed_same_history_other_seed_differs(trained, tmp_path):
@@ -169,9 +169,9 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_task):
     a.set_params(ck["params"])
     b = make_trainer(config, tiny_task, structure=ck["structure"])
     b.set_params(load_checkpoint(out)["params"])
-    ra, rb = a.simulate(data)["readout"], b.simulate(data)["readout"]
+    ra, rb = a.record(data)["readout"], b.record(data)["readout"]
     np.testing.assert_array_equal(ra, rb)
-    fresh = make_trainer(config, tiny_task).simulate(data)["readout"]
+    fresh = make_trainer(config, tiny_task).record(data)["readout"]
     assert not np.array_equal(ra, fresh)  # the checkpoint really holds trained weights
 
 

@@ -185,10 +185,10 @@ def test_seeded_trials_are_generated_in_chunks_and_evaluate_alike(tiny_task):
     assert tr.evaluate(trials) == pytest.approx(tr.evaluate(whole))
 
 
-def test_simulate_keeps_full_activity_of_the_plotted_trials_only(tiny_task):
+def test_record_keeps_full_activity_of_the_plotted_trials_only(tiny_task):
     tr = make_trainer(TINY, tiny_task)
     data = SeededTrials(tiny_task, 12, seed=3, chunk=8)
-    sim = tr.simulate(data, keep=3)
+    sim = tr.record(data, keep=3)
     T = data.first(1).X.shape[0]
     assert sim["readout"].shape == (T, 12, 2) and sim["correct"].shape == (12,)
     assert sim["V"].shape == (T, 3, 40) and sim["spikes"].shape == (T, 3, 40)

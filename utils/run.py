@@ -207,8 +207,8 @@ def compilation_cache_dir() -> Path:
 
 
 def use_compilation_cache() -> None:
-    """Keep every compiled function on disk, so that a second run skips compiling (the HH fit:
-    the first batch of gradients 2-4 s -> 0.1 s). Only the scripts' entry points call it.
+    """Keep every compiled function on disk, so that a second run skips compiling
+    (docs/NOTES.md, "Start-up"). Only the scripts' entry points call it.
     Before JAX is imported this only sets JAX's environment variables, so that a run that
     never computes (--help, a bad flag) does not pay JAX's import."""
     settings = {"jax_compilation_cache_dir": str(compilation_cache_dir()),
@@ -254,9 +254,9 @@ def cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None 
 
 def exit_now(status: int) -> NoReturn:
     """End the process with `status` once stdout and stderr are flushed, skipping Python's
-    teardown of its modules (JAX's compiled functions and client: 0.35 s of a 2.5 s fit). Only
-    for a script's last line, once every file it writes is closed (they are written whole and
-    renamed into place)."""
+    teardown of its modules (JAX's compiled functions and client; docs/NOTES.md, "Start-up").
+    Only for a script's last line, once every file it writes is closed (they are written whole
+    and renamed into place)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

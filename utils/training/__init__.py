@@ -1,13 +1,19 @@
 """Training the E/I network on a task (task_training.py is the command line).
 
-Imports flow one way: task <- rules <- trainer <- checkpoint <- runs; figures and bench
-stand aside (figures needs only matplotlib; bench measures trainers in child processes).
+Imports flow one way: config <- task <- rules <- trainer <- checkpoint <- runs <- job;
+figures and bench stand aside (figures needs only matplotlib; bench measures trainers in
+child processes).
 
-    task.py        TASKS (the tasks), TaskData, trial seeds, recall-period losses
-    rules.py       RULES (the learning rules: bptt, diag, expsm_diag) and their step builders
-    trainer.py     TrainConfig (every setting of a run), Trainer, make_trainer
+    config.py      TrainConfig, RunOptions (every setting, its default and help: the flags)
+                   and the registries RULES, TASKS, OPTIMIZERS (names only: no JAX)
+    task.py        the tasks, TaskData, trial seeds, recall-period losses
+    rules.py       the learning rules (bptt, diag, expsm_diag) and their step builders
+    trace_kernels.py  a faster D-RTRL trace kernel registered in braintrace
+    trainer.py     Trainer (network, optimizer, compiled steps; record activity), make_trainer
     checkpoint.py  save / load checkpoints, restore the optimizer state
-    runs.py        train() and simulate(): one run written into a run folder
+    memory.py      refuse a network too large for the memory, before allocating
+    runs.py        train() and simulate_run(): one run written into a run folder
+    job.py         what task_training.py does once its flags are read
     figures.py     activity, training-curve, weight and connectivity figures
     bench.py       timing and memory of one configuration in a fresh process (benchmarks/)
 

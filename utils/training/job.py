@@ -19,7 +19,7 @@ from utils.training.config import TrainingJob
 from utils.training.figures import show_pngs
 from utils.training.memory import check_memory
 from utils.training.parallel import first_line, init_distributed, is_main_process, lost_peer
-from utils.training.runs import simulate, train
+from utils.training.runs import simulate_run, train
 from utils.training.task import make_task
 
 __all__ = ["run_job", "RESUME_FREE"]
@@ -138,7 +138,7 @@ def run_in(out_dir: Path, job: TrainingJob, ckpt: Optional[Dict[str, Any]],
             if ckpt is None:
                 print("no --checkpoint given: simulating freshly initialised weights",
                       file=sys.stderr)
-            metrics, figures = simulate(config, task, out_dir, run.n_sim, ckpt)
+            metrics, figures = simulate_run(config, task, out_dir, run.n_sim, ckpt)
         else:
             metrics, figures = train(config, task, out_dir, saved_config, init=ckpt,
                                      resume=resume)

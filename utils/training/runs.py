@@ -2,7 +2,7 @@
 
 `train` trains (or resumes), keeps the best model by held-out validation accuracy, evaluates
 it on held-out test trials, and writes metrics.json, checkpoint.npz, last.npz and figures.
-`simulate` runs trials through given (or fresh) weights and plots them. Both take the task
+`simulate_run` runs trials through given (or fresh) weights and plots them. Both take the task
 object, created once by the caller.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from utils.training.figures import (lognormal_fit, plot_activity, plot_connectiv
 from utils.training.task import SeededTrials, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, Trials, make_trainer
 
-__all__ = ["train", "simulate", "save_network_figures", "lognormal_summary"]
+__all__ = ["train", "simulate_run", "save_network_figures", "lognormal_summary"]
 
 
 N_PLOTTED = 3  # trials shown in activity.png (the only ones whose full activity is kept)
@@ -36,7 +36,7 @@ def save_network_figures(trainer: Trainer, data: Trials, before: Dict[str, np.nd
                          out_dir: Path) -> tuple[Dict[str, Any], List[Path]]:
     """Activity, weight-distribution and connectivity figures; (activity statistics over all
     trials of `data`, paths). Full activity is kept for the plotted trials only."""
-    sim = trainer.simulate(data, keep=N_PLOTTED)
+    sim = trainer.record(data, keep=N_PLOTTED)
     shown = data.first(N_PLOTTED) if isinstance(data, SeededTrials) else \
         data.take(np.arange(min(N_PLOTTED, len(data))))
     n_exc, dt = trainer.net.n_exc, trainer.dt
@@ -213,7 +213,7 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
     return metrics, paths
 
 
-def simulate(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
+def simulate_run(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
              checkpoint: Optional[Dict[str, Any]] = None) -> tuple[Dict[str, Any], List[Path]]:
     """Simulate n_sim trials through the weights of `checkpoint` (a loaded checkpoint) or
     fresh ones, plot them; returns (metrics, figure paths). Runs the forward model only, so

@@ -88,7 +88,7 @@ def _forward(net: EINetwork) -> Callable:
     return brainstate.transform.jit(fwd)
 
 
-def _simulate(net: EINetwork, keep: int) -> Callable:
+def _recorder(net: EINetwork, keep: int) -> Callable:
     """Readout (T, B, n_out), spike counts per step of E and I cells (T, B, 2), and V and
     spikes (T, keep, n_rec) of the first `keep` trials only (memory of full activity only
     where it is plotted)."""
@@ -223,13 +223,13 @@ class Trainer:
                                                 self.config.loss)) * n_real)
         return float(np.sum(losses) / len(data)), float(np.concatenate(correct).mean())
 
-    def simulate(self, data: Trials, keep: Optional[int] = None) -> Dict[str, Any]:
+    def record(self, data: Trials, keep: Optional[int] = None) -> Dict[str, Any]:
         """Readout (T, n, 2) and correctness (n,) of every trial of `data`; membrane potentials
         "V" and "spikes" (T, k, n_rec) of its first k = min(keep, n, batch_size) trials only
         (default keep: all of the first chunk); mean E and I rates (Hz) over all trials."""
         B = self.config.batch_size
         keep = min(B, len(data) if keep is None else keep)
-        sim = self._get(f"simulate{keep}", lambda: _simulate(self.net, keep))
+        sim = self._get(f"record{keep}", lambda: _recorder(self.net, keep))
         outs, correct, vs, spikes = [], [], None, None
         counts = np.zeros(2)
         with brainstate.environ.context(dt=self.dt):
