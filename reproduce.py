@@ -8,12 +8,16 @@
                                   # and where expsm_diag's gradient disagrees with BPTT's
 
 Run folders go under --out (default results/reproduce/<time>/); the figures the README shows are
-copied into --figures (default figures/), and each command prints its table as Markdown.
---quick runs tiny budgets (what the tests run).
+copied into --figures (default figures/; with --quick, the run's own figures/ folder), with a
+line each in that folder's manifest.json (command, date, code version), and each command
+prints its table as Markdown. --quick runs tiny budgets (what the tests run).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +28,8 @@ import neuron_fitting_of_hh_model
 import task_training
 from benchmarks import online_credit, online_vs_bptt
 from utils.fitting import run_fitting
-from utils.run import atomic_write_bytes, cli, make_out_dir, positive_int, save_figure
+from utils.run import atomic_write_bytes, atomic_write_json, cli, make_out_dir, positive_int, \
+    save_figure
 from utils.training.figures import plot_learning_curves
 from utils.training.config import RULES
 
@@ -33,18 +38,47 @@ AUTHORS_STARTS = {"hh": 20, "gif": 100}   # L-BFGS-B starts the authors used
 FIT_METHODS = "gradient,lm,DE,PSO,TwoPointsDE,bayesian"
 REPEATS = 10
 # the three learning rules on one task that D-RTRL can finish on a CPU (see README)
-LEARNING_CURVE_TASK = ["--n_rec", "40", "--t_delay", "100", "--num_cue", "3", "--epochs", "150",
+LEARNING_CURVE_TASK = ["--n_rec", "40", "--t_delay", "100", "--num_cue", "3", "--batches", "150",
                        "--eval_every", "10", "--n_val", "128", "--n_test", "256"]
-QUICK_TASK = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--epochs", "2",
+QUICK_TASK = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--batches", "2",
               "--eval_every", "1", "--n_val", "8", "--n_test", "8", "--batch_size", "4"]
 QUICK_CREDIT = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--batch_size", "4",
                 "--batches", "1", "--every", "1"]
 
 
-def _copy(src: Path, figures: Path, name: str) -> Path:
-    """Copy a run's figure into the figures folder (atomically)."""
-    atomic_write_bytes(figures / name, src.read_bytes())
-    return figures / name
+MANIFEST = "manifest.json"
+
+
+def code_version() -> str:
+    """The git commit of the code (with '+changes' if the checkout differs), or 'unknown'."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no")
+                         else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class Figures:
+    """The folder of the figures a reproduction makes, and its manifest: figure -> the
+    command, date and code version that made it (so that a stale figure shows)."""
+
+    def __init__(self, folder: Path, command: str):
+        self.folder, self.command = Path(folder), command
+        self.stamp = {"command": command, "code_version": code_version(),
+                      "date": datetime.date.today().isoformat()}
+
+    def copy(self, src: Path, name: str) -> Path:
+        """Copy a run's figure in (atomically) and record it in the manifest."""
+        atomic_write_bytes(self.folder / name, src.read_bytes())
+        path = self.folder / MANIFEST
+        manifest = json.loads(path.read_text()) if path.is_file() else {}
+        manifest[name] = self.stamp
+        atomic_write_json(path, dict(sorted(manifest.items())))
+        return self.folder / name
 
 
 def repeats_table(metrics_by_target: dict) -> str:
@@ -62,7 +96,7 @@ def repeats_table(metrics_by_target: dict) -> str:
     return "\n".join(lines)
 
 
-def fitting(model: str, out: Path, figures: Path, quick: bool, repeats: int = REPEATS) -> str:
+def fitting(model: str, out: Path, figures: Figures, quick: bool, repeats: int = REPEATS) -> str:
     """Both targets with the authors' budgets, every method `repeats` times."""
     defaults = FIT_SCRIPTS[model].DEFAULTS
     budget = (["--n_starts", "2", "--maxiter", "3", "--n_refine", "1", "--budget", "6",
@@ -75,18 +109,18 @@ def fitting(model: str, out: Path, figures: Path, quick: bool, repeats: int = RE
                                                  "--seed", "0", "--out_dir", str(run_dir),
                                                  "--repeats", str(repeats), *budget])
         for fig in ("traces", "repeats"):
-            _copy(run_dir / f"{fig}.png", figures, f"{model}_{target}_{fig}.png")
+            figures.copy(run_dir / f"{fig}.png", f"{model}_{target}_{fig}.png")
     return repeats_table(results)
 
 
-def network(out: Path, figures: Path, quick: bool) -> str:
+def network(out: Path, figures: Figures, quick: bool) -> str:
     """A dense network trained by BPTT on the default task (activity, weights, curve), then
     every learning rule on one smaller task (learning curves)."""
     main_run = out / "network_bptt"
     m = task_training.main(["--out_dir", str(main_run), "--seed", "0",
                             *(QUICK_TASK if quick else [])])
     for fig in ("activity", "weights", "training_curve"):
-        _copy(main_run / f"{fig}.png", figures, f"network_{fig}.png")
+        figures.copy(main_run / f"{fig}.png", f"network_{fig}.png")
     rows = [f"| bptt, dense, default task | {m['test_acc']:.3f} | {m['epochs_run']} | "
             f"{m['wall_s']:.0f} |"]
     task = QUICK_TASK if quick else LEARNING_CURVE_TASK
@@ -98,12 +132,12 @@ def network(out: Path, figures: Path, quick: bool) -> str:
         rows.append(f"| {method}, learning-curve task | {mm['test_acc']:.3f} | "
                     f"{mm['epochs_run']} | {mm['wall_s']:.0f} |")
     save_figure(plot_learning_curves(histories), out / "learning_curves.png")
-    _copy(out / "learning_curves.png", figures, "network_learning_curves.png")
+    figures.copy(out / "learning_curves.png", "network_learning_curves.png")
     return "\n".join(["| run | held-out test acc | batches | wall s |", "|---|---|---|---|",
                       *rows])
 
 
-def online(out: Path, figures: Path, quick: bool) -> str:
+def online(out: Path, figures: Figures, quick: bool) -> str:
     """benchmarks/online_vs_bptt.py at 200 neurons, 500 to 5000 steps, then
     benchmarks/online_credit.py (expsm_diag's gradient per weight group against BPTT's)."""
     run_dir = out / "online"
@@ -112,7 +146,7 @@ def online(out: Path, figures: Path, quick: bool) -> str:
             if quick else ["--n_rec", "200", "--seq_lens", "500", "1000", "2000", "5000",
                            "--steps", "1", "--diag_max_len", "1000"])
     result = online_vs_bptt.main([*argv, "--out_dir", str(run_dir)])
-    _copy(run_dir / "online_vs_bptt.png", figures, "online_memory.png")
+    figures.copy(run_dir / "online_vs_bptt.png", "online_memory.png")
     lines = ["| n_rec | steps | method | s per batch | XLA MB | peak RSS increase MB |",
              "|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -122,7 +156,7 @@ def online(out: Path, figures: Path, quick: bool) -> str:
                      f"{r['xla_step_mb']:.1f} | {r['peak_rss_increase_mb']:.0f} |")
     credit_dir = out / "online_credit"
     credit = online_credit.main([*(QUICK_CREDIT if quick else []), "--out_dir", str(credit_dir)])
-    _copy(credit_dir / "online_credit.png", figures, "online_credit.png")
+    figures.copy(credit_dir / "online_credit.png", "online_credit.png")
     return "\n".join(lines + [""] + result["checks"] + [
         "", "expsm_diag against BPTT, cosine per weight group (benchmarks/online_credit.py):",
         "", online_credit.markdown_table(credit["rows"])])
@@ -144,14 +178,17 @@ def main(argv: Sequence[str] | None = None) -> str:
                         "protocol; 2 with --quick)")
     p.add_argument("--out", default=None,
                    help="a new folder for the run folders (default results/reproduce/<time>/)")
-    p.add_argument("--figures", default="figures", help="folder for the README's figures")
+    p.add_argument("--figures", default=None,
+                   help="folder for the README's figures (default figures/; with --quick, "
+                        "the run folder's figures/)")
     args = p.parse_args(argv)
     out = make_out_dir("reproduce", args.out)
     t0 = time.perf_counter()
     repeats = args.repeats or (2 if args.quick else REPEATS)
-    table = JOBS[args.what](out, Path(args.figures), args.quick, repeats)
-    minutes = (time.perf_counter() - t0) / 60
     command = " ".join(["python reproduce.py", *(argv if argv is not None else sys.argv[1:])])
+    folder = args.figures or (out / "figures" if args.quick else Path("figures"))
+    table = JOBS[args.what](out, Figures(folder, command), args.quick, repeats)
+    minutes = (time.perf_counter() - t0) / 60
     text = f"{table}\n\n`{command}`: {minutes:.1f} min\n"
     atomic_write_bytes(out / f"{args.what}.md", text.encode())
     print(text)

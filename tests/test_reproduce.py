@@ -46,3 +46,29 @@ def test_repeats_table_reports_mean_and_spread():
            "n_evals": 120, "rmse_mV": 0.1234, "gamma": None}
     table = reproduce.repeats_table({"potential": {"methods": {"DE": run}}})
     assert table.splitlines()[-1] == "| potential | DE | 1.5 +/- 0.25 | 2.00 +/- 0.50 | 120 | 0.123 | - |"
+
+
+def test_figures_record_their_command_date_and_code_version(tmp_path):
+    src = tmp_path / "run.png"
+    src.write_bytes(b"png")
+    figures = reproduce.Figures(tmp_path / "figs", "python reproduce.py network")
+    figures.copy(src, "network_activity.png")
+    manifest = json.loads((tmp_path / "figs" / reproduce.MANIFEST).read_text())
+    entry = manifest["network_activity.png"]
+    assert entry["command"] == "python reproduce.py network" and entry["date"]
+    assert entry["code_version"] != "unknown"  # the tests run in a git checkout
+
+
+def test_a_quick_run_leaves_the_committed_figures_alone(tmp_path, monkeypatch):
+    """--quick without --figures writes its figures into its own run folder."""
+    seen = {}
+
+    def job(out, figures, quick, repeats):
+        seen["folder"] = figures.folder
+        return "| table |"
+
+    monkeypatch.setitem(reproduce.JOBS, "network", job)
+    reproduce.main(["network", "--quick", "--out", str(tmp_path / "out")])
+    assert seen["folder"] == tmp_path / "out" / "figures"
+    reproduce.main(["network", "--out", str(tmp_path / "out2")])
+    assert seen["folder"] == reproduce.Path("figures")
