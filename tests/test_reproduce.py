@@ -12,8 +12,8 @@ import reproduce
     ("hh", ["hh_potential_traces.png", "hh_potential_repeats.png", "hh_spike_traces.png",
             "hh_spike_repeats.png"]),
     ("gif", ["gif_potential_traces.png", "gif_spike_repeats.png"]),
-    ("network", ["network_activity.png", "network_weights.png", "network_training_curve.png",
-                 "network_learning_curves.png"]),
+    ("network", ["network_bptt_activity.png", "network_expsm_diag_weights.png",
+                 "network_diag_training_curve.png", "network_learning_curves.png"]),
     ("online", ["online_memory.png", "online_credit.png"]),
 ])
 def test_quick_reproduction(tmp_path, what, figures):
