@@ -1,0 +1,222 @@
+"""Statistics of a trained E/I network, each with a stated definition: which family fits the
+synaptic weights (tested by likelihood, not drawn), and the activity statistics compared with
+cortex (rates, ISI irregularity, Fano factor, spike-count correlations, delay selectivity,
+E/I input balance). numpy and scipy only: the inputs are arrays recorded by
+`Trainer.record` (utils/training/trainer.py).
+
+Array conventions: spike trains are (T, n_trials, n_cells) 0/1 arrays at time step dt (ms);
+binned counts are (n_bins, n_trials, n_cells); per-trial period counts (n_trials, n_cells).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["ZERO_TOL", "FAMILIES", "fit_family", "weight_distribution_test", "family_log_density",
+           "cell_rates_hz", "isi_cv", "fano_factor", "count_correlation", "delay_selectivity",
+           "ei_balance", "synaptic_currents"]
+
+ZERO_TOL = 1e-12  # a weight below this counts as "at zero" (Dale's reflection, masks)
+
+# name -> (scipy distribution, free parameters with loc fixed at 0)
+FAMILIES: Dict[str, tuple] = {
+    "lognormal": (stats.lognorm, 2),      # shape s = sigma of ln w, scale = exp(mu)
+    "halfnormal": (stats.halfnorm, 1),    # the truncated normal at 0 with mean 0: scale only
+    "gamma": (stats.gamma, 2),            # shape a, scale
+    "exponential": (stats.expon, 1),      # scale = mean
+}
+
+
+# ----------------------------------------------------------------------------- weights
+def fit_family(name: str, w: np.ndarray) -> Dict[str, Any]:
+    """Maximum-likelihood fit of family `name` (loc fixed at 0) to positive weights `w`:
+    parameters, log-likelihood, AIC = 2k - 2 lnL, BIC = k ln n - 2 lnL (Akaike 1974; Schwarz
+    1978), and the Kolmogorov-Smirnov D and p-value against the fitted distribution.
+
+    The KS p-value assumes the parameters were known in advance; with fitted parameters it is
+    approximate (too large: Lilliefors 1967), so read D and the AIC ranking, not p."""
+    dist, k = FAMILIES[name]
+    params = dist.fit(w, floc=0.0)
+    loglik = float(np.sum(dist.logpdf(w, *params)))
+    ks = stats.kstest(w, dist.cdf, args=params)
+    names = [*(dist.shapes.split(", ") if dist.shapes else []), "loc", "scale"]
+    return {"params": {n: float(p) for n, p in zip(names, params) if n != "loc"},
+            "loglik": loglik, "aic": 2 * k - 2 * loglik, "bic": k * math.log(w.size) - 2 * loglik,
+            "ks_d": float(ks.statistic), "ks_p": float(ks.pvalue)}
+
+
+def weight_distribution_test(w: np.ndarray, families: Sequence[str] = tuple(FAMILIES),
+                             min_n: int = 10) -> Dict[str, Any]:
+    """Which family describes the synaptic weights `w` (1-D) best.
+
+    Weights at zero are reported apart (fraction exactly 0 and fraction below ZERO_TOL) and
+    left out of the fits; each family in `families` is fitted to the positive weights by
+    maximum likelihood (`fit_family`); "best" is the family of lowest AIC and "delta_aic" of
+    each family its AIC minus the best's (> 10: essentially no support, Burnham & Anderson
+    2002, sec. 2.6). "skew_log_w" is the sample skewness of ln w (0 for a log-normal, < 0 for
+    a left-skewed ln w such as a half-normal's). Fits are None with fewer than `min_n`
+    positive weights."""
+    w = np.asarray(w, dtype=float).ravel()
+    pos = w[w >= ZERO_TOL]
+    out: Dict[str, Any] = {"n": int(w.size), "n_positive": int(pos.size),
+                           "fraction_exact_zero": float(np.mean(w == 0)) if w.size else 0.0,
+                           "fraction_below_tol": float(np.mean(w < ZERO_TOL)) if w.size else 0.0,
+                           "fits": None, "best": None, "delta_aic": None, "skew_log_w": None}
+    if pos.size < min_n:
+        return out
+    fits = {name: fit_family(name, pos) for name in families}
+    best = min(fits, key=lambda n: fits[n]["aic"])
+    out.update(fits=fits, best=best,
+               delta_aic={n: f["aic"] - fits[best]["aic"] for n, f in fits.items()},
+               skew_log_w=float(stats.skew(np.log(pos))))
+    return out
+
+
+def family_log_density(name: str, params: Dict[str, float], log_w: np.ndarray) -> np.ndarray:
+    """Density of y = ln w under the fitted family: f_Y(y) = f_W(e^y) e^y (change of
+    variables), to draw over a histogram of ln w."""
+    dist, _ = FAMILIES[name]
+    w = np.exp(log_w)
+    return dist.pdf(w, loc=0.0, **params) * w
+
+
+# ----------------------------------------------------------------------------- activity
+def cell_rates_hz(counts: np.ndarray, duration_ms: float) -> np.ndarray:
+    """Mean rate (Hz) of each cell from per-trial counts (n_trials, n_cells) over periods of
+    `duration_ms`."""
+    return np.asarray(counts, dtype=float).mean(axis=0) / duration_ms * 1e3
+
+
+def isi_cv(spikes: np.ndarray, min_isis: int = 2) -> Dict[str, Any]:
+    """Coefficient of variation std/mean of the inter-spike intervals of each cell (Softky &
+    Koch 1993; 1 for a Poisson train, 0 for a regular one).
+
+    ISIs are taken within each trial of `spikes` (T, n_trials, n_cells) and pooled over trials;
+    cells with fewer than `min_isis` ISIs (fewer than 3 spikes) get NaN. Returns the per-cell
+    "cv", their "median" and "fraction_with_enough" spikes. Rate changes within the window
+    raise the CV: give a stationary stretch (e.g. the delay period)."""
+    spikes = np.asarray(spikes) > 0.5
+    n_cells = spikes.shape[2]
+    cv = np.full(n_cells, np.nan)
+    for i in range(n_cells):
+        isis = np.concatenate([np.diff(np.flatnonzero(spikes[:, k, i]))
+                               for k in range(spikes.shape[1])])
+        if isis.size >= min_isis and isis.mean() > 0:
+            cv[i] = isis.std() / isis.mean()
+    ok = np.isfinite(cv)
+    return {"cv": cv, "median": float(np.median(cv[ok])) if ok.any() else None,
+            "fraction_with_enough": float(ok.mean()) if n_cells else 0.0}
+
+
+def _condition_groups(labels: Optional[np.ndarray], n_trials: int) -> list:
+    """Trial indices of each condition (one group of all trials when `labels` is None)."""
+    if labels is None:
+        return [np.arange(n_trials)]
+    labels = np.asarray(labels)
+    return [np.flatnonzero(labels == v) for v in np.unique(labels)]
+
+
+def fano_factor(counts: np.ndarray, labels: Optional[np.ndarray] = None,
+                min_trials: int = 5) -> Dict[str, Any]:
+    """Fano factor var/mean of spike counts across trials (Churchland et al. 2010, Nat
+    Neurosci 13:369): for each window (counts (n_windows, n_trials, n_cells)) and each
+    condition (trials of one label), the across-trial variance (ddof 1) over the mean;
+    a cell's value is the mean over the (window, condition) groups where it spiked (groups
+    of >= `min_trials` trials). 1 for Poisson counts. Returns per-cell "fano" (NaN: never
+    spiked) and their "median"."""
+    counts = np.asarray(counts, dtype=float)
+    total, used = np.zeros(counts.shape[2]), np.zeros(counts.shape[2])
+    for idx in _condition_groups(labels, counts.shape[1]):
+        if idx.size < min_trials:
+            continue
+        c = counts[:, idx]
+        mean, var = c.mean(axis=1), c.var(axis=1, ddof=1)
+        ok = mean > 0
+        total += np.where(ok, var / np.where(ok, mean, 1.0), 0.0).sum(axis=0)
+        used += ok.sum(axis=0)
+    fano = np.where(used > 0, total / np.maximum(used, 1), np.nan)
+    ok = np.isfinite(fano)
+    return {"fano": fano, "median": float(np.median(fano[ok])) if ok.any() else None}
+
+
+def count_correlation(counts: np.ndarray, labels: Optional[np.ndarray] = None) -> Dict[str, Any]:
+    """Mean pairwise spike-count ("noise") correlation (Cohen & Kohn 2011, Nat Neurosci
+    14:811): counts (n_windows, n_trials, n_cells) are z-scored across the trials of each
+    (window, condition) group, which removes the signal carried by the mean, pooled, and the
+    Pearson correlation of every pair of cells with variable counts is averaged. 0 for
+    independent cells. Returns "mean", "median", "n_pairs"."""
+    counts = np.asarray(counts, dtype=float)
+    parts = []
+    for idx in _condition_groups(labels, counts.shape[1]):
+        if idx.size < 3:
+            continue
+        c = counts[:, idx]
+        sd = c.std(axis=1, keepdims=True)
+        parts.append(((c - c.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0))
+                     .reshape(-1, counts.shape[2]))
+    if not parts:
+        return {"mean": None, "median": None, "n_pairs": 0}
+    z = np.concatenate(parts, axis=0)
+    live = np.flatnonzero(z.std(axis=0) > 0)
+    if live.size < 2:
+        return {"mean": None, "median": None, "n_pairs": 0}
+    r = np.corrcoef(z[:, live], rowvar=False)[np.triu_indices(live.size, 1)]
+    return {"mean": float(np.mean(r)), "median": float(np.median(r)), "n_pairs": int(r.size)}
+
+
+def delay_selectivity(delay_counts: np.ndarray, labels: np.ndarray, delay_ms: float,
+                      alpha: float = 0.01, active_hz: float = 1.0) -> Dict[str, Any]:
+    """Cells whose delay-period spike count depends on the trial's label: per cell a two-sided
+    Mann-Whitney U test between the two labels' trials (counts (n_trials, n_cells)), selective
+    when p < `alpha` (by chance about `alpha` of the cells are). "fraction_active": cells whose
+    mean delay rate is >= `active_hz`. Returns per-cell "p" (NaN: never spiked in the delay)
+    and the fractions over all cells."""
+    counts = np.asarray(delay_counts, dtype=float)
+    labels = np.asarray(labels)
+    a, b = (counts[labels == v] for v in np.unique(labels)[:2])
+    p = np.full(counts.shape[1], np.nan)
+    spiked = counts.sum(axis=0) > 0
+    if len(a) and len(b) and spiked.any():
+        p[spiked] = stats.mannwhitneyu(a[:, spiked], b[:, spiked], alternative="two-sided",
+                                       axis=0).pvalue
+    rate = cell_rates_hz(counts, delay_ms)
+    n = max(counts.shape[1], 1)
+    return {"p": p, "rate_hz": rate, "fraction_selective": float(np.sum(p < alpha) / n),
+            "fraction_active": float(np.mean(rate >= active_hz)) if counts.shape[1] else 0.0,
+            "alpha": alpha}
+
+
+def synaptic_currents(g_e: np.ndarray, g_i: np.ndarray, V: np.ndarray, e_exc: float,
+                      e_inh: float) -> tuple[np.ndarray, np.ndarray]:
+    """Excitatory and inhibitory synaptic currents of a conductance-based cell:
+    I_e = g_e (E_exc - V) (>= 0 below E_exc), I_i = g_i (E_inh - V) (<= 0 above E_inh)."""
+    return g_e * (e_exc - V), g_i * (e_inh - V)
+
+
+def ei_balance(I_e: np.ndarray, I_i: np.ndarray) -> Dict[str, Any]:
+    """Balance of excitation and inhibition per cell (currents (T, n_trials, n_cells)):
+    "corr", the Pearson correlation over time of I_e and -I_i (inhibition tracking excitation:
+    > 0; Okun & Lampl 2008, Nat Neurosci 11:535), per trial then averaged over trials; and
+    "ratio", mean |I_e| / mean |I_i| (1: equal magnitudes). Medians over cells are "corr_median"
+    and "ratio_median"; cells whose current does not vary get a NaN correlation."""
+    I_e, I_i = np.asarray(I_e, dtype=float), -np.asarray(I_i, dtype=float)
+    de, di = I_e - I_e.mean(axis=0), I_i - I_i.mean(axis=0)
+    num = (de * di).sum(axis=0)
+    den = np.sqrt((de ** 2).sum(axis=0) * (di ** 2).sum(axis=0))
+    r = num / np.where(den > 0, den, 1.0)
+    valid = den > 0
+    n_valid = valid.sum(axis=0)
+    corr = np.where(n_valid > 0, np.where(valid, r, 0.0).sum(axis=0) / np.maximum(n_valid, 1),
+                    np.nan)
+    mag_e, mag_i = np.abs(I_e).mean(axis=(0, 1)), np.abs(I_i).mean(axis=(0, 1))
+    ratio = np.where(mag_i > 0, mag_e / np.where(mag_i > 0, mag_i, 1.0), np.nan)
+    return {"corr": corr, "ratio": ratio, "corr_median": _nanmedian(corr),
+            "ratio_median": _nanmedian(ratio)}
+
+
+def _nanmedian(x: np.ndarray) -> Optional[float]:
+    x = np.asarray(x, dtype=float)
+    return float(np.median(x[np.isfinite(x)])) if np.isfinite(x).any() else None
