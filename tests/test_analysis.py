@@ -97,6 +97,8 @@ def test_cells_whose_delay_rate_depends_on_the_label_are_selective():
     assert (res["p"][:10] < 0.01).all() and np.isnan(res["p"][-5:]).all()
     assert 10 / 40 <= res["fraction_selective"] <= 12 / 40
     assert res["fraction_active"] == pytest.approx(35 / 40)
+    one_label = analysis.delay_selectivity(counts[labels == 1], labels[labels == 1], 1000.0)
+    assert np.isnan(one_label["p"]).all() and one_label["fraction_selective"] == 0.0
 
 
 def test_ei_balance_of_tracking_and_independent_currents():
@@ -109,3 +111,66 @@ def test_ei_balance_of_tracking_and_independent_currents():
     assert abs(res["corr_median"]) < 0.1
     I_e, I_i = analysis.synaptic_currents(np.ones(2), np.ones(2), np.array([0.0, 1.0]), 5., -10.)
     assert I_e.tolist() == [5.0, 4.0] and I_i.tolist() == [-10.0, -11.0]
+
+
+def test_delay_mask_and_window_bins():
+    X = np.zeros((20, 2, 3), dtype=bool)
+    X[4, 0, 0] = X[7, 1, 1] = X[9, 0, 2] = True  # channel 2 is not a cue
+    recall = np.arange(20) >= 16
+    delay = analysis.delay_mask(X, recall, np.array([0, 1]))
+    assert np.flatnonzero(delay).tolist() == list(range(8, 16))
+    assert analysis.window_bins(delay, 3).tolist() == [-1] * 8 + [0, 0, 0, 1, 1, 1, -1, -1] + \
+        [-1] * 4
+
+
+# ----------------------------------------------------------------------------- the trainer
+def test_record_counts_spikes_per_bin_and_keeps_currents(tiny_task):
+    from tests.training_helpers import TINY_CONFIG
+    from utils.training.trainer import make_trainer
+    trainer = make_trainer(TINY_CONFIG, tiny_task)
+    data = tiny_task.sample(10, 3)
+    T = data.X.shape[0]
+    plain = trainer.record(data, keep=2)
+    rec = trainer.record(data, keep=2, currents=True,
+                         bins={"trial": np.zeros(T), "half": np.where(np.arange(T) < T // 2, 0, 1)})
+    np.testing.assert_array_equal(plain["readout"], rec["readout"])
+    assert rec["counts"]["trial"].shape == (1, 10, 40) and rec["counts"]["half"].shape == (2, 10, 40)
+    np.testing.assert_array_equal(rec["counts"]["half"].sum(0), rec["counts"]["trial"][0])
+    np.testing.assert_array_equal(rec["counts"]["trial"][0, :2], rec["spikes"].sum(0))
+    n_spikes = rec["counts"]["trial"][0].sum(0)
+    rates = n_spikes / (T * 10) * 1e3  # Hz at dt 1 ms
+    assert rec["rate_exc_hz"] == pytest.approx(rates[:32].mean(), rel=1e-5)
+    assert rec["I_e"].shape == (T, 2, 40) and (rec["I_e"] >= 0).all() and (rec["I_i"] <= 0).all()
+
+
+def test_multiplicative_step_scales_weights_by_exp_of_the_update():
+    import jax.numpy as jnp
+    from utils.training.trainer import log_space_gradients, multiplicative_step
+    w = jnp.array([0.5, 0.0, 2.0])
+    params = {"w_e": {"weight": w}, "w_out": {"weight": jnp.array([-1.0])}}
+    grads = log_space_gradients({"w_e": {"weight": jnp.array([1.0, 3.0, -1.0])},
+                                 "w_out": {"weight": jnp.array([2.0])}}, params, ("w_e",))
+    np.testing.assert_allclose(grads["w_e"]["weight"], [0.5, 0.0, -2.0])
+    assert float(grads["w_out"]["weight"][0]) == 2.0
+    u = {"w_e": {"weight": jnp.array([0.1, 0.3, -0.2])}, "w_out": {"weight": jnp.array([0.5])}}
+    new = multiplicative_step(params, u, ("w_e",))
+    np.testing.assert_allclose(new["w_e"]["weight"], [0.5 * np.exp(0.1), 0.0, 2.0 * np.exp(-0.2)],
+                               rtol=1e-6)
+    assert float(new["w_out"]["weight"][0]) == pytest.approx(-0.5)
+
+
+def test_multiplicative_training_keeps_positive_weights_positive(tiny_task):
+    from tests.training_helpers import TINY_CONFIG
+    from utils.training.trainer import make_trainer
+    trainer = make_trainer(TINY_CONFIG.replace(method="expsm_diag",
+                                               weight_update="multiplicative"), tiny_task)
+    before = trainer.synapse_weights()
+    for seed in range(2):
+        loss, _ = trainer.train_step(tiny_task.sample(8, seed))
+        assert np.isfinite(loss)
+    after = trainer.synapse_weights()
+    for k, w in after.items():
+        assert (w[before[k] > 0] > 0).all() and (w[before[k] == 0] == 0).all(), k
+        assert not np.array_equal(w, before[k]), k
+        ratio = w[before[k] > 0] / before[k][before[k] > 0]
+        assert np.abs(np.log(ratio)).max() < 0.05, k  # two Adam steps of lr 3e-3 in ln w

@@ -99,12 +99,14 @@ def test_checkpoint_with_negative_weights_refused(tmp_path, tiny_task):
 
 
 def test_weight_summary_counts_synapses_at_zero_apart_from_the_fit():
-    from utils.training.runs import lognormal_summary
+    from utils.training.runs import weight_tests
     rng = np.random.default_rng(0)
     w = np.concatenate([np.exp(rng.normal(-2.0, 0.5, 4000)), np.zeros(1000)])
-    fit = lognormal_summary({"w_e": w})["w_e"]
-    assert fit["fraction_at_zero"] == pytest.approx(0.2)
-    assert fit["mu"] == pytest.approx(-2.0, abs=0.05) and fit["sigma"] == pytest.approx(0.5, abs=0.05)
+    res = weight_tests({"after": {"w_e": w}})["after"]["w_e"]
+    fit = res["fits"]["lognormal"]["params"]
+    assert res["fraction_exact_zero"] == pytest.approx(0.2) and res["best"] == "lognormal"
+    assert np.log(fit["scale"]) == pytest.approx(-2.0, abs=0.05)
+    assert fit["s"] == pytest.approx(0.5, abs=0.05)
 
 
 def test_checkpoint_written_before_the_change_loads_and_simulates(tmp_path):

@@ -104,7 +104,7 @@ def test_a_new_learning_rule_is_one_class_and_one_entry(monkeypatch, tiny_task):
 def test_main_writes_config_metrics_checkpoint_and_figures(trained):
     out, m, _ = trained
     for f in ("config.json", "metrics.json", "checkpoint.npz", "last.npz", "training_curve.png",
-              "activity.png", "weights.png", "connectivity.png"):
+              "activity.png", "weights.png", "activity_stats.png", "connectivity.png"):
         assert (out / f).is_file(), f
     saved = json.loads((out / "metrics.json").read_text())
     for k in ("method", "conn_method", "etrace_decay", "history", "best_acc", "test_acc",
@@ -115,6 +115,9 @@ def test_main_writes_config_metrics_checkpoint_and_figures(trained):
     assert all({"epoch", "loss", "acc", "wall_s"} <= set(h) for h in saved["history"])
     assert 0.0 <= saved["test_acc"] <= 1.0 and saved["dale_ok"]
     assert saved["checkpoint"] == str(out / "checkpoint.npz")
+    tests = saved["weight_distributions"]
+    assert set(tests) == {"before", "after"} and set(tests["after"]) == {"w_in", "w_e", "w_i"}
+    assert "isi_cv_median" in saved["activity"] and "ei_corr_median" in saved["activity"]
     config = json.loads((out / "config.json").read_text())
     assert config["n_rec"] == 40 and config["seed"] == 0
     assert TrainConfig.from_flat(config) == TINY_CONFIG.replace(batches=4, save_every=1).resolved()
@@ -180,7 +183,8 @@ def test_sim_mode_from_checkpoint_and_fresh(trained, tmp_path, capsys, monkeypat
     sim_out = tmp_path / "sim"
     m = task_training.main(["--mode", "sim", "--checkpoint", str(out / "checkpoint.npz"),
                             "--out_dir", str(sim_out), "--n_sim", "4"])
-    for f in ("activity.png", "weights.png", "connectivity.png", "metrics.json", "config.json"):
+    for f in ("activity.png", "weights.png", "activity_stats.png", "connectivity.png",
+              "metrics.json", "config.json"):
         assert (sim_out / f).is_file(), f
     assert m["n_rec"] == 40 and m["checkpoint"].endswith("checkpoint.npz")
     # the simulated network is the checkpoint's (its n_rec, t_delay), recorded as such
@@ -193,7 +197,7 @@ def test_sim_mode_from_checkpoint_and_fresh(trained, tmp_path, capsys, monkeypat
                                        "--out_dir", str(tmp_path / "fresh")])
     assert fresh["checkpoint"] is None
     assert "freshly initialised" in capsys.readouterr().err
-    assert shown == [3]  # --show opens the three saved figures
+    assert shown == [4]  # --show opens the four saved figures
     plt.close("all")
 
 

@@ -17,7 +17,8 @@ from scipy import stats
 
 __all__ = ["ZERO_TOL", "FAMILIES", "fit_family", "weight_distribution_test", "family_log_density",
            "cell_rates_hz", "isi_cv", "fano_factor", "count_correlation", "delay_selectivity",
-           "ei_balance", "synaptic_currents"]
+           "ei_balance", "synaptic_currents", "delay_mask", "window_bins",
+           "activity_statistics"]
 
 ZERO_TOL = 1e-12  # a weight below this counts as "at zero" (Dale's reflection, masks)
 
@@ -172,14 +173,15 @@ def delay_selectivity(delay_counts: np.ndarray, labels: np.ndarray, delay_ms: fl
     """Cells whose delay-period spike count depends on the trial's label: per cell a two-sided
     Mann-Whitney U test between the two labels' trials (counts (n_trials, n_cells)), selective
     when p < `alpha` (by chance about `alpha` of the cells are). "fraction_active": cells whose
-    mean delay rate is >= `active_hz`. Returns per-cell "p" (NaN: never spiked in the delay)
-    and the fractions over all cells."""
+    mean delay rate is >= `active_hz`. Returns per-cell "p" (NaN: never spiked in the delay,
+    or trials of one label only) and the fractions over all cells."""
     counts = np.asarray(delay_counts, dtype=float)
     labels = np.asarray(labels)
-    a, b = (counts[labels == v] for v in np.unique(labels)[:2])
+    values = np.unique(labels)
     p = np.full(counts.shape[1], np.nan)
     spiked = counts.sum(axis=0) > 0
-    if len(a) and len(b) and spiked.any():
+    if values.size >= 2 and spiked.any():  # else no test: one label only
+        a, b = counts[labels == values[0]], counts[labels == values[1]]
         p[spiked] = stats.mannwhitneyu(a[:, spiked], b[:, spiked], alternative="two-sided",
                                        axis=0).pvalue
     rate = cell_rates_hz(counts, delay_ms)
@@ -220,3 +222,67 @@ def ei_balance(I_e: np.ndarray, I_i: np.ndarray) -> Dict[str, Any]:
 def _nanmedian(x: np.ndarray) -> Optional[float]:
     x = np.asarray(x, dtype=float)
     return float(np.median(x[np.isfinite(x)])) if np.isfinite(x).any() else None
+
+
+# ----------------------------------------------------------------------------- a network's
+def delay_mask(X: np.ndarray, recall: np.ndarray, cue_channels: slice) -> np.ndarray:
+    """The delay period (T,) bool: the steps after the last spike of any cue channel in any
+    trial of X (T, n_trials, n_in) and before the recall period. With trials of one timing and
+    enough of them (the evidence-accumulation task) this is the task's delay period to within a
+    step or two (the last cue's channels fire at every step with probability ~0.6 per trial)."""
+    recall = np.asarray(recall, dtype=bool)
+    cue_steps = np.flatnonzero(np.asarray(X)[:, :, cue_channels].any(axis=(1, 2)))
+    after = np.arange(recall.size) > (cue_steps[-1] if cue_steps.size else -1)
+    first_recall = np.flatnonzero(recall)[0] if recall.any() else recall.size
+    return after & (np.arange(recall.size) < first_recall)
+
+
+def window_bins(mask: np.ndarray, steps: int) -> np.ndarray:
+    """(T,) int: the index of the window of `steps` consecutive steps of `mask` (counted from its
+    first True step) that each step falls in; -1 outside `mask` and in a last partial window."""
+    idx = np.full(mask.size, -1)
+    on = np.flatnonzero(mask)
+    full = on[: on.size // steps * steps]
+    idx[full] = np.arange(full.size) // steps
+    return idx
+
+
+def activity_statistics(sim: Dict[str, Any], labels: np.ndarray, delay: np.ndarray,
+                        n_exc: int, dt: float, window_ms: float) -> Dict[str, Any]:
+    """Every activity statistic of a recording (`Trainer.record` with bins "trial" (the whole
+    trial), "delay" (the delay period) and "window" (`window_ms` windows of the delay), and the
+    currents): per-cell arrays under "cells" and scalar summaries under "summary", E and I
+    apart where it matters. `labels` are the trials' labels (n_trials,); `delay` the (T,)
+    mask of the delay period. ISI CVs use the kept trials' delay period, Fano factors and
+    correlations the delay windows of every trial, E/I balance the kept trials' whole trial."""
+    T = delay.size
+    pops = {"exc": slice(0, n_exc), "inh": slice(n_exc, None)}
+    counts = sim["counts"]
+    rate = cell_rates_hz(counts["trial"][0], T * dt)
+    cv = isi_cv(sim["spikes"][delay])
+    fano = fano_factor(counts["window"], labels)
+    corr = count_correlation(counts["window"], labels)
+    sel = delay_selectivity(counts["delay"][0], labels, delay.sum() * dt)
+    bal = ei_balance(sim["I_e"], sim["I_i"])
+    summary: Dict[str, Any] = {
+        "rate_exc_hz": sim["rate_exc_hz"], "rate_inh_hz": sim["rate_inh_hz"],
+        "n_trials": int(labels.size), "n_trials_spike_trains": int(sim["spikes"].shape[1]),
+        "delay_ms": float(delay.sum() * dt), "window_ms": window_ms,
+        "isi_cv_median": cv["median"], "isi_cv_fraction_with_enough": cv["fraction_with_enough"],
+        "fano_median": fano["median"], "count_corr_mean": corr["mean"],
+        "count_corr_n_pairs": corr["n_pairs"],
+        "fraction_selective": sel["fraction_selective"], "selective_alpha": sel["alpha"],
+        "fraction_delay_active": sel["fraction_active"],
+        "ei_corr_median": bal["corr_median"], "ei_ratio_median": bal["ratio_median"]}
+    for pop, sl in pops.items():
+        summary.update({f"rate_{pop}_median_hz": _nanmedian(rate[sl]),
+                        f"delay_rate_{pop}_hz": float(np.mean(sel["rate_hz"][sl])),
+                        f"isi_cv_{pop}_median": _nanmedian(cv["cv"][sl]),
+                        f"fano_{pop}_median": _nanmedian(fano["fano"][sl]),
+                        f"fraction_selective_{pop}": float(np.mean(sel["p"][sl] < sel["alpha"]))})
+    cells = {"rate_hz": rate, "isi_cv": cv["cv"], "fano": fano["fano"], "delay_p": sel["p"],
+             "delay_rate_by_label": np.stack([cell_rates_hz(counts["delay"][0][labels == v],
+                                                            delay.sum() * dt)
+                                              for v in np.unique(labels)[:2]]),
+             "ei_corr": bal["corr"], "ei_ratio": bal["ratio"]}
+    return {"summary": summary, "cells": cells}

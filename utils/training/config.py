@@ -74,6 +74,12 @@ class TrainConfig(Settings):
                            "batch is freshly drawn; --epochs is the same flag under its old "
                            "name)", type=positive_int, aliases=("epochs",))
     batch_size: int = setting(32, "trials per batch", type=positive_int)
+    weight_update: str = setting(
+        "additive", "how the sign-constrained weights (w_in, w_e, w_i) change: additive, w + u; "
+        "multiplicative, trained in log space, w exp(u) with u the optimizer's step on the "
+        "gradient w.r.t. ln w (Loewenstein et al. 2011: multiplicative dynamics give "
+        "log-normal weights); the readout stays additive",
+        choices=("additive", "multiplicative"))
     weight_L1: float = setting(0.0, "L1 penalty on |weights|", type=nonneg_float)
     weight_L2: float = setting(0.0, "L2 penalty on weights", type=nonneg_float)
     loss: str = setting("step", "step: per-step cross-entropy over the recall period (all "

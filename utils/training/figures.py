@@ -1,4 +1,5 @@
-"""Figures for the E/I network: activity, training curve, weight distributions, connectivity.
+"""Figures for the E/I network: activity, training curve, weight distributions, activity
+statistics, connectivity.
 
 Every function returns a `matplotlib.figure.Figure` that belongs to no window and selects no
 backend (no pyplot state): save it with utils.run.save_figure; `show_pngs` displays saved
@@ -7,13 +8,15 @@ figures for --show.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from utils.training.analysis import ZERO_TOL, family_log_density
+
 __all__ = ["show_pngs", "plot_activity", "plot_training_curve",
-           "plot_weight_distributions", "plot_connectivity", "lognormal_fit",
+           "plot_weight_distributions", "plot_activity_stats", "plot_connectivity",
            "plot_learning_curves"]
 
 
@@ -102,47 +105,136 @@ def plot_training_curve(history: List[dict]):
     return fig
 
 
-def lognormal_fit(w: np.ndarray) -> Optional[tuple]:
-    """(mu, sigma) of ln(w) over positive weights (the MLE of a log-normal), or None."""
+PROJECTIONS = {"w_in": "input (excitatory)", "w_e": "excitatory recurrent",
+               "w_i": "inhibitory recurrent"}
+FAMILY_STYLE = {"lognormal": ("log-normal", "tab:red", "-"),
+                "halfnormal": ("half-normal", "tab:blue", "--"),
+                "gamma": ("gamma", "tab:purple", "-."),
+                "exponential": ("exponential", "tab:orange", ":")}
+
+
+def _weight_panel(ax, w: np.ndarray, test: Dict[str, Any], color: str, title: str) -> None:
+    """Histogram of ln w of the positive weights and the density of ln w of every fitted
+    family (analysis.weight_distribution_test's `test`), the best by AIC named."""
     w = np.asarray(w, dtype=float)
-    w = w[w > 0]
-    if w.size < 3:
-        return None
-    logw = np.log(w)
-    return float(logw.mean()), float(logw.std())
+    logw = np.log(w[w >= ZERO_TOL])
+    zero = 100 * test["fraction_below_tol"]
+    ax.set_title(f"{title}\n{zero:.1f}% at 0 (not shown); best by AIC: "
+                 f"{FAMILY_STYLE[test['best']][0] if test['best'] else 'none'}", fontsize=9)
+    ax.set_xlabel("ln(weight)")
+    ax.set_ylabel("density")
+    if test["fits"] is None:
+        return
+    ax.hist(logw, bins=60, density=True, color=color, alpha=0.35)
+    y = np.linspace(logw.min() - 0.5, logw.max() + 0.5, 400)
+    for name in sorted(test["fits"], key=lambda n: test["delta_aic"][n]):
+        fit, (label, c, ls) = test["fits"][name], FAMILY_STYLE[name]
+        tag = "best" if name == test["best"] else f"dAIC {test['delta_aic'][name]:.0f}"
+        ax.plot(y, family_log_density(name, fit["params"], y), color=c, ls=ls, lw=1.6,
+                label=f"{label} ({tag}; KS D {fit['ks_d']:.3f})")
+    ax.legend(fontsize=7, loc="upper left")
 
 
-def plot_weight_distributions(before: Dict[str, np.ndarray], after: Optional[Dict[str, np.ndarray]]):
-    """Histograms of ln(weight) for E and I synapses, before/after training, log-normal fits."""
-    groups = [("w_e", "excitatory recurrent"), ("w_i", "inhibitory recurrent"),
-              ("w_in", "input (excitatory)")]
-    fig = Figure(figsize=(15, 4))
-    axes = fig.subplots(1, 3)
-    for ax, (key, title) in zip(axes, groups):
-        for name, weights, color in [("before", before, "gray"), ("after", after, "tab:green")]:
-            if weights is None:
-                continue
-            w = np.asarray(weights[key], dtype=float)
-            at_zero = float(np.mean(w <= 0))  # Dale's projection stops weights at zero
-            w = w[w > 0]
-            fit = lognormal_fit(w)
-            if fit is None:
-                continue
-            mu, sigma = fit
-            logw = np.log(w)
-            ax.hist(logw, bins=60, density=True, alpha=0.45, color=color,
-                    label=f"{name}: log-normal mu={mu:.2f}, sigma={sigma:.2f}; "
-                          f"{100 * at_zero:.1f}% at 0 (not shown)")
-            x = np.linspace(logw.min(), logw.max(), 200)
-            ax.plot(x, np.exp(-(x - mu) ** 2 / (2 * sigma ** 2)) / (sigma * np.sqrt(2 * np.pi)),
-                    color=color, lw=1.5)
-        ax.set_title(title)
-        ax.set_xlabel("ln(weight)")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle("Synaptic weight distributions (histogram of ln w; curve: fitted log-normal)")
+def plot_weight_distributions(weights: Dict[str, Dict[str, np.ndarray]],
+                              tests: Dict[str, Dict[str, Dict[str, Any]]]):
+    """Per projection (columns) and stage (rows, e.g. before / after training): histogram of
+    ln w with the densities of the fitted log-normal, half-normal, gamma and exponential
+    families (maximum likelihood), each labelled with its AIC difference to the best and its
+    KS distance."""
+    stages = list(weights)
+    fig = Figure(figsize=(16, 4.2 * len(stages)))
+    axes = fig.subplots(len(stages), len(PROJECTIONS), squeeze=False)
+    for row, stage in enumerate(stages):
+        for col, (key, title) in enumerate(PROJECTIONS.items()):
+            _weight_panel(axes[row, col], weights[stage][key], tests[stage][key],
+                          "gray" if row == 0 else "tab:green", f"{title} ({key}), {stage}")
+    fig.suptitle("Synaptic weights: histogram of ln w (positive weights) and maximum-likelihood "
+                 "fits; dAIC = AIC - best AIC (> 10: no support)")
     fig.tight_layout()
     return fig
+
+
+def plot_activity_stats(stats: Dict[str, Any], n_exc: int, trace: Dict[str, np.ndarray],
+                        dt: float):
+    """Activity statistics (analysis.activity_statistics): per-cell rates, ISI CV and Fano
+    factor of E and I cells, delay rates by label (selective cells marked), one cell's E and I
+    currents, and the E/I current correlation per cell."""
+    s, cells = stats["summary"], stats["cells"]
+    pops = [("E", slice(0, n_exc), "tab:red"), ("I", slice(n_exc, None), "tab:blue")]
+    fig = Figure(figsize=(16, 8.5))
+    ax = fig.subplots(2, 3)
+
+    def hist(a, key, xlabel, title, ref=None, log=False):
+        ok = np.isfinite(cells[key]) & ((cells[key] > 0) if log else True)
+        v_all = cells[key][ok]
+        if not v_all.size:
+            a.text(0.5, 0.5, "no cell qualifies", ha="center", transform=a.transAxes)
+        elif v_all.min() < v_all.max():
+            bins = np.geomspace(v_all.min(), v_all.max(), 31) if log else \
+                np.linspace(v_all.min(), v_all.max(), 31)
+        else:
+            bins = 1
+        for name, sl, color in pops:
+            v = cells[key][sl][ok[sl]]
+            if v.size:
+                a.hist(v, bins=bins, alpha=0.5, color=color,
+                       label=f"{name}: median {np.median(v):.2f} (n={v.size})")
+        if ref is not None:
+            a.axvline(ref, color="k", ls=":", lw=1, label=f"Poisson ({ref:g})")
+        if log:
+            a.set_xscale("log")
+        a.set_xlabel(xlabel)
+        a.set_ylabel("cells")
+        a.set_title(title, fontsize=10)
+        _legend(a)
+
+    hist(ax[0, 0], "rate_hz", "rate over the trial (Hz)",
+         f"firing rates: E {s['rate_exc_hz']:.1f} Hz, I {s['rate_inh_hz']:.1f} Hz (mean)", log=True)
+    hist(ax[0, 1], "isi_cv", "ISI coefficient of variation",
+         f"ISI CV in the delay ({s['n_trials_spike_trains']} trials; "
+         f"{100 * s['isi_cv_fraction_with_enough']:.0f}% of cells have >= 3 spikes)", ref=1.0)
+    hist(ax[0, 2], "fano", f"Fano factor ({s['window_ms']:g}-ms windows)",
+         f"Fano factor across trials, delay windows; count corr. "
+         f"{_fmt(s['count_corr_mean'])} (mean over pairs)", ref=1.0)
+    a = ax[1, 0]
+    by_label, sel = cells["delay_rate_by_label"], cells["delay_p"] < s["selective_alpha"]
+    if by_label.shape[0] == 2:
+        for name, sl, color in pops:
+            a.scatter(by_label[0, sl], by_label[1, sl], s=10, color=color, alpha=0.5,
+                      label=f"{name} cells")
+        a.scatter(by_label[0, sel], by_label[1, sel], s=40, facecolors="none", edgecolors="k",
+                  label=f"selective (p < {s['selective_alpha']:g}): {int(sel.sum())}")
+        top = max(by_label.max(), 1e-3) * 1.05
+        a.plot([0, top], [0, top], color="0.6", lw=0.8)
+    a.set_xlabel("delay rate, label 0 trials (Hz)")
+    a.set_ylabel("delay rate, label 1 trials (Hz)")
+    a.set_title(f"delay selectivity: {100 * s['fraction_selective']:.1f}% selective, "
+                f"{100 * s['fraction_delay_active']:.0f}% active (>= 1 Hz)", fontsize=10)
+    _legend(a)
+    a = ax[1, 1]
+    t = np.arange(trace["I_e"].size) * dt
+    a.plot(t, trace["I_e"], color="tab:red", lw=0.7, label="I_e = g_e (E_exc - V)")
+    a.plot(t, -trace["I_i"], color="tab:blue", lw=0.7, label="-I_i = -g_i (E_inh - V)")
+    a.set_xlabel("time (ms)")
+    a.set_ylabel("synaptic current (threshold units)")
+    a.set_title(f"E and I currents of {trace['name']}, trial 0", fontsize=10)
+    _legend(a)
+    hist(ax[1, 2], "ei_corr", "corr. over time of I_e and -I_i",
+         f"E/I balance: median corr {_fmt(s['ei_corr_median'])}, "
+         f"median |I_e|/|I_i| {_fmt(s['ei_ratio_median'])}")
+    fig.suptitle(f"Activity statistics ({s['n_trials']} trials; delay {s['delay_ms']:.0f} ms)")
+    fig.tight_layout()
+    return fig
+
+
+def _legend(ax) -> None:
+    """A legend, when the axes hold labelled artists."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
+def _fmt(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def plot_connectivity(signed: np.ndarray, n_exc: int):

@@ -20,64 +20,100 @@ from tqdm import tqdm
 from utils.run import GracefulInterrupt, UserError, save_figure, write_metrics
 from utils.training.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from utils.training.parallel import any_process, is_main_process
-from utils.training.figures import (lognormal_fit, plot_activity, plot_connectivity,
+from utils.training.analysis import (activity_statistics, delay_mask, weight_distribution_test,
+                                     window_bins)
+from utils.training.figures import (plot_activity, plot_activity_stats, plot_connectivity,
                                     plot_training_curve, plot_weight_distributions)
 from utils.training.task import SeededTrials, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, Trials, make_trainer
 
-__all__ = ["train", "simulate_run", "save_network_figures", "lognormal_summary"]
+__all__ = ["train", "simulate_run", "save_network_figures", "record_statistics", "weight_tests"]
 
 
-N_PLOTTED = 3  # trials shown in activity.png (the only ones whose full activity is kept)
+N_PLOTTED = 3  # trials shown in activity.png
+N_KEPT = 16  # trials whose spike trains and currents are kept (ISI CV, E/I balance, plots)
+WINDOW_MS = 100.0  # spike-count windows of the Fano factor and the count correlations
 
 
-def save_network_figures(trainer: Trainer, data: Trials, before: Dict[str, np.ndarray],
-                         after: Optional[Dict[str, np.ndarray]],
-                         out_dir: Path) -> tuple[Dict[str, Any], List[Path]]:
-    """Activity, weight-distribution and connectivity figures; (activity statistics over all
-    trials of `data`, paths). Full activity is kept for the plotted trials only."""
-    sim = trainer.record(data, keep=N_PLOTTED)
-    shown = data.first(N_PLOTTED) if isinstance(data, SeededTrials) else \
-        data.take(np.arange(min(N_PLOTTED, len(data))))
+def cue_channels(groups: Dict[str, slice]) -> np.ndarray:
+    """Input channels of the cues (every group named cue_*)."""
+    return np.concatenate([np.arange(sl.start, sl.stop) for k, sl in groups.items()
+                           if k.startswith("cue")])
+
+
+def trial_labels(data: Trials) -> np.ndarray:
+    """The labels of every trial of `data` (SeededTrials are generated again, chunk by chunk)."""
+    if isinstance(data, SeededTrials):
+        return np.concatenate([chunk.y for chunk in data.chunks()])
+    return np.asarray(data.y)
+
+
+def weight_tests(weights: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[str, Any]]:
+    """analysis.weight_distribution_test of every projection, per stage (before / after)."""
+    return {stage: {k: weight_distribution_test(w) for k, w in ws.items()}
+            for stage, ws in weights.items()}
+
+
+def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
+                      shown: Any) -> tuple[Dict[str, Any], Dict[str, Any]]:
+    """Record every trial of `data` (spike counts per trial in the whole trial, the delay and
+    WINDOW_MS windows of the delay; spike trains and currents of the first N_KEPT trials);
+    (the recording, analysis.activity_statistics). `shown` holds the first trials, from which
+    the delay period is found (analysis.delay_mask)."""
+    dt = trainer.dt
+    delay = delay_mask(shown.X, shown.recall, cue_channels(groups))
+    bins = {"trial": np.zeros(delay.size, dtype=int), "delay": np.where(delay, 0, -1),
+            "window": window_bins(delay, max(1, int(round(WINDOW_MS / dt))))}
+    sim = trainer.record(data, keep=N_KEPT, bins=bins, currents=True)
+    stats = activity_statistics(sim, trial_labels(data), delay, trainer.net.n_exc, dt, WINDOW_MS)
+    return sim, stats
+
+
+def _trace_of_most_active(sim: Dict[str, Any], n_exc: int) -> Dict[str, Any]:
+    """The currents of trial 0 of the most active E cell (for plot_activity_stats)."""
+    i = int(np.argmax(sim["spikes"][:, 0, :n_exc].sum(axis=0)))
+    return {"I_e": sim["I_e"][:, 0, i], "I_i": sim["I_i"][:, 0, i], "name": f"E cell {i}"}
+
+
+def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice],
+                         weights: Dict[str, Dict[str, np.ndarray]],
+                         out_dir: Path) -> tuple[Dict[str, Any], Dict[str, Any], List[Path]]:
+    """Activity, weight-distribution, activity-statistics and connectivity figures; (activity
+    statistics over all trials of `data`, weight tests per stage of `weights` (e.g. before /
+    after training), paths). Full activity is kept for the first N_KEPT trials only."""
+    shown = data.first(N_KEPT) if isinstance(data, SeededTrials) else \
+        data.take(np.arange(min(N_KEPT, len(data))))
+    sim, stats = record_statistics(trainer, data, groups, shown)
+    tests = weight_tests(weights)
     n_exc, dt = trainer.net.n_exc, trainer.dt
-    paths = [save_figure(plot_activity(shown.X, sim, shown.y, n_exc, dt),
+    paths = [save_figure(plot_activity(shown.X, sim, shown.y, n_exc, dt,
+                                       trials=range(min(N_PLOTTED, len(shown)))),
                          out_dir / "activity.png"),
-             save_figure(plot_weight_distributions(before, after), out_dir / "weights.png"),
+             save_figure(plot_weight_distributions(weights, tests), out_dir / "weights.png"),
+             save_figure(plot_activity_stats(stats, n_exc, _trace_of_most_active(sim, n_exc), dt),
+                         out_dir / "activity_stats.png"),
              save_figure(plot_connectivity(trainer.net.recurrent_matrix(), n_exc),
-                      out_dir / "connectivity.png")]
-    stats = {"rate_exc_hz": sim["rate_exc_hz"], "rate_inh_hz": sim["rate_inh_hz"],
-             "sim_acc": float(sim["correct"].mean()), "n_sim_trials": int(len(data))}
-    return stats, paths
+                         out_dir / "connectivity.png")]
+    activity = dict(stats["summary"], sim_acc=float(sim["correct"].mean()),
+                    n_sim_trials=int(len(data)))
+    return activity, tests, paths
 
 
-def lognormal_summary(weights: Dict[str, np.ndarray]) -> Dict[str, Any]:
-    """Log-normal (mu, sigma of ln w over the positive weights) and the fraction of synapses
-    at zero, per projection."""
-    out = {}
-    for k, w in weights.items():
-        fit = lognormal_fit(w)
-        out[k] = None if fit is None else {"mu": fit[0], "sigma": fit[1],
-                                           "fraction_at_zero": float(np.mean(np.asarray(w) <= 0))}
-    return out
-
-
-def evaluate_and_plot(trainer: Trainer, test: Trials, best_path: Path,
-                      before: Dict[str, np.ndarray], history: List[dict],
+def evaluate_and_plot(trainer: Trainer, test: Trials, groups: Dict[str, slice],
+                      best_path: Path, before: Dict[str, np.ndarray], history: List[dict],
                       metrics: Dict[str, Any], out_dir: Path) -> List[Path]:
-    """Test accuracy of the best checkpoint, weight statistics and figures, added to
-    `metrics` and written; returns the figure paths."""
+    """Test accuracy of the best checkpoint, the weight-distribution tests (before / after
+    training), the activity statistics of the test trials and figures, added to `metrics`
+    and written; returns the figure paths."""
     trainer.set_params(load_checkpoint(best_path)["params"])
     metrics["test_loss"], metrics["test_acc"] = trainer.evaluate(test)
     if history:
         history[-1]["test_acc"] = metrics["test_acc"]
     after = trainer.synapse_weights()
-    metrics["lognormal_fit"] = {"before": lognormal_summary(before),
-                                "after": lognormal_summary(after)}
     metrics["dale_ok"] = bool(all(np.all(w >= 0) for w in after.values()))
     paths = [save_figure(plot_training_curve(history), out_dir / "training_curve.png")]
-    metrics["activity"], more = save_network_figures(
-        trainer, test.first(8) if isinstance(test, SeededTrials) else
-        test.take(np.arange(min(8, len(test)))), before, after, out_dir)
+    metrics["activity"], metrics["weight_distributions"], more = save_network_figures(
+        trainer, test, groups, {"before": before, "after": after}, out_dir)
     write_metrics(out_dir, metrics)
     return paths + more
 
@@ -199,7 +235,8 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
               f"continue with --resume {out_dir}; evaluating the best checkpoint (Ctrl-C "
               f"again to skip)", file=sys.stderr)
     try:
-        paths = evaluate_and_plot(trainer, test, best_path, before, history, metrics, out_dir)
+        paths = evaluate_and_plot(trainer, test, task.input_groups(), best_path, before, history,
+                                  metrics, out_dir)
     except KeyboardInterrupt:
         print(f"interrupted during the final evaluation: the training state is in {last_path} "
               f"and metrics.json has the history (no test_acc)", file=sys.stderr)
@@ -221,15 +258,17 @@ def simulate_run(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
     config = config.replace(method="bptt")
     trainer = make_trainer(config, task,
                            structure=None if checkpoint is None else checkpoint["structure"])
-    before, after = trainer.synapse_weights(), None
+    weights = {"initial": trainer.synapse_weights()}
     if checkpoint is not None:
         trainer.set_params(checkpoint["params"])
-        after = trainer.synapse_weights()
+        weights["checkpoint"] = trainer.synapse_weights()
     data = SeededTrials(task, n_sim, trial_seed(config.seed, 3, 0), config.batch_size)
-    stats, paths = save_network_figures(trainer, data, before, after, out_dir)
+    stats, tests, paths = save_network_figures(trainer, data, task.input_groups(), weights,
+                                               out_dir)
     metrics = {"mode": "sim", "neuron": config.net.neuron, "conn_method": config.net.conn_method,
                "n_rec": config.net.n_rec,
-               "checkpoint": None if checkpoint is None else checkpoint["path"], **stats}
+               "checkpoint": None if checkpoint is None else checkpoint["path"], **stats,
+               "weight_distributions": tests}
     write_metrics(out_dir, metrics)
     print(f"simulated {n_sim} trials (accuracy {stats['sim_acc']:.3f}, E "
           f"{stats['rate_exc_hz']:.1f} Hz, I {stats['rate_inh_hz']:.1f} Hz); figures in {out_dir}")

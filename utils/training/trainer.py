@@ -26,7 +26,7 @@ from utils.training.task import SeededTrials, TaskData, recall_correct, recall_l
 Trials = Union[TaskData, SeededTrials]
 
 __all__ = ["TrainConfig", "Trainer", "make_trainer", "build_network", "build_optimizer",
-           "learning_rate", "weight_penalty"]
+           "learning_rate", "weight_penalty", "log_space_gradients", "multiplicative_step"]
 
 # ----------------------------------------------------------------------------- parts
 def build_network(config: TrainConfig, n_in: int, structure: Optional[Dict[str, Any]] = None,
@@ -80,6 +80,21 @@ def weight_penalty(params: Dict[str, Any], l1: float, l2: float) -> Any:
     return total
 
 
+def log_space_gradients(grads: Dict[str, Any], params: Dict[str, Any],
+                        names: Tuple[str, ...]) -> Dict[str, Any]:
+    """The gradients w.r.t. ln w of the weights `names` (dL/d ln w = w dL/dw); others as given."""
+    return {k: {"weight": g["weight"] * params[k]["weight"]} if k in names else g
+            for k, g in grads.items()}
+
+
+def multiplicative_step(params: Dict[str, Any], updates: Dict[str, Any],
+                        names: Tuple[str, ...]) -> Dict[str, Any]:
+    """w exp(u) for the weights `names` (a step u in ln w: the sign is kept, zeros stay zero;
+    Loewenstein et al. 2011, J Neurosci 31:9481), w + u for the others."""
+    return {k: {"weight": p["weight"] * jnp.exp(updates[k]["weight"]) if k in names
+                else p["weight"] + updates[k]["weight"]} for k, p in params.items()}
+
+
 def _forward(net: EINetwork) -> Callable:
     def fwd(xs):
         brainstate.nn.reset_all_states(net)
@@ -88,22 +103,32 @@ def _forward(net: EINetwork) -> Callable:
     return brainstate.transform.jit(fwd)
 
 
-def _recorder(net: EINetwork, keep: int) -> Callable:
+def _recorder(net: EINetwork, keep: int, n_bins: Dict[str, int], currents: bool) -> Callable:
     """Readout (T, B, n_out), spike counts per step of E and I cells (T, B, 2), and V and
     spikes (T, keep, n_rec) of the first `keep` trials only (memory of full activity only
-    where it is plotted)."""
-    n_exc = net.n_exc
+    where it is plotted); with `n_bins`, each neuron's spike counts per bin and trial
+    (n_bins[name], B, n_rec), step t counted in bin bins[name][t] (none when < 0); with
+    `currents`, the synaptic currents I_e = g_e (E_exc - V), I_i = g_i (E_inh - V) of the kept
+    trials (T, keep, n_rec), from the conductances and V at the end of each step."""
+    n_exc, n_rec = net.n_exc, net.cfg.n_rec
 
-    def sim(xs):
+    def sim(xs, bins):
         brainstate.nn.reset_all_states(net)
+        init = {k: jnp.zeros((n, xs.shape[1], n_rec), jnp.int32) for k, n in n_bins.items()}
 
-        def step(x):
+        def step(carry, inp):
+            x, b = inp
             out = net(x)
             z = net.get_spike()
             counts = jnp.stack([z[:, :n_exc].sum(-1), z[:, n_exc:].sum(-1)], -1)
-            return out, counts, net.V.value[:keep], z[:keep]
+            zi = (z > 0.5).astype(jnp.int32)
+            carry = {k: c.at[jnp.maximum(b[k], 0)].add(zi * (b[k] >= 0)) for k, c in carry.items()}
+            V = net.V.value[:keep]
+            extra = (net.g_e.value[:keep] * (net.E_EXC - V),
+                     net.g_i.value[:keep] * (net.E_INH - V)) if currents else ()
+            return carry, (out, counts, V, z[:keep], extra)
 
-        return brainstate.transform.for_loop(step, xs)
+        return brainstate.transform.scan(step, init, (xs, bins))
 
     return brainstate.transform.jit(sim)
 
@@ -161,15 +186,22 @@ class Trainer:
                                  self.mesh)
 
     def apply_gradients(self, grads: Dict[str, Any], opt_state: Any) -> Any:
-        """Add the weight penalty, take an optimizer step, keep Dale's law; new opt_state."""
+        """Add the weight penalty, take an optimizer step (additive, or multiplicative on the
+        sign-constrained weights: config.weight_update), keep Dale's law; new opt_state."""
         grads = self.net.mask_gradients(grads)
         params = self.params()
         l1, l2 = self.config.weight_L1, self.config.weight_L2
         if l1 or l2:
             pen = jax.grad(weight_penalty)(params, l1, l2)
             grads = jax.tree.map(lambda a, b: a + b, grads, pen)
-        updates, opt_state = self.tx.update(grads, opt_state, params)
-        self.set_params(optax.apply_updates(params, updates))
+        if self.config.weight_update == "multiplicative":
+            names = tuple(self.net.projections())
+            updates, opt_state = self.tx.update(log_space_gradients(grads, params, names),
+                                                opt_state, params)
+            self.set_params(multiplicative_step(params, updates, names))
+        else:
+            updates, opt_state = self.tx.update(grads, opt_state, params)
+            self.set_params(optax.apply_updates(params, updates))
         self.net.project_weights()
         return opt_state
 
@@ -223,30 +255,49 @@ class Trainer:
                                                 self.config.loss)) * n_real)
         return float(np.sum(losses) / len(data)), float(np.concatenate(correct).mean())
 
-    def record(self, data: Trials, keep: Optional[int] = None) -> Dict[str, Any]:
+    def record(self, data: Trials, keep: Optional[int] = None,
+               bins: Optional[Dict[str, np.ndarray]] = None,
+               currents: bool = False) -> Dict[str, Any]:
         """Readout (T, n, 2) and correctness (n,) of every trial of `data`; membrane potentials
         "V" and "spikes" (T, k, n_rec) of its first k = min(keep, n, batch_size) trials only
-        (default keep: all of the first chunk); mean E and I rates (Hz) over all trials."""
+        (default keep: all of the first chunk); mean E and I rates (Hz) over all trials.
+
+        `bins` (name -> (T,) int, the bin of each step, < 0: none) adds "counts": name ->
+        each neuron's spike count per bin and trial (n_bins, n, n_rec), for every trial (e.g.
+        the delay period, or its 100-ms windows); `currents` adds the synaptic currents "I_e"
+        and "I_i" (T, k, n_rec) of the kept trials (`_recorder`)."""
         B = self.config.batch_size
         keep = min(B, len(data) if keep is None else keep)
-        sim = self._get(f"record{keep}", lambda: _recorder(self.net, keep))
-        outs, correct, vs, spikes = [], [], None, None
+        bins = {k: np.asarray(v, dtype=np.int32) for k, v in (bins or {}).items()}
+        n_bins = {k: max(int(v.max()) + 1, 1) for k, v in bins.items()}
+        sim = self._get(f"record{keep}-{sorted(n_bins.items())}-{currents}",
+                        lambda: _recorder(self.net, keep, n_bins, currents))
+        outs, correct, kept = [], [], None
         counts = np.zeros(2)
+        binned: Dict[str, list] = {k: [] for k in bins}
         with brainstate.environ.context(dt=self.dt):
             for n_real, chunk in _chunks(data, B):
-                o, c, v, s = sim(jnp.asarray(chunk.X, dtype=bool))
+                per_bin, (o, c, v, s, extra) = sim(jnp.asarray(chunk.X, dtype=bool),
+                                                   {k: jnp.asarray(b) for k, b in bins.items()})
                 o = np.asarray(o)[:, :n_real]
                 outs.append(o)
                 correct.append(recall_correct(o, chunk.y[:n_real], chunk.recall))
                 counts += np.asarray(c)[:, :n_real].sum(axis=(0, 1))
-                if vs is None:
-                    vs, spikes = np.asarray(v)[:, :n_real], np.asarray(s)[:, :n_real]
+                for k in bins:
+                    binned[k].append(np.asarray(per_bin[k])[:, :n_real])
+                if kept is None:
+                    kept = [np.asarray(a)[:, :n_real] for a in (v, s, *extra)]
         T = outs[0].shape[0]
         n_cells = np.array([self.net.n_exc, self.net.n_inh])
         rates = counts / (T * len(data) * n_cells) / self.dt * 1e3
-        return {"readout": np.concatenate(outs, 1), "correct": np.concatenate(correct),
-                "V": vs, "spikes": spikes, "rate_exc_hz": float(rates[0]),
-                "rate_inh_hz": float(rates[1])}
+        out = {"readout": np.concatenate(outs, 1), "correct": np.concatenate(correct),
+               "V": kept[0], "spikes": kept[1], "rate_exc_hz": float(rates[0]),
+               "rate_inh_hz": float(rates[1])}
+        if bins:
+            out["counts"] = {k: np.concatenate(v, 1) for k, v in binned.items()}
+        if currents:
+            out["I_e"], out["I_i"] = kept[2], kept[3]
+        return out
 
     def synapse_weights(self) -> Dict[str, np.ndarray]:
         """Effective weights of existing synapses per projection."""
