@@ -7,12 +7,13 @@ Units: uS, nF, mV, ms, nA.
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from utils.fitting import FitDefaults, run_fitting
+from utils.fitting.config import FitConfig, FitDefaults, run_fitting
+from utils.settings import setting
 from utils.run import cli, exit_now
 
 BOUNDS = {"gl": (1e-4, 0.1), "g_na": (0.01, 40.0), "g_kd": (0.01, 20.0), "vth": (-65.0, -50.0),
@@ -32,24 +33,27 @@ def authors_protocol(dt: float) -> np.ndarray:
     return current
 
 
-def _add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steady_state", action="store_true",
-                        help="start the gates at their resting values instead of m = h = n = 0")
+@dataclass(frozen=True)
+class HHConfig(FitConfig):
+    """The fitting settings, and the HH model's own."""
+
+    steady_state: bool = setting(False, "start the gates at their resting values instead of "
+                                 "m = h = n = 0")
 
 
 DEFAULTS = FitDefaults(
     script="neuron_fitting_of_hh_model",
     title="Traub-Miles Hodgkin-Huxley neuron",
     model="hh",  # the synthetic target is the model's defaults (models/hh.py HH_DEFAULTS)
-    model_options=lambda args: {"steady_state": args.steady_state},
+    settings=HHConfig,
+    model_options=lambda config: {"steady_state": config.steady_state},
     fit=("gl", "g_na", "g_kd", "vth"),
     bounds=BOUNDS,
     dt=0.01,
     protocol=authors_protocol,
     n_starts=20,
-    add_args=_add_args,
-    # the target fires 4 spikes in 15 ms on trace 4 (267 Hz): the gamma factor needs
-    # 2 x rate x window < 1, so 2 ms (1.07) left it undefined; 0.5 ms gives 0.27
+    # the gamma factor needs 2 x rate x window < 1: the target's highest rate is 267 Hz (4
+    # spikes in 15 ms on trace 4)
     gamma_window=0.5,
 )
 

@@ -30,7 +30,7 @@ import neuron_fitting_of_gif_model as gif_script
 from benchmarks.hh_dimensions import brian2_run, report, size_rows
 from benchmarks.hh_peers import ROOT, brian2_python, run_peer, write_csv
 from models.gif import GIF, gif_spike_times
-from utils.fitting.problem import simulate_one
+from utils.fitting.problem import simulate_cell
 from utils.run import make_out_dir, positive_float, positive_int
 
 ORDER = ("a", "b", "k1", "k2", "tau", "R", "A1", "A2")
@@ -43,8 +43,8 @@ def recordings(out: Path, noise_mV: float, seed: int) -> dict:
     """current.csv, voltage.csv (fine-step run sampled at dt, plus noise), voltage_clean.csv
     (without the noise) and spikes.csv."""
     dt = gif_script.DEFAULTS.dt
-    v_fine, s_fine = simulate_one(GIF, gif_script.TRUTH, gif_script.authors_protocol(dt / FINE),
-                                  dt / FINE)
+    v_fine, s_fine = simulate_cell(GIF, gif_script.TRUTH,
+                                   gif_script.authors_protocol(dt / FINE), dt / FINE)
     v = v_fine[:, ::FINE]
     spikes = gif_spike_times(None, s_fine, dt / FINE)
     noisy = v + np.random.default_rng(seed).normal(0.0, noise_mV, v.shape)
@@ -59,7 +59,7 @@ def accuracy(files: dict, brian2_python: str, seed: int) -> dict:
     """MSE (mV^2) at the truth against the fine-step reference: this project at dt, and Brian2
     as the benchmark runs it."""
     dt = gif_script.DEFAULTS.dt
-    ours, _ = simulate_one(GIF, gif_script.TRUTH, gif_script.authors_protocol(dt), dt)
+    ours, _ = simulate_cell(GIF, gif_script.TRUTH, gif_script.authors_protocol(dt), dt)
     clean = np.loadtxt(files["V_clean"], delimiter=",")
     out = {"ours_dt_vs_reference_mse": float(np.mean((ours - clean) ** 2))}
     if brian2_python:

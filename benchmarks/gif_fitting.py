@@ -17,7 +17,7 @@ import numpy as np
 from benchmarks.common import time_to
 from neuron_fitting_of_gif_model import DEFAULTS
 from utils.fitting import (make_objectives, method_names, problem_from_flags, run_method,
-                           simulate_params)
+                           traces_of)
 from utils.fitting.metrics import mean_gamma
 from utils.run import atomic_write_json
 
@@ -34,7 +34,7 @@ def run(problem, method: str, *, n_starts: int, budget: int, seed: int, presearc
     res = run_method(method, obj, len(problem.free), n_starts=n_starts, budget=budget,
                      popsize=popsize, maxiter=200, seed=seed)
     params = dict(zip(problem.free, problem.box.to_params(res.z)))
-    v, spikes = simulate_params(problem, params)
+    v, spikes = traces_of(problem, params)
     rmse = float(np.sqrt(np.mean((v - problem.v_target) ** 2))) if problem.v_target is not None \
         else None
     out = {"loss": res.loss, "wall_s": res.wall_s, "n_evals": res.n_evals, "rmse_mV": rmse,

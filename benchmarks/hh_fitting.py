@@ -13,9 +13,9 @@ import numpy as np
 
 from benchmarks.common import time_to
 from neuron_fitting_of_hh_model import DEFAULTS
-from utils.fitting import make_objectives, method_names, problem_from_flags, simulate_params
+from utils.fitting import make_objectives, method_names, problem_from_flags, traces_of
 from utils.fitting.metrics import mean_gamma
-from utils.fitting.optim import lbfgsb_multistart, lbfgsb_sequential, run_method
+from utils.fitting.multistart import lbfgsb_multistart, lbfgsb_sequential, run_method
 from utils.run import atomic_write_json
 
 def problem_for(argv: list[str]):
@@ -67,7 +67,7 @@ def spike_target(quick: bool, seed: int) -> dict:
     for name, zz, l in [("gradient", res.z, res.loss),
                         ("best_of_random", z[np.argmin(rand_loss)], rand_loss.min())]:
         params = dict(zip(problem.free, problem.box.to_params(zz)))
-        _, spikes = simulate_params(problem, params)
+        _, spikes = traces_of(problem, params)
         out[name] = {"loss": float(l), "n_evals": res.n_evals,
                      "gamma": mean_gamma(spikes, problem.spikes_target, problem.gamma_window,
                                          problem.duration),

@@ -13,6 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def default_sigint() -> None:
+    """In the child before it starts: SIGINT's default action, whatever the test runner
+    inherited (a background job of a non-interactive shell, nohup and CI runners ignore
+    it, and a child would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_during_the_gradient_method(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "neuron_fitting_of_hh_model.py", "--methods", "DE,gradient",
@@ -20,7 +27,7 @@ def test_sigint_during_the_gradient_method(tmp_path):
            "--out_dir", str(out)]
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     err, started = [], threading.Event()
 
     def read():

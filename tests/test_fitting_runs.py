@@ -4,6 +4,7 @@ non-finite losses reported as null, contradictory settings refused with one line
 keeping the finished methods. Tiny sizes throughout."""
 import _thread
 import json
+import signal
 import threading
 
 import numpy as np
@@ -12,10 +13,12 @@ import pytest
 import neuron_fitting_of_gif_model as gif
 import neuron_fitting_of_hh_model as hh
 from models.hh import HH_DEFAULTS, make_hh
-from tests.fitting_helpers import simulate_one, write_csv
-from utils.fitting.optim import OPTIMIZERS, GradientFree, Tracker, clean, lbfgsb_multistart
-from utils.fitting.pipeline import format_table
-from utils.fitting.pipeline import problem_from_flags
+from tests.fitting_helpers import write_csv
+from utils.fitting.methods import METHODS, GradientFree
+from utils.fitting.multistart import lbfgsb_multistart
+from utils.fitting.optim import Tracker, clean
+from utils.fitting.pipeline import format_table, problem_from_flags
+from utils.fitting.problem import simulate_cell
 from utils.run import cli
 
 TINY = ["--methods", "DE", "--budget", "4", "--popsize", "4"]
@@ -42,7 +45,8 @@ def test_a_run_writes_config_status_and_metrics_with_history(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli(hh.main, [*TINY, "--out_dir", str(out)]) == 0
     assert json.loads((out / "status.json").read_text())["state"] == "done"
-    assert json.loads((out / "config.json").read_text())["budget"] == 4
+    config = json.loads((out / "config.json").read_text())
+    assert config["budget"] == 4 and set(config) == set(hh.DEFAULTS.config.flag_names())
     m = json.loads((out / "metrics.json").read_text())
     hist = m["methods"]["DE"]["history"]  # E: [[wall_s, n_evals, best_loss], ...]
     assert [h[1] for h in hist] == [4] and hist[-1][2] == m["methods"]["DE"]["loss"]
@@ -105,7 +109,7 @@ def recordings(tmp_path_factory):
     """Three HH traces recorded at dt 0.01 ms (the true model) as CSV files."""
     folder = tmp_path_factory.mktemp("rec")
     cur = hh.authors_protocol(0.01)[:3]
-    v, _ = simulate_one(make_hh().simulate, HH_DEFAULTS, cur, 0.01)
+    v, _ = simulate_cell(make_hh(), HH_DEFAULTS, cur, 0.01)
     return folder, write_csv(folder / "I.csv", cur), write_csv(folder / "V.csv", v), v
 
 
@@ -147,7 +151,7 @@ def nan_search(loss, dim, *, budget, popsize, seed, progress=None):
 
 
 def test_non_finite_loss_is_null_with_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(OPTIMIZERS, "nan", GradientFree(nan_search, "always NaN"))
+    monkeypatch.setitem(METHODS, "nan", GradientFree(nan_search, "always NaN"))
     out = tmp_path / "run"
     assert cli(hh.main, ["--methods", "nan,DE", "--budget", "4", "--popsize", "4",
                          "--out_dir", str(out)]) == 0
@@ -180,7 +184,7 @@ def truth_search(loss, dim, *, budget, popsize, seed, progress=None):
 
 def test_no_gamma_above_1_in_a_tiny_hh_run_and_one_warning_when_undefined(tmp_path, capsys,
                                                                          monkeypatch):
-    monkeypatch.setitem(OPTIMIZERS, "truth", GradientFree(truth_search, "the truth"))
+    monkeypatch.setitem(METHODS, "truth", GradientFree(truth_search, "the truth"))
     out = tmp_path / "run"
     assert cli(hh.main, ["--methods", "DE,PSO", "--budget", "8", "--popsize", "4",
                          "--target", "spike", "--out_dir", str(out)]) == 0
@@ -227,7 +231,7 @@ def interrupting(loss, dim, *, budget, popsize, seed, progress=None):
 
 
 def test_ctrl_c_keeps_the_finished_methods(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(OPTIMIZERS, "stop", GradientFree(interrupting, "Ctrl-C"))
+    monkeypatch.setitem(METHODS, "stop", GradientFree(interrupting, "Ctrl-C"))
     out = tmp_path / "run"
     assert cli(hh.main, ["--methods", "DE,stop,PSO", "--budget", "4", "--popsize", "4",
                          "--out_dir", str(out)]) == 130
@@ -238,7 +242,16 @@ def test_ctrl_c_keeps_the_finished_methods(tmp_path, capsys, monkeypatch):
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_lockstep_threads_stop_cleanly_on_ctrl_c():
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt during the test (Python's own handler), also where the
+    runner inherited it ignored (a background job of a non-interactive shell, nohup, CI)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_lockstep_threads_stop_cleanly_on_ctrl_c(sigint_raises):
     """Ctrl-C reaching the main thread while L-BFGS-B runs wait in lockstep: every worker
     thread ends (no thread left inside a compiled call), then KeyboardInterrupt."""
     calls = []

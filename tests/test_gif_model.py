@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.gif import GIF_DEFAULTS, simulate_gif, simulate_gif_forced, spike_times_from_signal
+from models.gif import (GIF_DEFAULTS, make_gif, simulate_gif, simulate_gif_forced,
+                        spike_times_from_signal)
 from neuron_fitting_of_gif_model import TRUTH, authors_protocol
-from tests.fitting_helpers import simulate_one
+from utils.fitting.problem import simulate_cell
 
 DT = 0.1
 
@@ -48,7 +49,7 @@ def _numpy_reference(p, current, dt):
 
 
 def _run(params, current, dt=DT):
-    return simulate_one(simulate_gif, params, current, dt)
+    return simulate_cell(make_gif(), params, current, dt)
 
 
 def test_matches_numpy_reference_including_spike_times():

@@ -11,7 +11,7 @@ from scipy.integrate import solve_ivp
 from models.hh import HH_DEFAULTS, make_hh
 from models.spec import spike_times
 from neuron_fitting_of_hh_model import authors_protocol
-from tests.fitting_helpers import simulate_one
+from utils.fitting.problem import simulate_cell
 from utils.fitting.metrics import alpha_filter, spike_counts_on_grid, van_rossum_loss
 
 DT = 0.01
@@ -49,7 +49,7 @@ def _numpy_reference(p, current, dt):
 
 
 def _simulate(params, current, dt=DT):
-    return simulate_one(make_hh().simulate, params, current, dt)
+    return simulate_cell(make_hh(), params, current, dt)
 
 
 def test_matches_numpy_reference():

@@ -6,8 +6,10 @@ import pytest
 
 import neuron_fitting_of_hh_model as hh
 from models.hh import HH_DEFAULTS, make_hh
-from tests.fitting_helpers import simulate_one, write_csv
-from utils.fitting.optim import OPTIMIZERS, GradientFree, Tracker, clean
+from tests.fitting_helpers import write_csv
+from utils.fitting.methods import METHODS, GradientFree
+from utils.fitting.optim import Tracker, clean
+from utils.fitting.problem import simulate_cell
 from utils.run import cli
 
 FAST = ["--n_starts", "3", "--maxiter", "15", "--budget", "10", "--popsize", "5"]
@@ -86,7 +88,7 @@ def random_search(loss, dim, *, budget, popsize, seed, progress=None):
 
 
 def test_a_method_added_by_one_registry_entry_runs_through_the_script(tmp_path, monkeypatch):
-    monkeypatch.setitem(OPTIMIZERS, "toy", GradientFree(random_search, "uniform random search"))
+    monkeypatch.setitem(METHODS, "toy", GradientFree(random_search, "uniform random search"))
     metrics, out = run(tmp_path, "--methods", "toy,DE")
     on_disk = json.loads((out / "metrics.json").read_text())
     assert list(on_disk["methods"]) == ["toy", "DE"]
@@ -100,7 +102,7 @@ def test_user_recordings_with_fixed_parameter(tmp_path):
     """Recordings made with vth -63 are fitted with vth fixed: the three others come back."""
     cur = hh.authors_protocol(0.01)[:3]
     truth = {**HH_DEFAULTS, "vth": -63.0, "gl": 0.01, "g_na": 20.0, "g_kd": 6.0}
-    v, _ = simulate_one(make_hh().simulate, truth, cur, 0.01)
+    v, _ = simulate_cell(make_hh(), truth, cur, 0.01)
     i_csv, v_csv = write_csv(tmp_path / "I.csv", cur * 1e3), write_csv(tmp_path / "V.csv", v)
     metrics = hh.main(["--data_current", i_csv, "--current_unit", "pA", "--data_voltage", v_csv,
                        "--dt", "0.01", "--fit", "gl,g_na,g_kd", "--fix", "vth=-63",

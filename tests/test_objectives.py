@@ -6,7 +6,7 @@ import pytest
 
 import neuron_fitting_of_gif_model as gif
 import neuron_fitting_of_hh_model as hh
-from utils.fitting import make_objectives, problem_from_flags, simulate_params
+from utils.fitting import make_objectives, problem_from_flags, traces_of
 from utils.fitting.objectives import FORWARD_MODE_MAX_DIM
 from utils.fitting.metrics import gamma_factor
 
@@ -50,7 +50,7 @@ def test_potential_loss_is_the_voltage_mse():
     problem = problem_from_flags(hh.DEFAULTS, [])
     obj = make_objectives(problem)
     params = dict(zip(problem.free, problem.box.to_params(Z[:1])[0]))
-    v, _ = simulate_params(problem, params)
+    v, _ = traces_of(problem, params)
     assert obj.loss(Z[:1])[0] == pytest.approx(np.mean((v - problem.v_target) ** 2), rel=1e-10)
 
 
@@ -92,7 +92,7 @@ def test_synthetic_spike_target_keeps_the_rebound_spike():
     spike after hyperpolarization (a reset of only a few mV, which a voltage-drop detector
     misses) is in it, so the truth scores gamma 1 on every trace."""
     problem = problem_from_flags(gif.DEFAULTS, ["--noise_mV", "0.5"])
-    _, spikes = simulate_params(problem, problem.truth)
+    _, spikes = traces_of(problem, problem.truth)
     assert len(problem.spikes_target[4]) == 1 and problem.spikes_target[4][0] > 800.0
     for model, data in zip(spikes, problem.spikes_target):
         assert gamma_factor(model, data, 2.0, problem.duration) == 1.0

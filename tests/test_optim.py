@@ -3,12 +3,13 @@ the registry."""
 import numpy as np
 import pytest
 
-from utils.fitting.optim import (BAD_LOSS, OPTIMIZERS, GradientBased, Objectives, OptimResult,
-                                 Stage, _bucket, confirmed, lbfgsb_multistart,
-                                 lbfgsb_sequential, levenberg_marquardt, method_names,
-                                 run_method, staged)
+from utils.fitting.methods import METHODS, GradientBased, method_names
+from utils.fitting.multistart import (_bucket, lbfgsb_multistart, lbfgsb_sequential,
+                                      run_method, staged)
+from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult, Stage, confirmed
+from utils.fitting.searchers import levenberg_marquardt
 
-METHODS = method_names()
+ALL_METHODS = method_names()
 GRADIENT_FREE = method_names("gradient-free")
 
 CENTER = np.array([0.3, 0.7])
@@ -44,7 +45,7 @@ def _best():
     return loss(grid).min()
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ALL_METHODS)
 def test_each_method_finds_the_minimum(method):
     budget = 40 if method == "bayesian" else 60
     res = run_method(method, OBJ, 2, n_starts=4, budget=budget, popsize=10, maxiter=50, seed=3)
@@ -55,7 +56,7 @@ def test_each_method_finds_the_minimum(method):
     assert res.history and res.history[-1][2] == pytest.approx(res.loss)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ALL_METHODS)
 def test_same_seed_same_result(method):
     kw = dict(n_starts=3, budget=30, popsize=10, maxiter=20)
     a = run_method(method, OBJ, 2, seed=5, **kw)
@@ -228,7 +229,7 @@ def test_a_registered_gradient_based_method_runs_its_own_stage_builder(monkeypat
         seen.append((stage.name, index, stage.surrogate))
         return lambda starts: lbfgsb_multistart(stage.value_and_grad, starts, maxiter=maxiter)
 
-    monkeypatch.setitem(OPTIMIZERS, "mine", GradientBased(one_lbfgsb_stage, "test method"))
+    monkeypatch.setitem(METHODS, "mine", GradientBased(one_lbfgsb_stage, "test method"))
     assert "mine" in method_names("gradient-based")
     obj = Objectives(loss, (Stage("presearch", _shifted(0.01), None, surrogate=True),
                             Stage("real", value_and_grad, None)))

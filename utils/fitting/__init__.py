@@ -1,26 +1,51 @@
 """Fitting point neurons to recordings by gradient and gradient-free optimizers.
 
-    problem.py     FitDefaults (what a script sets), Box, Problem, make_problem, synthetic target
+    config.py      FitConfig (every setting of a run), FitDefaults (what a script sets), the
+                   command line, run_fitting (what the scripts call)
+    methods.py     METHODS, the registry of fitting methods by name (light: no optimizer)
+    problem.py     Box, Problem, make_problem, synthetic target, traces_of / simulate_cell
     objectives.py  make_objectives: the real loss and the stages of gradient-based methods
-    optim.py       the optimizers and OPTIMIZERS, the registry of methods by name
+    optim.py       what every optimizer shares: Objectives, Stage, OptimResult, Tracker
+    multistart.py  lock-step multi-start L-BFGS-B, staging, run_method
+    searchers.py   Levenberg-Marquardt, nevergrad and scikit-optimize wrappers
     metrics.py     spike-train losses and scores (van Rossum, gamma factor)
     data.py        loading recordings from CSV files
     plots.py       figures of a run
-    pipeline.py    flags, fit_all, the results table, run_fitting (what the scripts call)
+    pipeline.py    fit_all, the results table, run (a parsed run, end to end)
 
-Imports flow scripts -> utils.fitting -> models; the names below are the public ones.
+Imports flow scripts -> utils.fitting -> models; the names below are the public ones. Each is
+imported on first use, so that a script's command line (config.py) does not import JAX.
 """
-from utils.fitting.objectives import make_objectives
-from utils.fitting.optim import (OPTIMIZERS, GradientBased, GradientFree, Objectives,
-                                 OptimResult, Stage, Tracker, default_methods, method_names,
-                                 run_method)
-from utils.fitting.pipeline import (Fits, build_parser, fit_all, format_table, parse_methods,
-                                    problem_from_flags, run_fitting)
-from utils.fitting.problem import (Box, FitDefaults, Problem, make_problem, parse_assignments,
-                                   parse_bounds, simulate_params)
+from __future__ import annotations
 
-__all__ = ["FitDefaults", "Box", "Problem", "make_problem", "parse_assignments", "parse_bounds",
-           "simulate_params", "make_objectives", "Objectives", "Stage", "OptimResult", "Tracker",
-           "OPTIMIZERS", "GradientBased", "GradientFree", "method_names", "default_methods",
-           "run_method", "build_parser", "parse_methods", "problem_from_flags", "Fits", "fit_all",
-           "format_table", "run_fitting"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "utils.fitting.config": ["FitConfig", "FitDefaults", "build_parser", "parse_flags",
+                             "run_fitting"],
+    "utils.fitting.methods": ["METHODS", "GradientBased", "GradientFree", "method_names",
+                              "default_methods", "parse_methods"],
+    "utils.fitting.problem": ["Box", "Problem", "make_problem", "parse_assignments",
+                              "parse_bounds", "traces_of", "simulate_cell"],
+    "utils.fitting.objectives": ["make_objectives"],
+    "utils.fitting.optim": ["Objectives", "Stage", "OptimResult", "Tracker"],
+    "utils.fitting.multistart": ["run_method"],
+    "utils.fitting.pipeline": ["problem_from_flags", "Fits", "fit_all", "format_table"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module when first asked for."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'utils.fitting' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.fitting.config import CURRENT_UNITS, LAYOUT_CHOICES
 from utils.run import UserError
 
 __all__ = ["CURRENT_UNITS", "LAYOUT_CHOICES", "MAX_CURRENT_NA", "load_traces", "load_spike_times",
            "load_recordings", "check_spike_times"]
 
-CURRENT_UNITS = {"nA": 1.0, "pA": 1e-3, "A": 1e9}  # factor to nA
 INDEX_HEADERS = {"", "index", "unnamed: 0", "#", "trace"}
-LAYOUT_CHOICES = ("auto", "yes", "no")  # --csv_header, --csv_index
 MAX_CURRENT_NA = 1e4    # larger currents are taken as a unit mistake
 MAX_VOLTAGE_MV = 1000.0  # a membrane potential beyond this is not in mV
 MIN_VOLTAGE_MV = 1.0     # ... nor one that never reaches this

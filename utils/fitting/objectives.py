@@ -21,11 +21,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from utils.fitting.metrics import alpha_filter, spike_counts_on_grid
 from utils.fitting.optim import Objectives, Stage
+from utils.devices import local_devices
 from utils.fitting.problem import Problem
-from utils.run import UserError
 
-__all__ = ["make_objectives", "population_mesh", "forced_spike_steps", "threshold_residuals", "real_residuals",
-           "forced_residuals", "sum_of_squares", "value_and_grad", "gauss_newton"]
+__all__ = ["make_objectives", "population_mesh", "forced_spike_steps", "threshold_residuals",
+           "real_residuals", "forced_residuals", "sum_of_squares", "value_and_grad",
+           "gauss_newton"]
 
 Residuals = Callable[[jax.Array], jax.Array]  # Z [B, D] -> residuals [B, M]
 
@@ -132,12 +133,8 @@ def sum_of_squares(residuals: Residuals) -> Callable[[jax.Array], jax.Array]:
 def population_mesh(devices: int | None) -> Mesh | None:
     """A one-axis mesh ("pop") over the first `devices` local devices, to shard a population
     of parameter sets; None for one device. UserError if more are asked than present."""
-    available = jax.local_devices()
-    n = len(available) if devices is None else devices
-    if n > len(available):
-        raise UserError(f"--devices {n}: only {len(available)} device(s) present "
-                        f"({available[0].platform})")
-    return Mesh(np.array(available[:n]), ("pop",)) if n > 1 else None
+    chosen = local_devices(devices)
+    return Mesh(np.array(chosen), ("pop",)) if len(chosen) > 1 else None
 
 
 def _shard_rows(z: np.ndarray, mesh: Mesh | None) -> jax.Array:
@@ -170,8 +167,8 @@ FORWARD_MODE_MAX_DIM = 5  # gradients by forward mode up to this many free param
 
 def _forward_jacobian(residuals: Residuals, z: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Residuals r [B, M] and their Jacobian J [D, B, M] by one forward-mode pass over D copies
-    of the batch (rows are independent; measured here, this compiles and runs 20-35% faster
-    than a vmap of jvp over the D tangents)."""
+    of the batch (rows are independent; this compiles and runs faster than a vmap of jvp over
+    the D tangents)."""
     n_b, n_d = z.shape
     tangents = jnp.repeat(jnp.eye(n_d), n_b, axis=0)  # copy d of the batch: e_d
     r_all, jac = jax.jvp(residuals, (jnp.tile(z, (n_d, 1)),), (tangents,))
@@ -186,9 +183,8 @@ def _loss_and_gradient(r: jax.Array, jac: jax.Array) -> tuple[jax.Array, jax.Arr
 def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
     """Z -> (loss [B], gradient [B, D]) of the sum of squares, then score(Z) if given. Up to
     FORWARD_MODE_MAX_DIM parameters the gradient is 2 J^T r by forward mode: a simulation's
-    reverse pass (a second scan over time, reading back every step) cost 5x its forward one,
-    the forward pass over D copies less (benchmarks/gradient_modes.py; HH, 20 starts, D = 3:
-    46 -> 27 ms, compiling 0.9 -> 0.5 s)."""
+    reverse pass (a second scan over time, reading back every step) costs more than the
+    forward pass over D copies (benchmarks/gradient_modes.py)."""
     loss = sum_of_squares(residuals)
 
     def summed(z):

@@ -19,8 +19,8 @@ COLORS = {"gradient": "tab:red", "DE": "tab:blue", "PSO": "tab:green",
 
 
 def _pyplot():
-    # here, not at the top: importing pyplot takes 0.3-0.7 s, --help 1 s without it; it picks
-    # a headless backend by itself where no display exists
+    # here, not at the top: a slow import, paid by a run only; it picks a headless backend
+    # by itself where no display exists
     import matplotlib.pyplot as plt
 
     return plt
@@ -73,7 +73,7 @@ def plot_traces(problem: Problem, traces: Traces, path: Path, show: bool = False
 def _fixed_margins(fig, left: float = 0.85, right: float = 0.15, bottom: float = 0.5,
                    top: float = 0.65, gap: float = 0.55) -> None:
     """Margins and gaps between panels in inches, room enough for the tick labels: measuring
-    them instead (tight_layout) took 0.26 of the 0.43 s this figure cost."""
+    them instead (tight_layout) costs an extra drawing pass."""
     width, height = fig.get_size_inches()
     n_rows, n_cols = fig.axes[0].get_gridspec().get_geometry()
     panel_w = (width - left - right - gap * (n_cols - 1)) / n_cols
@@ -94,7 +94,7 @@ def plot_loss_vs_time(histories: Mapping[str, list], path: Path, show: bool = Fa
             ax.step(h[:, 0], np.maximum(h[:, 2], 1e-12), where="post",
                     color=COLORS.get(method, "k"), label=method)
     ax.set_yscale("log")
-    # plain-text labels (1e-05): the default's typeset ones took half this figure's time
+    # plain-text labels (1e-05): the default's typeset ones are slow to draw
     ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
     ax.set_xlabel("wall time (s, compilation included)")
     ax.set_ylabel("best loss")

@@ -1,54 +1,22 @@
-"""A fitting problem: what a script sets (`FitDefaults`), the search box, and the problem built
-from the flags: inputs, target (synthetic or recorded), free and fixed parameters."""
+"""A fitting problem built from a script's defaults and settings (utils/fitting/config.py): the
+search box, inputs, target (synthetic or recorded), free and fixed parameters; and the
+simulation of one parameter set."""
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Mapping
 
 import jax
 import numpy as np
 
-from models import NEURON_MODELS
 from models.spec import NeuronModel
+from utils.fitting.config import FitConfig, FitDefaults
 from utils.fitting.data import load_recordings
 from utils.run import UserError
 
-__all__ = ["FitDefaults", "Box", "Problem", "parse_assignments", "parse_bounds", "make_problem",
-           "synthetic_target", "simulate_params"]
-
-
-@dataclass(frozen=True)
-class FitDefaults:
-    """What a fitting script sets: its model, default problem and budgets."""
-
-    script: str
-    title: str                                      # e.g. "Hodgkin-Huxley neuron"
-    model: str                                      # a key of models.NEURON_MODELS
-    fit: tuple[str, ...]
-    bounds: Mapping[str, tuple[float, float]]      # default bounds of every parameter
-    dt: float
-    protocol: Callable[[float], np.ndarray]         # dt -> current [N, T] in nA
-    n_starts: int
-    # full parameter set of the synthetic target; None: the model's defaults
-    truth: Mapping[str, float] | None = None
-    # the model factory's keyword options from the flags (e.g. hh's steady_state)
-    model_options: Callable[[argparse.Namespace], Mapping[str, Any]] = lambda args: {}
-    add_args: Callable[[argparse.ArgumentParser], None] = lambda parser: None
-    spike_tau: float = 10.0
-    presearch_dt: float | None = None  # grid (ms) of the first presearch stage; None: dt
-    # coincidence window (ms) of the gamma factor: below 1 / (2 x the target's highest rate
-    # per trace), with margin, so that the score is defined (utils/fitting/metrics.py)
-    gamma_window: float = 2.0
-
-    def make_model(self, args: argparse.Namespace) -> NeuronModel:
-        """The script's model, with its options from the flags."""
-        return NEURON_MODELS[self.model](**self.model_options(args))
-
-    def target_params(self, model: NeuronModel) -> dict[str, float]:
-        """Every parameter of the synthetic target."""
-        return dict(model.defaults if self.truth is None else self.truth)
+__all__ = ["Box", "Problem", "parse_assignments", "parse_bounds", "make_problem",
+           "synthetic_target", "traces_of", "simulate_cell"]
 
 
 @dataclass(frozen=True)
@@ -141,13 +109,14 @@ def parse_bounds(text: str) -> dict[str, tuple[float, float]]:
 
 # --------------------------------------------------------------------------- problem
 
-def _free_and_fixed(model: NeuronModel, d: FitDefaults, args) -> tuple[list[str], dict]:
+def _free_and_fixed(model: NeuronModel, d: FitDefaults,
+                    config: FitConfig) -> tuple[list[str], dict]:
     names = model.param_names
-    free = [s.strip() for s in args.fit.split(",") if s.strip()]
+    free = [s.strip() for s in config.fit.split(",") if s.strip()]
     twice = sorted({n for n in free if free.count(n) > 1})
     if twice:
         raise UserError(f"--fit: {', '.join(twice)} is named twice")
-    fix = parse_assignments(args.fix)
+    fix = parse_assignments(config.fix)
     for flag, given in (("--fit", free), ("--fix", list(fix))):
         unknown = [n for n in given if n not in names]
         if unknown:
@@ -158,7 +127,7 @@ def _free_and_fixed(model: NeuronModel, d: FitDefaults, args) -> tuple[list[str]
     both = [n for n in free if n in fix]
     if both:
         raise UserError(f"{', '.join(both)} cannot be both fitted (--fit) and fixed (--fix)")
-    base = dict(model.defaults) if args.data_current else d.target_params(model)
+    base = dict(model.defaults) if config.data_current else d.target_params(model)
     fixed = {n: float(fix.get(n, base[n])) for n in names if n not in free}
     for n, value in fixed.items():
         bad = ("> 0" if n in model.positive and value <= 0
@@ -169,9 +138,9 @@ def _free_and_fixed(model: NeuronModel, d: FitDefaults, args) -> tuple[list[str]
     return free, fixed
 
 
-def _make_box(model: NeuronModel, free: list[str], d: FitDefaults, args) -> Box:
+def _make_box(model: NeuronModel, free: list[str], d: FitDefaults, config: FitConfig) -> Box:
     bounds = dict(d.bounds)
-    given = parse_bounds(args.bounds)
+    given = parse_bounds(config.bounds)
     stray = [n for n in given if n not in free]
     if stray:
         raise UserError(f"--bounds: {', '.join(stray)} is not fitted (add it to --fit)")
@@ -186,84 +155,87 @@ def _make_box(model: NeuronModel, free: list[str], d: FitDefaults, args) -> Box:
                np.array([bounds[n][1] for n in free], float))
 
 
-def synthetic_target(model: NeuronModel, d: FitDefaults, args, fixed: dict, free: list[str],
-                     dt: float) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], dict]:
+def synthetic_target(model: NeuronModel, d: FitDefaults, config: FitConfig, fixed: dict,
+                     free: list[str], dt: float) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], dict]:
     """Current, voltage (with --noise_mV added), the true model's spike times (from its own
     spike signal, so none is missed: a GIF rebound spike resets V by only a few mV) and the
     true values of the free parameters."""
     current = d.protocol(dt)
     truth = {**d.target_params(model), **fixed}
-    v, signal = simulate_one(model, truth, current, dt)
+    v, signal = simulate_cell(model, truth, current, dt)
     spikes = model.spikes_of(v, signal, dt)
-    if args.noise_mV > 0:
-        v = v + np.random.default_rng(args.seed + 7919).normal(0, args.noise_mV, v.shape)
+    if config.noise_mV > 0:
+        v = v + np.random.default_rng(config.seed + 7919).normal(0, config.noise_mV, v.shape)
     return current, v, spikes, {n: truth[n] for n in free}
 
 
-def _check_data_flags(args) -> None:
-    if args.noise_mV < 0 or not math.isfinite(args.noise_mV):
-        raise UserError(f"--noise_mV must be >= 0, got {args.noise_mV}")
-    if args.noise_mV > 0 and args.data_current:
+def _check_data_flags(config: FitConfig) -> None:
+    if config.noise_mV < 0 or not math.isfinite(config.noise_mV):
+        raise UserError(f"--noise_mV must be >= 0, got {config.noise_mV}")
+    if config.noise_mV > 0 and config.data_current:
         raise UserError("--noise_mV adds noise to the synthetic target only; with recordings "
                         "(--data_current) it would be ignored: leave it out")
-    if not args.data_current and (args.data_voltage or args.data_spikes):
+    if not config.data_current and (config.data_voltage or config.data_spikes):
         raise UserError("--data_voltage/--data_spikes need --data_current (the input currents)")
-    if args.data_current:
-        if args.dt is None:
+    if config.data_current:
+        if config.dt is None:
             raise UserError("--dt (ms) is required with --data_current")
-        if not args.data_voltage and not args.data_spikes:
+        if not config.data_voltage and not config.data_spikes:
             raise UserError("--data_current needs --data_voltage or --data_spikes as the target")
-        if args.target == "potential" and not args.data_voltage:
+        if config.target == "potential" and not config.data_voltage:
             raise UserError("--target potential needs --data_voltage")
 
 
-def _check_presearch_dt(model: NeuronModel, args, n_samples: int, dt: float) -> None:
+def _check_presearch_dt(model: NeuronModel, config: FitConfig, n_samples: int,
+                        dt: float) -> None:
     """The coarse presearch grid must leave at least 2 steps in the traces."""
-    if model.simulate_forced is None or args.presearch != "on" or args.presearch_dt is None:
+    if model.simulate_forced is None or config.presearch != "on" or config.presearch_dt is None:
         return
-    factor = max(1, int(round(args.presearch_dt / dt)))
+    factor = max(1, int(round(config.presearch_dt / dt)))
     if n_samples // factor < 2:
-        raise UserError(f"--presearch_dt {args.presearch_dt:g} ms leaves fewer than 2 steps in "
-                        f"traces of {n_samples * dt:g} ms; use at most {n_samples * dt / 2:g} ms "
-                        f"(or --dt {dt:g} to skip the coarse stage)")
+        raise UserError(f"--presearch_dt {config.presearch_dt:g} ms leaves fewer than 2 steps "
+                        f"in traces of {n_samples * dt:g} ms; use at most "
+                        f"{n_samples * dt / 2:g} ms (or --dt {dt:g} to skip the coarse stage)")
 
 
-def make_problem(model: NeuronModel, d: FitDefaults, args) -> Problem:
-    """Validate the flags and data, and build the problem (synthetic or from recordings)."""
-    free, fixed = _free_and_fixed(model, d, args)
-    box = _make_box(model, free, d, args)
-    _check_data_flags(args)
-    if args.data_current:
+def make_problem(model: NeuronModel, d: FitDefaults, config: FitConfig) -> Problem:
+    """Validate the settings and data, and build the problem (synthetic or from
+    recordings)."""
+    free, fixed = _free_and_fixed(model, d, config)
+    box = _make_box(model, free, d, config)
+    _check_data_flags(config)
+    if config.data_current:
         current, v_target, spikes = load_recordings(
-            args.data_current, args.data_voltage, args.data_spikes, args.current_unit,
-            dt=args.dt, header=getattr(args, "csv_header", "auto"),
-            index=getattr(args, "csv_index", "auto"))
-        truth, source, dt = None, "recordings", args.dt
+            config.data_current, config.data_voltage, config.data_spikes, config.current_unit,
+            dt=config.dt, header=config.csv_header, index=config.csv_index)
+        truth, source, dt = None, "recordings", config.dt
     else:
-        dt = args.dt or d.dt
-        current, v_target, spikes, truth = synthetic_target(model, d, args, fixed, free, dt)
+        dt = config.dt or d.dt
+        current, v_target, spikes, truth = synthetic_target(model, d, config, fixed, free, dt)
         source = "synthetic"
     if spikes is None and v_target is not None:
         spikes = model.spikes_of(v_target, None, dt)
-    if args.target == "spike" and not any(len(s) for s in spikes):
+    if config.target == "spike" and not any(len(s) for s in spikes):
         raise UserError("the spike target holds no spikes: nothing to fit")
-    _check_presearch_dt(model, args, current.shape[1], dt)
-    return Problem(model, current, dt, args.target, v_target, spikes, free, fixed, box, truth,
-                   args.spike_tau, args.gamma_window, source,
-                   presearch=args.presearch == "on", presearch_dt=args.presearch_dt)
+    _check_presearch_dt(model, config, current.shape[1], dt)
+    return Problem(model, current, dt, config.target, v_target, spikes, free, fixed, box, truth,
+                   config.spike_tau, config.gamma_window, source,
+                   presearch=config.presearch == "on", presearch_dt=config.presearch_dt)
 
 
-def simulate_params(problem: Problem, params: Mapping[str, float]) -> tuple[np.ndarray, list]:
-    """Voltage [N, T] and spike times of one parameter set (free and fixed)."""
-    v, s = simulate_one(problem.model, {**problem.fixed, **params}, problem.current,
+def traces_of(problem: Problem, params: Mapping[str, float]) -> tuple[np.ndarray, list]:
+    """Voltage [N, T] and spike times of one parameter set on the problem's inputs (`params`
+    of the free parameters, or some of them: the fixed ones fill in the rest)."""
+    v, s = simulate_cell(problem.model, {**problem.fixed, **params}, problem.current,
                         problem.dt)
     return v, problem.model.spikes_of(v, s, problem.dt)
 
 
-def simulate_one(model: NeuronModel, params: Mapping[str, float], current: np.ndarray,
+def simulate_cell(model: NeuronModel, params: Mapping[str, float], current: np.ndarray,
                  dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Voltage and spike signal [N, T] of one full parameter set, in float64, as one compiled
-    call (op by op, the scan and the steps around it took 3x longer)."""
+    """Voltage and spike signal [N, T] of one full parameter set (one cell, where
+    `model.simulate` runs a population), in float64, as one compiled call (faster than op by
+    op)."""
     with jax.enable_x64(True):
         p = {k: np.full((1,), params[k]) for k in model.param_names}
         v, s = jax.jit(model.simulate, static_argnums=2)(p, current, dt)
