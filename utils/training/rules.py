@@ -165,14 +165,16 @@ class OnlineRule(LearningRule):
         algo(braintrace.MultiStepData(xs))
         algo.running_index.value = algo.running_index.value + (xs.shape[0] - 1)
 
-    def roll(self, algo: Any, xs: Any) -> None:
-        """Advance network and traces over `xs` (L, B, n_in) without gradient work."""
-        n_win, rest = divmod(xs.shape[0], self.window)
+    def roll(self, algo: Any, xs: Any, start: int, stop: int) -> None:
+        """Advance network and traces over steps start..stop of `xs` (T, B, n_in) without
+        gradient work, reading each window in place (no copy of the input)."""
+        n_win, rest = divmod(stop - start, self.window)
         if n_win:
-            windows = xs[:n_win * self.window].reshape((n_win, self.window) + xs.shape[1:])
-            brainstate.transform.for_loop(lambda w: self.advance(algo, w), windows)
+            brainstate.transform.for_loop(
+                lambda i: self.advance(algo, jax.lax.dynamic_slice_in_dim(
+                    xs, start + i * self.window, self.window)), jnp.arange(n_win))
         if rest:
-            self.advance(algo, xs[n_win * self.window:])
+            self.advance(algo, xs[stop - rest:stop])
 
     def trial(self, trainer: Any, algo: Any, recall: np.ndarray, on_step: Callable) -> Callable:
         """`(xs, ys, carry) -> carry`: one trial from reset, rolling the steps without loss
@@ -185,7 +187,7 @@ class OnlineRule(LearningRule):
             algo.reset_state(B)
             for start, stop, has_loss in segments:
                 if not has_loss:
-                    self.roll(algo, xs[start:stop])
+                    self.roll(algo, xs, start, stop)
                     continue
                 carry, _ = brainstate.transform.scan(
                     lambda c, x: (on_step(c, x, ys), None), carry, xs[start:stop])
