@@ -1,18 +1,69 @@
 #!/usr/bin/env bash
-# The accelerator check: what JAX sees, BPTT seconds per batch at n_rec 200, 1000 and 4000
-# (dense and gaussian, batch 32, the default task) and one HH fit on the authors' problem.
-# Writes its tables under OUT (default results/device_check/<time>); about 5 minutes on one
-# GPU. Run from the repository root after `pip install -r requirements-cuda.txt`:
-#     bash benchmarks/device_check.sh [OUT]
+# The accelerator check, in one go: what JAX sees; BPTT and ES-D-RTRL seconds per batch at
+# n_rec 200, 1000 and 4000 (dense and gaussian, batch 32, the default task); one HH fit.
+# Writes environment.json, device_check.json and device_check.md (and the fit's folder)
+# into OUT_DIR; within about 8 minutes on one H200 (benchmarks/device_check.py budgets the
+# steps). Run from anywhere:
+#     bash benchmarks/device_check.sh [--cpu] [--wheels DIR] OUT_DIR
+#   --cpu         the same steps at tiny sizes on JAX's CPU backend (a few minutes)
+#   --wheels DIR  wheels to install first, offline (default: wheels/ of the repository,
+#                 made by benchmarks/make_wheels.sh); without that folder the packages of
+#                 requirements.txt must already be installed (pip install -r
+#                 requirements-cuda.txt on a machine with network)
+# The wheels go into a temporary folder put first on PYTHONPATH, with no dependencies
+# resolved, so the machine's own jax, jaxlib and numpy stay as they are.
 set -euo pipefail
+
+usage() { sed -n '7,12p' "$0" | sed 's/^# \{0,1\}//'; }
+die() { echo "device_check.sh: $*" >&2; exit 2; }
+
+cpu=()
+wheels=""
+out=""
+while (( $# )); do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --cpu) cpu=(--cpu) ;;
+        --wheels) (( $# >= 2 )) || die "--wheels needs a folder"; wheels="$2"; shift ;;
+        -*) die "unknown option $1 (usage: bash benchmarks/device_check.sh [--cpu] [--wheels DIR] OUT_DIR)" ;;
+        *) [[ -z "$out" ]] || die "one OUT_DIR only (got $out and $1)"; out="$1" ;;
+    esac
+    shift
+done
+[[ -n "$out" ]] || die "no OUT_DIR (usage: bash benchmarks/device_check.sh [--cpu] [--wheels DIR] OUT_DIR)"
+if [[ -n "$wheels" ]]; then
+    [[ -d "$wheels" ]] || die "no wheels folder $wheels: run bash benchmarks/make_wheels.sh $wheels on a machine with network"
+    wheels="$(cd "$wheels" && pwd)"
+fi
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 cd "$(dirname "$0")/.."
-OUT="${1:-results/device_check/$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$OUT"
-export MPLBACKEND=Agg
-python -c "import jax; print('jax', jax.__version__, jax.devices())" | tee "$OUT/devices.txt"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/devices.txt" 2>/dev/null || true
-python -m benchmarks.train_speed --sizes 200 1000 4000 --conn_methods dense gaussian --steps 2 \
-    --timeout 240 --out_dir "$OUT/train_speed" | tee "$OUT/train_speed.txt"
-python neuron_fitting_of_hh_model.py --methods gradient,lm --out_dir "$OUT/hh_fit" \
-    | tee "$OUT/hh_fit.txt"
-echo "tables in $OUT"
+wheels="${wheels:-$PWD/wheels}"
+PYTHON="${PYTHON:-python3}"
+export MPLBACKEND=Agg PYTHONUNBUFFERED=1
+if (( ${#cpu[@]} )); then export JAX_PLATFORMS=cpu; fi
+
+stack=(brainstate braintools brainevent braintrace brainpy_datasets)
+if [[ -d "$wheels" ]]; then
+    shopt -s nullglob
+    whls=("$wheels"/*.whl)
+    shopt -u nullglob
+    (( ${#whls[@]} )) || die "no wheels in $wheels: run bash benchmarks/make_wheels.sh"
+    for w in "${whls[@]}"; do
+        case "$(basename "$w")" in
+            jax-*|jaxlib-*|numpy-*) die "$w would replace the machine's own $(basename "$w" | cut -d- -f1)" ;;
+        esac
+    done
+    site="$(mktemp -d "${TMPDIR:-/tmp}/device_check_site.XXXXXX")"
+    trap 'rm -rf "$site"' EXIT
+    echo "installing ${#whls[@]} wheels from $wheels (offline) into $site"
+    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
+        --target "$site" "${whls[@]}"
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+elif ! "$PYTHON" -c "import $(IFS=,; echo "${stack[*]}")" 2>/dev/null; then
+    die "no wheels folder $wheels and ${stack[*]} do not all import: run bash benchmarks/make_wheels.sh (or pip install -r requirements-cuda.txt)"
+fi
+
+"$PYTHON" -m benchmarks.jax_env "$out/environment.json"
+"$PYTHON" -m benchmarks.device_check "$out" "${cpu[@]}"
+echo "tables in $out/device_check.md and $out/device_check.json"
