@@ -250,18 +250,20 @@ def window_bins(mask: np.ndarray, steps: int) -> np.ndarray:
 def activity_statistics(sim: Dict[str, Any], labels: np.ndarray, delay: np.ndarray,
                         n_exc: int, dt: float, window_ms: float) -> Dict[str, Any]:
     """Every activity statistic of a recording (`Trainer.record` with bins "trial" (the whole
-    trial), "delay" (the delay period) and "window" (`window_ms` windows of the delay), and the
-    currents): per-cell arrays under "cells" and scalar summaries under "summary", E and I
-    apart where it matters. `labels` are the trials' labels (n_trials,); `delay` the (T,)
-    mask of the delay period. ISI CVs use the kept trials' delay period, Fano factors and
-    correlations the delay windows of every trial, E/I balance the kept trials' whole trial."""
+    trial), "delay" (the delay period), "window" (`window_ms` windows of the delay) and
+    "window_trial" (`window_ms` windows of the whole trial), and the currents): per-cell arrays
+    under "cells" and scalar summaries under "summary", E and I apart where it matters.
+    `labels` are the trials' labels (n_trials,); `delay` the (T,) mask of the delay period.
+    ISI CVs use the kept trials' spike trains (delay period; "_trial": whole trial, raised by
+    the rate changes between task periods), Fano factors and correlations the windows of every
+    trial (delay; "_trial": whole trial), E/I balance the kept trials' whole trial."""
     T = delay.size
     pops = {"exc": slice(0, n_exc), "inh": slice(n_exc, None)}
     counts = sim["counts"]
     rate = cell_rates_hz(counts["trial"][0], T * dt)
-    cv = isi_cv(sim["spikes"][delay])
-    fano = fano_factor(counts["window"], labels)
-    corr = count_correlation(counts["window"], labels)
+    cv, cv_trial = isi_cv(sim["spikes"][delay]), isi_cv(sim["spikes"])
+    fano, fano_trial = (fano_factor(counts[k], labels) for k in ("window", "window_trial"))
+    corr, corr_trial = (count_correlation(counts[k], labels) for k in ("window", "window_trial"))
     sel = delay_selectivity(counts["delay"][0], labels, delay.sum() * dt)
     bal = ei_balance(sim["I_e"], sim["I_i"])
     summary: Dict[str, Any] = {
@@ -269,8 +271,11 @@ def activity_statistics(sim: Dict[str, Any], labels: np.ndarray, delay: np.ndarr
         "n_trials": int(labels.size), "n_trials_spike_trains": int(sim["spikes"].shape[1]),
         "delay_ms": float(delay.sum() * dt), "window_ms": window_ms,
         "isi_cv_median": cv["median"], "isi_cv_fraction_with_enough": cv["fraction_with_enough"],
-        "fano_median": fano["median"], "count_corr_mean": corr["mean"],
-        "count_corr_n_pairs": corr["n_pairs"],
+        "isi_cv_trial_median": cv_trial["median"],
+        "isi_cv_trial_fraction_with_enough": cv_trial["fraction_with_enough"],
+        "fano_median": fano["median"], "fano_trial_median": fano_trial["median"],
+        "count_corr_mean": corr["mean"], "count_corr_n_pairs": corr["n_pairs"],
+        "count_corr_trial_mean": corr_trial["mean"],
         "fraction_selective": sel["fraction_selective"], "selective_alpha": sel["alpha"],
         "fraction_delay_active": sel["fraction_active"],
         "ei_corr_median": bal["corr_median"], "ei_ratio_median": bal["ratio_median"]}
@@ -278,9 +283,11 @@ def activity_statistics(sim: Dict[str, Any], labels: np.ndarray, delay: np.ndarr
         summary.update({f"rate_{pop}_median_hz": _nanmedian(rate[sl]),
                         f"delay_rate_{pop}_hz": float(np.mean(sel["rate_hz"][sl])),
                         f"isi_cv_{pop}_median": _nanmedian(cv["cv"][sl]),
+                        f"isi_cv_trial_{pop}_median": _nanmedian(cv_trial["cv"][sl]),
                         f"fano_{pop}_median": _nanmedian(fano["fano"][sl]),
                         f"fraction_selective_{pop}": float(np.mean(sel["p"][sl] < sel["alpha"]))})
-    cells = {"rate_hz": rate, "isi_cv": cv["cv"], "fano": fano["fano"], "delay_p": sel["p"],
+    cells = {"rate_hz": rate, "isi_cv": cv["cv"], "isi_cv_trial": cv_trial["cv"],
+             "fano": fano["fano"], "fano_trial": fano_trial["fano"], "delay_p": sel["p"],
              "delay_rate_by_label": np.stack([cell_rates_hz(counts["delay"][0][labels == v],
                                                             delay.sum() * dt)
                                               for v in np.unique(labels)[:2]]),

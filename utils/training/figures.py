@@ -190,12 +190,15 @@ def plot_activity_stats(stats: Dict[str, Any], n_exc: int, trace: Dict[str, np.n
 
     hist(ax[0, 0], "rate_hz", "rate over the trial (Hz)",
          f"firing rates: E {s['rate_exc_hz']:.1f} Hz, I {s['rate_inh_hz']:.1f} Hz (mean)", log=True)
-    hist(ax[0, 1], "isi_cv", "ISI coefficient of variation",
-         f"ISI CV in the delay ({s['n_trials_spike_trains']} trials; "
-         f"{100 * s['isi_cv_fraction_with_enough']:.0f}% of cells have >= 3 spikes)", ref=1.0)
-    hist(ax[0, 2], "fano", f"Fano factor ({s['window_ms']:g}-ms windows)",
-         f"Fano factor across trials, delay windows; count corr. "
-         f"{_fmt(s['count_corr_mean'])} (mean over pairs)", ref=1.0)
+    hist(ax[0, 1], "isi_cv_trial", "ISI coefficient of variation (whole trial)",
+         f"ISI CV, {s['n_trials_spike_trains']} trials: whole trial (histogram); delay only: "
+         f"median {_fmt(s['isi_cv_median'])},\n"
+         f"{100 * s['isi_cv_fraction_with_enough']:.0f}% of cells with >= 3 delay spikes",
+         ref=1.0)
+    hist(ax[0, 2], "fano_trial", f"Fano factor ({s['window_ms']:g}-ms windows, whole trial)",
+         f"Fano factor across trials (histogram: whole trial); delay: median "
+         f"{_fmt(s['fano_median'])}\ncount corr. (mean over pairs): whole trial "
+         f"{_fmt(s['count_corr_trial_mean'])}, delay {_fmt(s['count_corr_mean'])}", ref=1.0)
     a = ax[1, 0]
     by_label, sel = cells["delay_rate_by_label"], cells["delay_p"] < s["selective_alpha"]
     if by_label.shape[0] == 2:

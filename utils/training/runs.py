@@ -63,7 +63,8 @@ def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
     dt = trainer.dt
     delay = delay_mask(shown.X, shown.recall, cue_channels(groups))
     bins = {"trial": np.zeros(delay.size, dtype=int), "delay": np.where(delay, 0, -1),
-            "window": window_bins(delay, max(1, int(round(WINDOW_MS / dt))))}
+            "window": window_bins(delay, max(1, int(round(WINDOW_MS / dt)))),
+            "window_trial": window_bins(np.ones_like(delay), max(1, int(round(WINDOW_MS / dt))))}
     sim = trainer.record(data, keep=N_KEPT, bins=bins, currents=True)
     stats = activity_statistics(sim, trial_labels(data), delay, trainer.net.n_exc, dt, WINDOW_MS)
     return sim, stats
