@@ -6,15 +6,15 @@
 # steps). Run from anywhere:
 #     bash benchmarks/device_check.sh [--cpu] [--wheels DIR] OUT_DIR
 #   --cpu         the same steps at tiny sizes on JAX's CPU backend (a few minutes)
-#   --wheels DIR  wheels to install first, offline (default: wheels/ of the repository,
-#                 made by benchmarks/make_wheels.sh); without that folder the packages of
-#                 requirements.txt must already be installed (pip install -r
-#                 requirements-cuda.txt on a machine with network)
+#   --wheels DIR  install these wheels first, offline; without it the installed packages
+#                 are used if requirements.txt's stack imports (pip install -r
+#                 requirements-cuda.txt), else wheels/ (made by benchmarks/make_wheels.sh)
 # The wheels go into a temporary folder put first on PYTHONPATH, with no dependencies
-# resolved, so the machine's own jax, jaxlib and numpy stay as they are.
+# resolved, so the machine's own jax, jaxlib and numpy stay as they are. PYTHON: the
+# interpreter (default python3).
 set -euo pipefail
 
-usage() { sed -n '7,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '7,11p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "device_check.sh: $*" >&2; exit 2; }
 
 cpu=()
@@ -38,13 +38,16 @@ fi
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 cd "$(dirname "$0")/.."
-wheels="${wheels:-$PWD/wheels}"
 PYTHON="${PYTHON:-python3}"
 export MPLBACKEND=Agg PYTHONUNBUFFERED=1
 if (( ${#cpu[@]} )); then export JAX_PLATFORMS=cpu; fi
 
-stack=(brainstate braintools brainevent braintrace brainpy_datasets)
-if [[ -d "$wheels" ]]; then
+stack=(brainstate braintools brainevent braintrace brainpy_datasets nevergrad skopt)
+if [[ -z "$wheels" ]] && "$PYTHON" -c "import $(IFS=,; echo "${stack[*]}")" 2>/dev/null; then
+    echo "using the installed ${stack[*]}"
+else
+    wheels="${wheels:-$PWD/wheels}"
+    [[ -d "$wheels" ]] || die "no wheels folder $wheels and ${stack[*]} do not all import: run bash benchmarks/make_wheels.sh (or pip install -r requirements-cuda.txt)"
     shopt -s nullglob
     whls=("$wheels"/*.whl)
     shopt -u nullglob
@@ -60,8 +63,6 @@ if [[ -d "$wheels" ]]; then
     "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
         --target "$site" "${whls[@]}"
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-elif ! "$PYTHON" -c "import $(IFS=,; echo "${stack[*]}")" 2>/dev/null; then
-    die "no wheels folder $wheels and ${stack[*]} do not all import: run bash benchmarks/make_wheels.sh (or pip install -r requirements-cuda.txt)"
 fi
 
 "$PYTHON" -m benchmarks.jax_env "$out/environment.json"
