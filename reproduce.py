@@ -37,7 +37,7 @@ FIT_SCRIPTS = {"hh": neuron_fitting_of_hh_model, "gif": neuron_fitting_of_gif_mo
 AUTHORS_STARTS = {"hh": 20, "gif": 100}   # L-BFGS-B starts the authors used
 FIT_METHODS = "gradient,lm,DE,PSO,TwoPointsDE,bayesian"
 REPEATS = 10
-NETWORK_FIGURES = ("activity", "weights", "training_curve")
+NETWORK_FIGURES = ("activity", "activity_stats", "weights", "training_curve")
 QUICK_TASK = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--batches", "2",
               "--eval_every", "1", "--n_val", "8", "--n_test", "8", "--batch_size", "4"]
 QUICK_CREDIT = ["--n_rec", "20", "--t_delay", "40", "--num_cue", "1", "--batch_size", "4",
