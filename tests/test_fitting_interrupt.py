@@ -10,14 +10,9 @@ import threading
 import time
 from pathlib import Path
 
+from tests.fitting_helpers import python_sigint
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def default_sigint() -> None:
-    """In the child before it starts: SIGINT's default action, whatever the test runner
-    inherited (a background job of a non-interactive shell, nohup and CI runners ignore
-    it, and a child would inherit that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_sigint_during_the_gradient_method(tmp_path):
@@ -26,8 +21,9 @@ def test_sigint_during_the_gradient_method(tmp_path):
            "--budget", "10", "--popsize", "10", "--n_starts", "30", "--maxiter", "500",
            "--out_dir", str(out)]
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    with python_sigint():  # the child's SIGINT: its default, whatever this process inherited
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
     err, started = [], threading.Event()
 
     def read():

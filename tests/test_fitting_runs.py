@@ -4,7 +4,6 @@ non-finite losses reported as null, contradictory settings refused with one line
 keeping the finished methods. Tiny sizes throughout."""
 import _thread
 import json
-import signal
 import threading
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import neuron_fitting_of_gif_model as gif
 import neuron_fitting_of_hh_model as hh
 from models.hh import HH_DEFAULTS, make_hh
-from tests.fitting_helpers import write_csv
+from tests.fitting_helpers import python_sigint, write_csv
 from utils.fitting.methods import METHODS, GradientFree
 from utils.fitting.multistart import lbfgsb_multistart
 from utils.fitting.optim import Tracker, clean
@@ -242,16 +241,7 @@ def test_ctrl_c_keeps_the_finished_methods(tmp_path, capsys, monkeypatch):
     assert "Traceback" not in capsys.readouterr().err
 
 
-@pytest.fixture
-def sigint_raises():
-    """SIGINT raises KeyboardInterrupt during the test (Python's own handler), also where the
-    runner inherited it ignored (a background job of a non-interactive shell, nohup, CI)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
-def test_lockstep_threads_stop_cleanly_on_ctrl_c(sigint_raises):
+def test_lockstep_threads_stop_cleanly_on_ctrl_c():
     """Ctrl-C reaching the main thread while L-BFGS-B runs wait in lockstep: every worker
     thread ends (no thread left inside a compiled call), then KeyboardInterrupt."""
     calls = []
@@ -264,7 +254,7 @@ def test_lockstep_threads_stop_cleanly_on_ctrl_c(sigint_raises):
 
     before = threading.active_count()
     starts = np.random.default_rng(0).uniform(size=(6, 2))
-    with pytest.raises(KeyboardInterrupt):
+    with python_sigint(), pytest.raises(KeyboardInterrupt):
         lbfgsb_multistart(value_and_grad, starts, maxiter=1000)
     assert threading.active_count() == before
     n = len(calls)
