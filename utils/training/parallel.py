@@ -19,6 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from utils.devices import local_devices
 from utils.run import UserError
 from utils.training.config import DISTRIBUTED_ENV
 
@@ -111,11 +112,7 @@ def data_mesh(devices: Optional[int], batch_size: int) -> Optional[Mesh]:
     """The mesh over the first `devices` local devices of every process (None: all of them),
     ordered by process; None for one device in all. UserError if more are asked than present
     or the batch does not split evenly over the devices of all processes."""
-    available = jax.local_devices()
-    n = len(available) if devices is None else devices
-    if n > len(available):
-        raise UserError(f"--devices {n}: only {len(available)} device(s) present "
-                        f"({available[0].platform})")
+    n = len(local_devices(devices))
     processes = jax.process_count()
     by_process: dict[int, list] = {p: [] for p in range(processes)}
     for d in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
