@@ -56,8 +56,10 @@ def test_the_command_line_imports_no_jax_nor_optimizer():
     code = ("import sys, neuron_fitting_of_hh_model as hh, neuron_fitting_of_gif_model as gif\n"
             "from utils.fitting.config import build_parser, parse_flags\n"
             "for d in (hh.DEFAULTS, gif.DEFAULTS):\n"
-            "    build_parser(d).format_help(); parse_flags(d, ['--methods', 'lbfgsb,DE'])\n"
-            "heavy = ('jax', 'scipy', 'nevergrad', 'skopt', 'matplotlib', 'tqdm', 'pandas')\n"
+            "    build_parser(d).format_help()\n"
+            "    parse_flags(d, ['--methods', 'lbfgsb,DE', '--data', 'x.nwb', '--sweeps', '0,2-3'])\n"
+            "heavy = ('jax', 'scipy', 'nevergrad', 'skopt', 'matplotlib', 'tqdm', 'pandas',\n"
+            "         'pynwb', 'h5py', 'hdmf', 'pyabf', 'neo')\n"
             "print(sorted(m for m in heavy if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)

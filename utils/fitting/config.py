@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from models import NEURON_MODELS
 from utils.fitting.methods import default_methods, method_names, methods_help, parse_methods
+from utils.fitting.recordings import parse_index_list
 from utils.settings import (Settings, nonneg_int, positive_float, positive_int, setting)
 
 if TYPE_CHECKING:
@@ -74,6 +75,16 @@ class FitConfig(Settings):
                        "README)", default_text="none")
     bounds: str = setting("", "NAME=LO:HI[,...]: search bounds of fitted parameters",
                           default_text="the script's")
+    data: Optional[str] = setting(None, "recordings of one or many cells: an NWB or ABF file, "
+                                  "a folder of them, or a glob pattern (quoted); each cell is "
+                                  "fitted in turn (cells.csv)", default_text="none")
+    data_format: str = setting("auto", "format of the --data files (auto: by suffix, .nwb or "
+                               ".abf)", choices=("auto", "nwb", "abf"))
+    sweeps: tuple[int, ...] = setting((), "sweep numbers of each cell to fit, e.g. 0,2,5-7",
+                                      type=parse_index_list, default_text="all")
+    cells: str = setting("", "cells of --data to fit: identifiers (file:electrode for NWB, the "
+                         "file name for ABF) or indices in the listed order, comma separated",
+                         default_text="all")
     data_current: Optional[str] = setting(None, "CSV of input currents, one trace per row")
     data_voltage: Optional[str] = setting(None, "CSV of recorded membrane potentials (mV), "
                                           "same shape")

@@ -25,7 +25,7 @@ from utils.fitting.config import CURRENT_UNITS, LAYOUT_CHOICES
 from utils.run import UserError
 
 __all__ = ["CURRENT_UNITS", "LAYOUT_CHOICES", "MAX_CURRENT_NA", "load_traces", "load_spike_times",
-           "load_recordings", "check_spike_times"]
+           "load_recordings", "check_spike_times", "check_current", "check_voltage"]
 
 INDEX_HEADERS = {"", "index", "unnamed: 0", "#", "trace"}
 MAX_CURRENT_NA = 1e4    # larger currents are taken as a unit mistake
@@ -234,7 +234,7 @@ def check_spike_times(path: str | Path, trains: list[np.ndarray], n_samples: int
                             f"end of the trace {rule}")
 
 
-def _check_current(path: str, current: np.ndarray, unit: str) -> None:
+def check_current(path: str, current: np.ndarray, unit: str) -> None:
     top = float(np.max(np.abs(current)))
     if top > MAX_CURRENT_NA:
         hint = "pA (--current_unit pA)" if unit != "pA" else "another unit"
@@ -242,7 +242,7 @@ def _check_current(path: str, current: np.ndarray, unit: str) -> None:
                         f"for a neuron (above {MAX_CURRENT_NA:g} nA): are they in {hint}?")
 
 
-def _check_voltage(path: str, voltage: np.ndarray) -> None:
+def check_voltage(path: str, voltage: np.ndarray) -> None:
     top = float(np.max(np.abs(voltage)))
     if top > MAX_VOLTAGE_MV:
         raise UserError(f"{path}: |V| up to {top:.4g} is implausible for a membrane potential "
@@ -288,13 +288,13 @@ def load_recordings(current: str, voltage: str | None, spikes: str | None,
     s = load_spike_times(spikes) if spikes else None
     decided = _resolve(tables, len(s) if s is not None else None)
     i = tables["current"].data(decided.get("current")) * CURRENT_UNITS[current_unit]
-    _check_current(current, i, current_unit)
+    check_current(current, i, current_unit)
     v = tables["voltage"].data(decided.get("voltage")) if voltage else None
     if v is not None:
         if v.shape != i.shape:
             raise UserError(f"the files differ in shape: {current} holds {i.shape[0]} traces x "
                             f"{i.shape[1]} samples, {voltage} {v.shape[0]} x {v.shape[1]}")
-        _check_voltage(voltage, v)
+        check_voltage(voltage, v)
     if s is not None:
         if len(s) != i.shape[0]:
             raise UserError(f"{spikes}: {len(s)} spike rows for {i.shape[0]} current traces "

@@ -20,7 +20,8 @@ from utils.fitting.plots import plot_all, preload_pyplot
 from utils.fitting.problem import Problem, make_problem, traces_of
 from utils.run import RunStatus, UserError, make_out_dir, write_config, write_metrics
 
-__all__ = ["problem_from_flags", "Fits", "score", "fit_all", "format_table", "run"]
+__all__ = ["problem_from_flags", "Fits", "score", "fit_all", "format_table", "run",
+           "run_problem"]
 
 
 def problem_from_flags(d: FitDefaults, argv: Sequence[str]) -> Problem:
@@ -210,7 +211,17 @@ def run(d: FitDefaults, config: FitConfig) -> dict:
     with "interrupted": true (no figures), then KeyboardInterrupt goes on to the caller (exit
     130 through utils.run.cli). A run in which no method reached a finite loss fails with a
     UserError after writing its metrics."""
-    problem = make_problem(d.make_model(config), d, config)
+    if config.data:
+        from utils.fitting.population import run_cells
+
+        return run_cells(d, config)
+    return run_problem(d, config, make_problem(d.make_model(config), d, config))
+
+
+def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
+                cell: str | None = None) -> dict:
+    """`run` on a problem built already; `cell`: the identifier of the one recorded cell it
+    fits (--data), whose row goes into cells.csv and metrics.json's `cells` as well."""
     population_mesh(config.devices)  # refuse more devices than present before writing
     out_dir = make_out_dir(d.script, config.out_dir, reuse=False)
     write_config(out_dir, config.to_flat())
@@ -223,6 +234,11 @@ def run(d: FitDefaults, config: FitConfig) -> dict:
                        # (a display backend is set up in the main thread: not with --show)
                        first_batch=None if config.show else preload_pyplot)
         metrics = _metrics(problem, fits)
+        if cell is not None:
+            from utils.fitting.population import cell_row, write_cells_csv
+
+            metrics["cells"] = [cell_row(cell, problem.free, fits, wall_s=None)]
+            write_cells_csv(out_dir, problem.free, metrics["cells"])
         write_metrics(out_dir, metrics)
         if fits.metrics:
             print(format_table(problem, fits.metrics))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -129,3 +129,58 @@ def plot_all(problem: Problem, results: Mapping[str, dict], histories: Mapping[s
     if any("repeats" in r for r in results.values()):
         paths.append(plot_repeats(results, Path(out_dir) / "repeats.png", show))
     return paths
+
+
+MAX_CELL_PANELS = 12  # cells drawn in cells_fits.png (the first ones fitted)
+
+
+def plot_cell_fits(fitted: Mapping[str, tuple], path: Path, show: bool = False) -> Path:
+    """A grid of the first MAX_CELL_PANELS fitted cells: the first sweep's target and the
+    best method's fit."""
+    plt = _pyplot()
+    items = list(fitted.items())[:MAX_CELL_PANELS]
+    cols = min(4, max(1, len(items)))
+    rows = max(1, -(-len(items) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False,
+                             layout="constrained")
+    for ax, (cell, (problem, fits)) in zip(axes.flat, items):
+        method = min(fits.metrics, key=lambda m: np.inf if fits.metrics[m]["loss"] is None
+                     else fits.metrics[m]["loss"])
+        t = np.arange(problem.current.shape[1]) * problem.dt
+        ax.plot(t, problem.v_target[0], color="0.55", lw=1.0, label="target")
+        ax.plot(t, fits.traces[method][0][0], color=COLORS.get(method, "k"), lw=0.8,
+                label=method)
+        ax.set_title(cell, fontsize=8)
+        ax.set_xlabel("time (ms)", fontsize=8)
+        ax.set_ylabel("V (mV)", fontsize=8)
+    for ax in list(axes.flat)[len(items):]:
+        ax.set_visible(False)
+    if items:
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"first sweep of {len(items)} of {len(fitted)} fitted cells", fontsize=10)
+    return save_figure(fig, path, show)
+
+
+def plot_param_distributions(rows: Sequence[dict], free: Sequence[str], units: Mapping[str, str],
+                             path: Path, show: bool = False) -> Path:
+    """Each fitted parameter across the fitted cells: a histogram with the cells as ticks."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(free), figsize=(3.0 * len(free), 2.8), squeeze=False,
+                             layout="constrained")
+    done = [r for r in rows if r["status"] == "fitted"]
+    for ax, name in zip(axes[0], free):
+        values = np.array([r["params"][name] for r in done], float)
+        ax.hist(values, bins=max(1, min(20, len(values))), color="tab:red", alpha=0.6)
+        ax.plot(values, np.zeros(len(values)), "|", color="k", ms=12)
+        ax.set_xlabel(f"{name} ({units[name]})")
+    axes[0, 0].set_ylabel("cells")
+    fig.suptitle(f"fitted parameters of {len(done)} cells", fontsize=10)
+    return save_figure(fig, path, show)
+
+
+def plot_cells(fitted: Mapping[str, tuple], rows: Sequence[dict], free: Sequence[str],
+               units: Mapping[str, str], out_dir: Path, show: bool = False) -> list[Path]:
+    """The figures of a run over many cells: cells_fits.png and cells_params.png."""
+    return [plot_cell_fits(fitted, Path(out_dir) / "cells_fits.png", show),
+            plot_param_distributions(rows, free, units, Path(out_dir) / "cells_params.png",
+                                     show)]

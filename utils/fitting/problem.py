@@ -12,11 +12,11 @@ import numpy as np
 
 from models.spec import NeuronModel
 from utils.fitting.config import FitConfig, FitDefaults
-from utils.fitting.data import load_recordings
+from utils.fitting.data import check_current, check_voltage, load_recordings
 from utils.run import UserError
 
 __all__ = ["Box", "Problem", "parse_assignments", "parse_bounds", "make_problem",
-           "synthetic_target", "traces_of", "simulate_cell"]
+           "check_flags", "cell_problem", "synthetic_target", "traces_of", "simulate_cell"]
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,8 @@ def _free_and_fixed(model: NeuronModel, d: FitDefaults,
     both = [n for n in free if n in fix]
     if both:
         raise UserError(f"{', '.join(both)} cannot be both fitted (--fit) and fixed (--fix)")
-    base = dict(model.defaults) if config.data_current else d.target_params(model)
+    recorded = config.data_current or config.data
+    base = dict(model.defaults) if recorded else d.target_params(model)
     fixed = {n: float(fix.get(n, base[n])) for n in names if n not in free}
     for n, value in fixed.items():
         bad = ("> 0" if n in model.positive and value <= 0
@@ -169,12 +170,32 @@ def synthetic_target(model: NeuronModel, d: FitDefaults, config: FitConfig, fixe
     return current, v, spikes, {n: truth[n] for n in free}
 
 
+def _check_files_flags(config: FitConfig) -> None:
+    """--data (NWB/ABF files) excludes the CSV flags and --dt; --sweeps, --cells and
+    --data_format need it."""
+    if config.data is None:
+        given = [f for f, on in (("--sweeps", config.sweeps), ("--cells", config.cells),
+                                 ("--data_format", config.data_format != "auto")) if on]
+        if given:
+            raise UserError(f"{'/'.join(given)} select among the recordings of --data: give "
+                            "--data")
+        return
+    if config.data_current or config.data_voltage or config.data_spikes:
+        raise UserError("--data and --data_current/--data_voltage/--data_spikes are two "
+                        "sources of recordings: give one")
+    if config.dt is not None:
+        raise UserError("--dt: with --data the sampling interval is read from the files: "
+                        "leave it out")
+
+
 def _check_data_flags(config: FitConfig) -> None:
     if config.noise_mV < 0 or not math.isfinite(config.noise_mV):
         raise UserError(f"--noise_mV must be >= 0, got {config.noise_mV}")
-    if config.noise_mV > 0 and config.data_current:
+    _check_files_flags(config)
+    if config.noise_mV > 0 and (config.data_current or config.data):
         raise UserError("--noise_mV adds noise to the synthetic target only; with recordings "
-                        "(--data_current) it would be ignored: leave it out")
+                        f"({'--data' if config.data else '--data_current'}) it would be "
+                        "ignored: leave it out")
     if not config.data_current and (config.data_voltage or config.data_spikes):
         raise UserError("--data_voltage/--data_spikes need --data_current (the input currents)")
     if config.data_current:
@@ -213,6 +234,15 @@ def make_problem(model: NeuronModel, d: FitDefaults, config: FitConfig) -> Probl
         dt = config.dt or d.dt
         current, v_target, spikes, truth = synthetic_target(model, d, config, fixed, free, dt)
         source = "synthetic"
+    return _finish(model, config, (current, v_target, spikes, dt), free, fixed, box, truth,
+                   source)
+
+
+def _finish(model: NeuronModel, config: FitConfig, data: tuple, free: list[str],
+            fixed: dict, box: Box, truth: dict | None, source: str) -> Problem:
+    """The problem from its data (current, voltage or None, spike times or None, dt): spike
+    times detected in the voltage where not given; a spike target needs spikes."""
+    current, v_target, spikes, dt = data
     if spikes is None and v_target is not None:
         spikes = model.spikes_of(v_target, None, dt)
     if config.target == "spike" and not any(len(s) for s in spikes):
@@ -221,6 +251,36 @@ def make_problem(model: NeuronModel, d: FitDefaults, config: FitConfig) -> Probl
     return Problem(model, current, dt, config.target, v_target, spikes, free, fixed, box, truth,
                    config.spike_tau, config.gamma_window, source,
                    presearch=config.presearch == "on", presearch_dt=config.presearch_dt)
+
+
+def check_flags(model: NeuronModel, d: FitDefaults,
+                config: FitConfig) -> tuple[list[str], dict[str, float]]:
+    """Every check of the settings that does not need the data (UserError); returns the free
+    parameters and the fixed ones' values."""
+    free, fixed = _free_and_fixed(model, d, config)
+    _make_box(model, free, d, config)
+    _check_data_flags(config)
+    return free, fixed
+
+
+def cell_problem(model: NeuronModel, d: FitDefaults, config: FitConfig, current: np.ndarray,
+                 voltage: np.ndarray, dt: float, source: str) -> Problem:
+    """The problem of one recorded cell (current [N, T] nA, voltage [N, T] mV, dt ms); a
+    UserError says why the cell cannot be fitted (too short, NaN, implausible units, no
+    spikes for a spike target)."""
+    free, fixed = _free_and_fixed(model, d, config)
+    box = _make_box(model, free, d, config)
+    if current.shape[1] < 2:
+        raise UserError(f"{source}: the sweeps hold {current.shape[1]} sample(s); at least 2 "
+                        "are needed")
+    for what, x in (("stimulus", current), ("response", voltage)):
+        if not np.all(np.isfinite(x)):
+            r, c = np.argwhere(~np.isfinite(x))[0]
+            raise UserError(f"{source}: {what} of selected sweep {r + 1}, sample {c + 1} is "
+                            f"{x[r, c]} (NaN or infinite)")
+    check_current(source, current, "nA")
+    check_voltage(source, voltage)
+    return _finish(model, config, (current, voltage, None, dt), free, fixed, box, None, source)
 
 
 def traces_of(problem: Problem, params: Mapping[str, float]) -> tuple[np.ndarray, list]:

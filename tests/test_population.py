@@ -1,0 +1,128 @@
+"""Many recorded cells in one run (--data): one row per cell in cells.csv and metrics.json, a
+cell that cannot be fitted reported with its reason while the others are fitted, the same
+table for the same seed, Ctrl-C keeping the finished cells, one cell as a single-cell run."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import neuron_fitting_of_hh_model as hh
+from models import NEURON_MODELS
+from tests.fitting_helpers import python_sigint, write_nwb
+from utils.fitting import population
+from utils.fitting.problem import simulate_cell
+from utils.run import UserError, cli
+
+TINY = ["--methods", "gradient", "--n_starts", "2", "--maxiter", "5"]
+G_NA_SCALES = {"e0": 1.0, "e1": 0.8, "e2": 1.2, "e3": 1.0}
+
+
+def synthetic_cells() -> dict:
+    """HH at its defaults with g_na scaled per electrode, three 6 ms steps each; e1 has a NaN
+    sample, e3 no input (no spikes)."""
+    model = NEURON_MODELS["hh"]()
+    current = np.zeros((3, 600))
+    for k, amp in enumerate((2.0, 10.0, 20.0)):
+        current[k, 100:500] = amp
+    cells = {}
+    for name, scale in G_NA_SCALES.items():
+        i = current if name != "e3" else np.zeros_like(current)
+        v, _ = simulate_cell(model, {**model.defaults, "g_na": model.defaults["g_na"] * scale},
+                             i, 0.01)
+        cells[name] = (i, np.array(v))
+    cells["e1"][1][1, 50] = np.nan
+    return cells
+
+
+@pytest.fixture(scope="module")
+def lab_file(tmp_path_factory):
+    return write_nwb(tmp_path_factory.mktemp("lab") / "lab.nwb", synthetic_cells())
+
+
+def rows_of(out):
+    with open(out / "cells.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def run(tmp_path, lab_file, name, *flags):
+    out = tmp_path / name
+    metrics = hh.main(["--data", lab_file, *TINY, *flags, "--out_dir", str(out)])
+    return metrics, out
+
+
+@pytest.fixture(scope="module")
+def three_cells(lab_file, tmp_path_factory):
+    return run(tmp_path_factory.mktemp("pop"), lab_file, "a", "--cells", "0,1,2")
+
+
+def test_a_bad_cell_is_a_row_with_its_reason_and_the_others_are_fitted(three_cells):
+    metrics, out = three_cells
+    rows = rows_of(out)
+    assert [r["cell"] for r in rows] == ["lab.nwb:e0", "lab.nwb:e1", "lab.nwb:e2"]
+    assert [r["status"] for r in rows] == ["fitted", "skipped", "fitted"]
+    assert "sample 51 is nan" in rows[1]["reason"] and rows[1]["gl"] == ""
+    assert list(rows[0]) == ["cell", "method", "gl", "g_na", "g_kd", "vth", "loss", "rmse_mV",
+                             "gamma", "n_evals", "wall_s", "status", "reason"]
+    for r in (rows[0], rows[2]):
+        assert r["method"] == "gradient" and np.isfinite(float(r["loss"]))
+        assert float(r["rmse_mV"]) == pytest.approx(np.sqrt(float(r["loss"])), rel=1e-6)
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert [c["status"] for c in on_disk["cells"]] == ["fitted", "skipped", "fitted"]
+    assert on_disk["cells"][0]["sweeps"] == [0, 1, 2] and on_disk["cells"][0]["dt_ms"] == 0.01
+    assert on_disk["cells"][0]["loss"] == pytest.approx(float(rows[0]["loss"]))
+    assert json.loads((out / "status.json").read_text())["state"] == "done"
+    assert (out / "cells_fits.png").stat().st_size > 0
+    assert (out / "cells_params.png").stat().st_size > 0
+
+
+def test_same_seed_same_table(three_cells, lab_file, tmp_path):
+    _, out = run(tmp_path, lab_file, "b", "--cells", "0,1,2")
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in rows_of(out)]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_s"}
+                     for r in rows_of(three_cells[1])]
+
+
+def test_a_spike_target_without_spikes_is_a_row(lab_file, tmp_path):
+    _, out = run(tmp_path, lab_file, "s", "--target", "spike", "--cells", "lab.nwb:e0,3",
+                 "--sweeps", "0,1,2,9,10,11")
+    rows = rows_of(out)
+    assert [r["status"] for r in rows] == ["fitted", "skipped"]
+    assert "holds no spikes" in rows[1]["reason"]
+
+
+def test_one_cell_runs_as_a_single_cell_run_plus_its_row(lab_file, tmp_path):
+    metrics, out = run(tmp_path, lab_file, "one", "--cells", "2", "--sweeps", "6,8")
+    assert metrics["methods"]["gradient"]["loss"] is not None
+    assert metrics["dt_ms"] == 0.01 and metrics["source"] == "lab.nwb:e2"
+    assert (out / "traces.png").exists() and (out / "loss_vs_time.png").exists()
+    [row] = rows_of(out)
+    assert row["cell"] == "lab.nwb:e2" and row["status"] == "fitted"
+    assert float(row["loss"]) == pytest.approx(metrics["methods"]["gradient"]["loss"])
+
+
+def test_one_unusable_cell_fails_in_one_line(lab_file, tmp_path):
+    with pytest.raises(UserError, match="lab.nwb:e1: response of selected sweep 2"):
+        run(tmp_path, lab_file, "bad", "--cells", "1")
+
+
+def test_ctrl_c_keeps_the_finished_cells_and_exits_130(lab_file, tmp_path, monkeypatch):
+    real = population.fit_all
+    calls = []
+
+    def interrupted_second(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(population, "fit_all", interrupted_second)
+    out = tmp_path / "ctrl_c"
+    with python_sigint():
+        status = cli(hh.main, ["--data", lab_file, *TINY, "--cells", "0,2",
+                               "--out_dir", str(out)])
+    assert status == 130
+    assert [r["cell"] for r in rows_of(out)] == ["lab.nwb:e0"]
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["interrupted"] is True and len(on_disk["cells"]) == 1
+    assert json.loads((out / "status.json").read_text())["state"] == "interrupted"
