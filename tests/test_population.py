@@ -9,7 +9,7 @@ import pytest
 
 import neuron_fitting_of_hh_model as hh
 from models import NEURON_MODELS
-from tests.fitting_helpers import python_sigint, write_nwb
+from tests.fitting_helpers import python_sigint, write_abf1, write_nwb
 from utils.fitting import population
 from utils.fitting.problem import simulate_cell
 from utils.run import UserError, cli
@@ -126,3 +126,19 @@ def test_ctrl_c_keeps_the_finished_cells_and_exits_130(lab_file, tmp_path, monke
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["interrupted"] is True and len(on_disk["cells"]) == 1
     assert json.loads((out / "status.json").read_text())["state"] == "interrupted"
+
+
+def test_a_folder_of_abf_cells_is_fitted(tmp_path):
+    """Two ABF1 files (response in mV on channel 0, stimulus in nA on channel 1): two cells,
+    identified by file name, fitted in one run."""
+    folder = tmp_path / "abf"
+    folder.mkdir()
+    for name, (i, v) in list(synthetic_cells().items())[::2]:  # e0, e2
+        # pyabf reads ABF1 header fields past the writer's header: 1000 samples per sweep
+        write_abf1(folder / f"{name}.abf", np.tile(i, (1, 2))[:, :1000],
+                   np.tile(v, (1, 2))[:, :1000])
+    out = tmp_path / "out"
+    metrics = hh.main(["--data", str(folder), *TINY, "--out_dir", str(out)])
+    assert [c["cell"] for c in metrics["cells"]] == ["e0.abf", "e2.abf"]
+    assert [r["status"] for r in rows_of(out)] == ["fitted", "fitted"]
+    assert metrics["cells"][0]["dt_ms"] == pytest.approx(0.01)

@@ -234,12 +234,16 @@ def check_spike_times(path: str | Path, trains: list[np.ndarray], n_samples: int
                             f"end of the trace {rule}")
 
 
-def check_current(path: str, current: np.ndarray, unit: str) -> None:
+def check_current(path: str, current: np.ndarray, unit: str | None) -> None:
+    """Refuse currents (nA) beyond MAX_CURRENT_NA; `unit`: the --current_unit they were read
+    in, None where the file's own units gave them."""
     top = float(np.max(np.abs(current)))
     if top > MAX_CURRENT_NA:
-        hint = "pA (--current_unit pA)" if unit != "pA" else "another unit"
-        raise UserError(f"{path}: currents up to {top:.4g} nA (read as {unit}) are implausible "
-                        f"for a neuron (above {MAX_CURRENT_NA:g} nA): are they in {hint}?")
+        hint = ("another unit" if unit == "pA" else "pA (--current_unit pA)" if unit
+                else "another unit than the file's metadata says (its unit or conversion)")
+        read = f" (read as {unit})" if unit else ""
+        raise UserError(f"{path}: currents up to {top:.4g} nA{read} are implausible for a "
+                        f"neuron (above {MAX_CURRENT_NA:g} nA): are they in {hint}?")
 
 
 def check_voltage(path: str, voltage: np.ndarray) -> None:

@@ -278,7 +278,7 @@ def cell_problem(model: NeuronModel, d: FitDefaults, config: FitConfig, current:
             r, c = np.argwhere(~np.isfinite(x))[0]
             raise UserError(f"{source}: {what} of selected sweep {r + 1}, sample {c + 1} is "
                             f"{x[r, c]} (NaN or infinite)")
-    check_current(source, current, "nA")
+    check_current(source, current, None)
     check_voltage(source, voltage)
     return _finish(model, config, (current, voltage, None, dt), free, fixed, box, None, source)
 
