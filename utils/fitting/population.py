@@ -92,7 +92,7 @@ def _fit_one(d: FitDefaults, config: FitConfig, model: NeuronModel, free: list[s
         return cell_row(cell.id, free, None, time.perf_counter() - start, str(err)), None
     fits = fit_all(problem, config.methods, n_starts=config.n_starts, budget=config.budget,
                    popsize=config.popsize, maxiter=config.maxiter, seed=config.seed,
-                   n_refine=config.n_refine, confirm=config.confirm, show_progress=False,
+                   repeats=config.repeats, n_refine=config.n_refine, confirm=config.confirm, show_progress=False,
                    devices=config.devices)
     if fits.was_interrupted:
         raise KeyboardInterrupt
