@@ -1,4 +1,4 @@
-"""What JAX sees on this machine: versions, backend, devices, and the project's packages.
+"""What JAX sees where it runs: versions, backend, devices, and the project's packages.
 
 Prints one line per fact and writes them as JSON. benchmarks/device_check.sh runs it in a
 process of its own, so that the GPU memory JAX takes on start-up is free again for the

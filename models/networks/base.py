@@ -1,8 +1,9 @@
 """What every E/I network shares: connectivity, the input, E and I projections under Dale's
 law, the readout, the conductance update and the states common to all neuron models.
 
-A neuron model subclasses `EINetwork` and supplies its reversal potentials, its weight
-initialisation, its own states and `update` (see models/networks/alif.py, gif.py). All
+A neuron model subclasses `EINetwork` and supplies `update(x)` and `get_spike()` (the spikes
+of the current state), and where it differs its reversal potentials, weight initialisation
+and own states (see models/networks/alif.py, gif.py). All
 quantities are unit-free: voltages in units of the threshold, times in ms, conductances
 relative to the leak.
 """
@@ -114,10 +115,6 @@ class EINetwork(brainstate.nn.Module):
             st.value = jnp.zeros_like(st.value)
 
     # ---------------------------------------------------------------- dynamics
-    def get_spike(self) -> jax.Array:
-        """Spikes of the current state (surrogate gradient)."""
-        raise NotImplementedError
-
     def conductances(self, x: jax.Array, z: jax.Array) -> tuple[jax.Array, jax.Array]:
         """g_e, g_i after one step: exact decay, then the increments of input spikes x and
         recurrent spikes z (COBA exponential synapses)."""
