@@ -60,6 +60,64 @@ def test_abf1_with_a_current_channel_round_trips(tmp_path):
     assert dt == pytest.approx(0.01)
 
 
+def write_abf1_with_command(path, voltage_mV, dac_unit, levels, level_inc, durations,
+                            current_nA=None) -> str:
+    """An ABF1 file whose DAC 0 plays an epoch table (Clampex's stimulus protocol): pyabf's
+    writer makes the data (see write_abf1), then the header grows to the 6 KiB of an ABF 1.x
+    file (pyabf reads the epoch table at bytes 2296-2668, past the writer's 2 KiB) holding the
+    DAC's unit and steps: epoch k at `levels[k] + level_inc[k] * sweep` in `dac_unit` for
+    `durations[k]` samples."""
+    import struct
+
+    write_abf1(path, current_nA, voltage_mV)
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    header = bytearray(12 * 512)
+    header[:2048] = raw[:2048]
+    n = len(levels)
+    struct.pack_into("i", header, 40, 12)                            # lDataSectionPtr
+    struct.pack_into("8s", header, 1346, dac_unit.ljust(8).encode())  # sDACChannelUnit[0]
+    struct.pack_into("2h", header, 2296, 1, 0)                       # nWaveformEnable
+    struct.pack_into("2h", header, 2300, 1, 0)                       # nWaveformSource: epochs
+    struct.pack_into("20h", header, 2308, *([1] * n + [0] * (20 - n)))   # nEpochType: step
+    struct.pack_into("20f", header, 2348, *levels, *[0.0] * (20 - n))    # fEpochInitLevel
+    struct.pack_into("20f", header, 2428, *level_inc, *[0.0] * (20 - n))  # fEpochLevelInc
+    struct.pack_into("20i", header, 2508, *durations, *[0] * (20 - n))   # lEpochInitDuration
+    with open(path, "wb") as fh:
+        fh.write(bytes(header) + raw[2048:])
+    return str(path)
+
+
+@pytest.mark.parametrize("dac_unit, per_unit", [("pA", 1e3), ("nA", 1.0)])
+@pytest.mark.parametrize("with_channel", [False, True])
+def test_abf1_stimulus_from_the_command_waveform(tmp_path, dac_unit, per_unit, with_channel):
+    """The stimulus is DAC 0's command waveform (the protocol's epoch table), converted to nA
+    from the DAC's own unit, sample for sample with the response: an I-V family of -0.05,
+    0 and 0.05 nA steps. The 0 nA sweep is a stimulus too (it was refused, or taken from a
+    recorded channel while the other sweeps came from the command), and a recorded current
+    channel does not replace the command in any sweep."""
+    n, hold, step = 1000, 100, 500  # Clampex holds for n // 64 samples before the epochs
+    start = n // 64 + hold
+    current = np.zeros((3, n))
+    for k, level in enumerate((-0.05, 0.0, 0.05)):
+        current[k, start:start + step] = level
+    voltage = -65.0 + 100.0 * current  # 100 MOhm: +-5 mV during the step
+    recorded = 2.0 + current if with_channel else None  # another current, to be ignored
+    path = write_abf1_with_command(tmp_path / "iv.abf", voltage, dac_unit,
+                                   levels=[0.0, -0.05 * per_unit],
+                                   level_inc=[0.0, 0.05 * per_unit], durations=[hold, step],
+                                   current_nA=recorded)
+    [cell] = read_cells(find_files(path))
+    got_current, got_voltage, dt = cell.traces()
+    np.testing.assert_allclose(got_current, current, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(got_voltage, voltage, atol=0.004)
+    assert dt == pytest.approx(0.01)
+    for k in (0, 2):  # the steps start and end on the samples where the response steps
+        edges = np.flatnonzero(np.abs(np.diff(got_voltage[k])) > 2.0)
+        np.testing.assert_array_equal(np.flatnonzero(np.diff(got_current[k])), edges)
+        np.testing.assert_array_equal(edges, [start - 1, start + step - 1])
+
+
 @pytest.mark.parametrize("units, message", [
     ("mV", "no stimulus: the command waveform is not a current"),
     ("pA", "channel 0 records a current \\(pA\\): a voltage-clamp recording")])

@@ -8,8 +8,9 @@ Conventions (docs/NOTES.md):
   series' own unit (volts or amperes, with SI prefixes), converted to mV and nA; the
   sampling interval is `1 / rate`. A cell is file + electrode.
 - ABF: sweeps are traces; the response is channel 0 in its own unit (V or mV); the stimulus is
-  the command waveform (`sweepC`) when it is a current, else the first other channel recorded
-  in a current unit. A cell is the file.
+  DAC 0's command waveform (`sweepC`, in the DAC's unit) when it is a current that is not zero
+  in every sweep (a 0 pA sweep of a family keeps it), else the first other channel recorded in
+  a current unit: one source for all of a file's sweeps. A cell is the file.
 - Refused, in one line naming the file: no stimuli; voltage-clamp responses; a sweep sampled
   at another rate than the cell's others (nothing is resampled); a unit that is no voltage
   or current. pynwb and pyabf are imported only when such a file is read.
@@ -293,9 +294,26 @@ def _abf_stimulus_channel(abf) -> int | None:
                  if _abf_unit_base(abf.adcUnits[c]) == "A"), None)
 
 
+def _abf_commands(path: Path, abf) -> list[np.ndarray] | None:
+    """DAC 0's command waveform (`sweepC`) of every sweep in nA, or None where it is no
+    current, is zero in every sweep, or is unknown (NaN: a stimulus file pyabf cannot find).
+    Decided for the whole file: a sweep whose command is zero (the 0 pA step of an I-V
+    family) is a zero stimulus, not a sweep without one."""
+    if not abf.dacUnits or _abf_unit_base(abf.dacUnits[0]) != "A":
+        return None
+    commands = []
+    for k in range(abf.sweepCount):
+        abf.setSweep(k, channel=0)
+        commands.append(np.asarray(abf.sweepC, dtype=float))
+    if not all(np.all(np.isfinite(c)) for c in commands) or not any(np.any(c) for c in commands):
+        return None
+    factor = _factor(path, abf.dacUnits[0], "A", "command waveform")
+    return [c * factor for c in commands]
+
+
 def read_abf(path: Path) -> list[Cell]:
     """The one cell of an ABF file: its sweeps, response on channel 0, stimulus from the
-    command waveform or a recorded current channel."""
+    command waveform or else a recorded current channel (one source for all sweeps)."""
     import pyabf
 
     try:
@@ -308,22 +326,24 @@ def read_abf(path: Path) -> list[Cell]:
         raise UserError(f"{path}: channel 0 records a current ({unit}): a voltage-clamp "
                         "recording, not current clamp: nothing to fit a neuron to")
     v_factor = _factor(path, unit, "V", "response (channel 0)")
+    commands = _abf_commands(path, abf)
     stim_channel = _abf_stimulus_channel(abf)
-    dac_is_current = _abf_unit_base(abf.dacUnits[0]) == "A" if abf.dacUnits else False
+    if commands is None and stim_channel is None:
+        raise UserError(f"{path}: no stimulus: the command waveform is not a current or "
+                        "is zero or unknown, and no other channel records a current")
     cell = Cell(path.name, path)
     dt = 1000.0 / float(abf.dataRate)
     for k in range(abf.sweepCount):
         abf.setSweep(k, channel=0)
         voltage = np.asarray(abf.sweepY, dtype=float) * v_factor
-        command = np.asarray(abf.sweepC, dtype=float)
-        if dac_is_current and np.any(command != 0):
-            current = command * _factor(path, abf.dacUnits[0], "A", "command waveform")
-        elif stim_channel is not None:
+        if commands is not None:
+            current = commands[k]
+        else:
             abf.setSweep(k, channel=stim_channel)
             current = np.asarray(abf.sweepY, dtype=float) * _factor(
                 path, abf.adcUnits[stim_channel], "A", f"channel {stim_channel}")
-        else:
-            raise UserError(f"{path}: no stimulus: the command waveform is not a current or "
-                            "is zero, and no other channel records a current")
+        if len(current) != len(voltage):
+            raise UserError(f"{path}: sweep {k}: the stimulus has {len(current)} samples, "
+                            f"the response {len(voltage)}")
         cell.sweeps.append(Sweep(k, current, voltage, dt))
     return [cell]
