@@ -1,13 +1,15 @@
 """The fitting objectives built by utils.fitting.objectives: every loss is a sum of squared
 residuals whose Gauss-Newton terms (forward mode) agree with the reverse-mode gradient, and the
 presearch scores its points on the real loss."""
+import dataclasses
+
 import numpy as np
 import pytest
 
 import neuron_fitting_of_gif_model as gif
 import neuron_fitting_of_hh_model as hh
 from utils.fitting import make_objectives, problem_from_flags, traces_of
-from utils.fitting.objectives import FORWARD_MODE_MAX_DIM
+from utils.fitting.objectives import FORWARD_MODE_MAX_DIM, Cohort, cohort_key
 from utils.fitting.metrics import gamma_factor
 
 Z = np.random.default_rng(0).uniform(0.2, 0.8, size=(3, 4))
@@ -96,3 +98,59 @@ def test_synthetic_spike_target_keeps_the_rebound_spike():
     assert len(problem.spikes_target[4]) == 1 and problem.spikes_target[4][0] > 800.0
     for model, data in zip(spikes, problem.spikes_target):
         assert gamma_factor(model, data, 2.0, problem.duration) == 1.0
+
+
+def three_cells(script, flags):
+    """Three recordings of one kind: noise of three seeds on the voltage, and spike times
+    moved by 0, 0.3 and -0.2 ms."""
+    problems = []
+    for seed, shift in enumerate((0.0, 0.3, -0.2)):
+        p = problem_from_flags(script.DEFAULTS, [*flags, "--noise_mV", "2", "--seed",
+                                                 str(seed)])
+        problems.append(dataclasses.replace(p, spikes_target=[s + shift
+                                                              for s in p.spikes_target]))
+    return problems
+
+
+def test_cohort_rows_are_scored_on_their_own_cells_recording():
+    """HH rows of three cells in one call: each row's loss is the voltage MSE against its own
+    cell's target (simulated apart), its gradient that of finite differences."""
+    problems = three_cells(hh, [])
+    cohort = Cohort(problems)
+    assert len({cohort_key(p) for p in problems}) == 1
+    z = np.random.default_rng(2).uniform(0.2, 0.8, size=(6, len(problems[0].free)))
+    cells = np.array([2, 0, 1, 1, 0, 2])
+    loss, grad = cohort.stages[-1].value_and_grad(z, cells)
+    for row, c in zip(z, cells):
+        p = problems[c]
+        v, _ = traces_of(p, dict(zip(p.free, p.box.to_params(row[None])[0])))
+        assert cohort.loss(row[None], [c])[0] == pytest.approx(np.mean((v - p.v_target) ** 2),
+                                                               rel=1e-10)
+    np.testing.assert_allclose(loss, cohort.loss(z, cells), rtol=1e-12)
+    step = 1e-6
+    fd = np.stack([(cohort.loss(z + step * e, cells) - cohort.loss(z - step * e, cells))
+                   / (2 * step) for e in np.eye(z.shape[1])], axis=1)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
+    assert len({float(cohort.loss(z[:1], [c])[0]) for c in range(3)}) == 3
+
+
+def test_a_cohorts_presearch_forces_each_cells_own_spikes():
+    """GIF rows of two cells whose spikes differ: the coarse presearch of each row is that of
+    its own cell's problem alone."""
+    problems = three_cells(gif, [])[:2]
+    stage = Cohort(problems).stages[0]
+    assert stage.name == "coarse"
+    z = np.random.default_rng(3).uniform(0.2, 0.8, size=(4, len(problems[0].free)))
+    cells = np.array([1, 0, 0, 1])
+    together = stage.value_and_grad(z, cells)
+    for c, problem in enumerate(problems):
+        alone = make_objectives(problem).stages[0].value_and_grad(z[cells == c])
+        for a, b in zip(together, alone):
+            np.testing.assert_allclose(a[cells == c], b, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(together[0][cells == 0], together[0][cells == 1][::-1])
+
+
+def test_problems_of_another_kind_are_not_one_cohort():
+    a = problem_from_flags(hh.DEFAULTS, [])
+    with pytest.raises(ValueError, match="one kind"):
+        Cohort([a, problem_from_flags(hh.DEFAULTS, ["--fit", "gl,g_na"])])

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from utils.fitting.methods import METHODS, GradientBased, method_names
-from utils.fitting.multistart import (_bucket, lbfgsb_multistart, lbfgsb_sequential,
-                                      run_method, staged)
+from utils.fitting.multistart import (_bucket, lbfgsb_cells, lbfgsb_multistart,
+                                      lbfgsb_sequential, run_method, staged, staged_cells)
 from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult, Stage, confirmed
 from utils.fitting.searchers import levenberg_marquardt
 
@@ -282,3 +282,48 @@ def test_confirm_stops_the_starts_early_with_the_same_best(method):
     assert early.loss == pytest.approx(every.loss, rel=1e-9, abs=1e-12)
     assert early.loss < _best() + 1e-6
     assert early.n_evals < every.n_evals
+
+
+def shifted(shift):
+    """The toy problem with its minimum moved by `shift` (another cell's recording)."""
+    return lambda z: value_and_grad(z - shift)
+
+
+@pytest.mark.parametrize("confirm", [0, 2])
+def test_cells_fitted_together_each_get_their_own_runs_result(confirm):
+    """Starts of three cells evaluated in one lockstep give each cell the result of its own
+    multi-start run: the same best point, loss and evaluations, each cell raced on its own."""
+    shifts = np.array([[0.0, 0.0], [0.1, -0.2], [-0.2, 0.1]])
+
+    def cells_vg(z, cells):
+        return value_and_grad(z - shifts[cells])
+
+    starts = [np.random.default_rng(c).uniform(size=(6, 2)) for c in range(3)]
+    together = lbfgsb_cells(cells_vg, starts, maxiter=50, confirm=confirm)
+    for c, res in enumerate(together):
+        alone = lbfgsb_multistart(shifted(shifts[c]), starts[c], maxiter=50, confirm=confirm)
+        np.testing.assert_array_equal(res.z, alone.z)
+        assert (res.loss, res.n_evals) == (alone.loss, alone.n_evals)
+        assert len(res.finals) == len(alone.finals)
+    if confirm:
+        full = lbfgsb_cells(cells_vg, starts, maxiter=50, confirm=0)
+        assert sum(r.n_evals for r in together) < sum(r.n_evals for r in full)
+
+
+def test_staged_cells_refine_each_cells_own_points():
+    """Two stages over two cells: each cell's second stage starts from its own first stage's
+    best point."""
+    shifts = np.array([[0.0, 0.0], [0.2, -0.2]])
+    seen = []
+
+    def stage(zs):
+        seen.append([np.array(z) for z in zs])
+        return [lbfgsb_multistart(shifted(shifts[c]), z, maxiter=30) for c, z in enumerate(zs)]
+
+    starts = [np.random.default_rng(0).uniform(size=(4, 2))] * 2
+    results = staged_cells([stage, stage], starts, n_refine=1)
+    for c, res in enumerate(results):
+        first = lbfgsb_multistart(shifted(shifts[c]), starts[c], maxiter=30)
+        np.testing.assert_array_equal(seen[1][c], first.z[None])
+        assert res.loss <= first.loss
+    assert not np.array_equal(seen[1][0], seen[1][1])

@@ -3,6 +3,8 @@ cell that cannot be fitted reported with its reason while the others are fitted,
 table for the same seed, Ctrl-C keeping the finished cells, one cell as a single-cell run."""
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 import neuron_fitting_of_hh_model as hh
 from models import NEURON_MODELS
 from tests.fitting_helpers import python_sigint, write_abf1, write_nwb
+from tests.test_training_distributed import ROOT, free_port, process_env
 from utils.fitting import population
 from utils.fitting.problem import simulate_cell
 from utils.run import UserError, cli
@@ -107,7 +110,7 @@ def test_one_unusable_cell_fails_in_one_line(lab_file, tmp_path):
 
 
 def test_ctrl_c_keeps_the_finished_cells_and_exits_130(lab_file, tmp_path, monkeypatch):
-    real = population.fit_all
+    real = population._fit_batch
     calls = []
 
     def interrupted_second(*args, **kw):
@@ -116,7 +119,8 @@ def test_ctrl_c_keeps_the_finished_cells_and_exits_130(lab_file, tmp_path, monke
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(population, "fit_all", interrupted_second)
+    monkeypatch.setattr(population, "_fit_batch", interrupted_second)
+    monkeypatch.setattr(population, "EVAL_BYTES", 1)  # one cell per batch
     out = tmp_path / "ctrl_c"
     with python_sigint():
         status = cli(hh.main, ["--data", lab_file, *TINY, "--cells", "0,2",
@@ -126,6 +130,17 @@ def test_ctrl_c_keeps_the_finished_cells_and_exits_130(lab_file, tmp_path, monke
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["interrupted"] is True and len(on_disk["cells"]) == 1
     assert json.loads((out / "status.json").read_text())["state"] == "interrupted"
+
+
+def test_cells_fitted_together_or_one_by_one_give_the_same_table(three_cells, lab_file,
+                                                                  tmp_path, monkeypatch):
+    """The starts of every cell in one batch, or each cell in a batch of its own: the same
+    rows (what lets the cells be split over processes)."""
+    monkeypatch.setattr(population, "EVAL_BYTES", 1)
+    _, out = run(tmp_path, lab_file, "apart", "--cells", "0,1,2")
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in rows_of(out)]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_s"}
+                     for r in rows_of(three_cells[1])]
 
 
 def test_a_folder_of_abf_cells_is_fitted(tmp_path):
@@ -142,3 +157,21 @@ def test_a_folder_of_abf_cells_is_fitted(tmp_path):
     assert [c["cell"] for c in metrics["cells"]] == ["e0.abf", "e2.abf"]
     assert [r["status"] for r in rows_of(out)] == ["fitted", "fitted"]
     assert metrics["cells"][0]["dt_ms"] == pytest.approx(0.01)
+
+
+def test_two_processes_give_the_table_of_one(three_cells, lab_file, tmp_path):
+    """The cells split over two local processes joined by jax.distributed: process 0 writes
+    the same rows as a one-process run."""
+    port, out = free_port(), tmp_path / "two"
+    cmd = [sys.executable, "neuron_fitting_of_hh_model.py", "--data", str(lab_file), *TINY,
+           "--cells", "0,1,2", "--out_dir", str(out)]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env={**process_env(port, pid),
+                                                  "MPLBACKEND": "Agg"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for pid in (0, 1)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in rows_of(out)]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_s"}
+                     for r in rows_of(three_cells[1])]
+    assert "lab.nwb:e2" in results[0][0] and (out / "cells_fits.png").exists()

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     # stage(stage, index, maxiter, progress, confirm) -> run from starts [S, D]
     StageRunner = Callable[[Stage, int, int, Progress | None, int],
                            Callable[[np.ndarray], OptimResult]]
+    # cells_stage(stage, index, maxiter, confirm) -> run from each cell's starts [S, D]
+    CellsStageRunner = Callable[[Any, int, int, int],
+                                Callable[[list[np.ndarray]], list[OptimResult]]]
     # minimize(loss, dim, *, budget, popsize, seed, progress) -> OptimResult
     Minimizer = Callable[..., OptimResult]
 
@@ -49,11 +52,18 @@ class GradientBased:
     stage: StageRunner | str
     help: str
     default: bool = True  # in the scripts' default --methods
+    # the run of one stage over the starts of many cells at once (a cohort), if the method
+    # has one (utils/fitting/multistart.py: lbfgsb_cells_stage); else cells run in turn
+    cells_stage: CellsStageRunner | str | None = None
     kind: ClassVar[str] = "gradient-based"
 
     def stage_runner(self) -> StageRunner:
         """`stage`, imported if given by reference."""
         return _resolve(self.stage)
+
+    def cells_stage_runner(self) -> CellsStageRunner:
+        """`cells_stage`, imported if given by reference."""
+        return _resolve(self.cells_stage)
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,8 @@ _SEARCHERS = "utils.fitting.searchers"
 # name stays the key of metrics.json (earlier results, figures), `lbfgsb` says what it is.
 METHODS: dict[str, GradientBased | GradientFree] = {
     "gradient": GradientBased("utils.fitting.multistart:lbfgsb_stage",
-                              "multi-start L-BFGS-B on JAX gradients"),
+                              "multi-start L-BFGS-B on JAX gradients",
+                              cells_stage="utils.fitting.multistart:lbfgsb_cells_stage"),
     "lm": GradientBased(f"{_SEARCHERS}:lm_stage",
                         "multi-start Levenberg-Marquardt on JAX Jacobians",
                         default=False),  # the authors' comparison has no lm

@@ -8,18 +8,23 @@ from __future__ import annotations
 import threading
 import time
 from functools import partial
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import scipy.optimize
 import threadpoolctl
 
+if TYPE_CHECKING:
+    from utils.fitting.objectives import Cohort, CohortStage
+
 from utils.fitting.methods import METHODS, GradientBased, GradientFree
 from utils.fitting.optim import (BAD_LOSS, CONFIRM_ATOL, CONFIRM_RTOL, BatchValueGrad,
+                                 CellValueGrad,
                                  Objectives, OptimResult, Progress, Stage, Tracker, clean,
                                  confirmed)
 
-__all__ = ["lbfgsb_multistart", "lbfgsb_sequential", "staged", "lbfgsb_stage", "run_method"]
+__all__ = ["lbfgsb_cells", "lbfgsb_multistart", "lbfgsb_sequential", "staged_cells", "staged",
+           "lbfgsb_stage", "lbfgsb_cells_stage", "run_method", "run_method_on_cohort"]
 
 
 class _Stopped(Exception):
@@ -34,89 +39,105 @@ def _bucket(n: int, batch: int) -> int:
 
 
 class _Lockstep:
-    """Gathers the points requested by concurrent L-BFGS-B runs into one batched evaluation.
+    """Gathers the points requested by concurrent L-BFGS-B runs, of one cell or of many, into
+    one batched evaluation; each cell's runs are raced on their own (`converge`).
 
     `stop()` (the main thread, on Ctrl-C) makes every later or waiting request raise _Stopped
     in its own worker thread; an evaluation already running finishes first, so no thread is
     ever interrupted inside a compiled call."""
 
-    def __init__(self, value_and_grad: BatchValueGrad, n_runs: int, tracker: Tracker,
-                 confirm: int = 0):
-        self.fn, self.active, self.tracker = value_and_grad, n_runs, tracker
-        self.batch, self.confirm = n_runs, confirm
-        self.cond = threading.Condition()
+    def __init__(self, value_and_grad: CellValueGrad, cells: Sequence[int],
+                 trackers: Sequence[Tracker], confirm: int = 0):
+        self.fn, self.trackers, self.confirm = value_and_grad, trackers, confirm
+        self.cell_of = np.asarray(cells, dtype=np.int32)
+        self.active = self.batch = len(cells)
+        self.lock = threading.Lock()
+        self.conds = [threading.Condition(self.lock) for _ in trackers]  # one per cell
         self.pending: dict[int, np.ndarray] = {}
         self.results: dict[int, tuple[float, np.ndarray]] = {}
-        self.converged: list[float] = []
-        self.latest: dict[int, float] = {}  # each unfinished run's last loss
+        self.converged: list[list[float]] = [[] for _ in trackers]
+        self.latest: list[dict[int, float]] = [{} for _ in trackers]  # unfinished runs' last loss
         # each run's point of lowest loss: (z, loss, score there)
         self.lowest: dict[int, tuple[np.ndarray, float, float]] = {}
         self.error: BaseException | None = None
+        self.raced = [False] * len(trackers)  # the cell's race is decided: its runs stop
         self.stopped = False
 
     def _evaluate(self) -> None:
         ids = sorted(self.pending)
         z = np.stack([self.pending[i] for i in ids])
-        padded = np.concatenate([z, np.repeat(z[:1], _bucket(len(ids), self.batch) - len(ids),
-                                              axis=0)])
+        extra = _bucket(len(ids), self.batch) - len(ids)
+        cells = self.cell_of[ids]
         try:
-            out = self.fn(padded)
+            out = self.fn(np.concatenate([z, np.repeat(z[:1], extra, axis=0)]),
+                          np.concatenate([cells, np.repeat(cells[:1], extra)]))
             f, g = clean(out[0], out[1])
             score = clean(out[2]) if len(out) > 2 else f
         except BaseException as err:  # handed to every waiting run, re-raised by the caller
             self.error = err
-            f, g = np.full(self.batch, BAD_LOSS), np.zeros_like(padded)
+            f, g = np.full(len(ids), BAD_LOSS), np.zeros_like(z)
             score = f
-        self.tracker.record(z, score[:len(ids)])
+        for c in np.unique(cells):
+            mine = cells == c
+            self.trackers[c].record(z[mine], score[:len(ids)][mine])
         for k, i in enumerate(ids):
             self.results[i] = (float(f[k]), g[k])
-            self.latest[i] = float(f[k])
+            self.latest[cells[k]][i] = float(f[k])
             if f[k] < self.lowest.get(i, (None, np.inf))[1]:
                 self.lowest[i] = (np.array(z[k]), float(f[k]), float(score[k]))
         self.pending.clear()
-        self.cond.notify_all()
+        for cond in self.conds:
+            cond.notify_all()
+
+    def _released(self, run: int) -> bool:
+        return self.stopped or self.raced[self.cell_of[run]]
 
     def request(self, run: int, z: np.ndarray) -> tuple[float, np.ndarray]:
-        with self.cond:
+        with self.lock:
             if self.error is not None:
                 raise RuntimeError("batched evaluation failed")
-            if self.stopped:
+            if self._released(run):
                 raise _Stopped
             self.pending[run] = np.array(z)
             if len(self.pending) == self.active:
                 self._evaluate()
             else:
-                self.cond.wait_for(lambda: run in self.results or self.stopped)
+                self.conds[self.cell_of[run]].wait_for(
+                    lambda: run in self.results or self._released(run))
             if run not in self.results:
                 raise _Stopped
             return self.results.pop(run)
 
     def converge(self, run: int, loss: float) -> None:
-        """Run `run` converged at `loss`; once `confirm` runs have converged to the lowest loss
-        seen and no other run is already below it, stop the others (Boender & Rinnooy Kan
-        1987: a minimum found several times over is, with high probability, the best the
-        starts can find)."""
-        with self.cond:
-            self.converged.append(loss)
-            self.latest.pop(run, None)
-            if not self.stopped and confirmed(self.converged, self.confirm,
-                                              list(self.latest.values())):
-                self.stopped = True
-                self.cond.notify_all()
+        """Run `run` converged at `loss`; once `confirm` runs of its cell have converged to
+        the lowest loss seen there and no other run of the cell is already below it, stop the
+        cell's other runs (Boender & Rinnooy Kan 1987: a minimum found several times over is,
+        with high probability, the best the starts can find)."""
+        cell = self.cell_of[run]
+        with self.lock:
+            self.converged[cell].append(loss)
+            self.latest[cell].pop(run, None)
+            if not self.raced[cell] and confirmed(self.converged[cell], self.confirm,
+                                                  list(self.latest[cell].values())):
+                self.raced[cell] = True
+                for other in [i for i in self.pending if self.cell_of[i] == cell]:
+                    del self.pending[other]
+                self.conds[cell].notify_all()
 
     def finish(self, run: int) -> None:
-        with self.cond:
-            self.latest.pop(run, None)
+        with self.lock:
+            self.latest[self.cell_of[run]].pop(run, None)
             self.active -= 1
             if self.stopped:
-                self.cond.notify_all()
-            elif self.pending and len(self.pending) == self.active:
+                return
+            if self.pending and len(self.pending) == self.active:
                 self._evaluate()
 
     def stop(self) -> None:
         self.stopped = True
-        with self.cond:
-            self.cond.notify_all()
+        with self.lock:
+            for cond in self.conds:
+                cond.notify_all()
 
 
 def _join_all(threads: Sequence[threading.Thread], lock: _Lockstep) -> None:
@@ -139,20 +160,23 @@ def _join_all(threads: Sequence[threading.Thread], lock: _Lockstep) -> None:
         raise
 
 
-def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
-                      progress: Progress | None = None, confirm: int = 0) -> OptimResult:
-    """Independent L-BFGS-B runs from each start, their evaluations batched in lockstep; with
-    `confirm` > 0 the remaining runs stop once that many have converged to the best loss."""
-    tracker = Tracker("gradient", progress)
-    lock = _Lockstep(value_and_grad, len(starts), tracker, confirm)
-    bounds = [(0.0, 1.0)] * starts.shape[1]
-
-    finals: list = [None] * len(starts)
+def lbfgsb_cells(value_and_grad: CellValueGrad, starts: Sequence[np.ndarray],
+                 maxiter: int = 200, progress: Progress | None = None,
+                 confirm: int = 0) -> list[OptimResult]:
+    """Independent L-BFGS-B runs from the starts [S_c, D] of each cell c, the evaluations of
+    every run of every cell batched in lockstep (value_and_grad(Z, cells)); with `confirm` > 0
+    a cell's remaining runs stop once that many of its runs have converged to its best loss.
+    One result per cell."""
+    trackers = [Tracker("gradient", progress) for _ in starts]
+    cells = [c for c, s in enumerate(starts) for _ in range(len(s))]
+    points = [z for s in starts for z in s]
+    lock = _Lockstep(value_and_grad, cells, trackers, confirm)
+    finals: list = [None] * len(points)
 
     def run(k: int) -> None:
         try:
-            r = scipy.optimize.minimize(lambda z: lock.request(k, z), starts[k], jac=True,
-                                        method="L-BFGS-B", bounds=bounds,
+            r = scipy.optimize.minimize(lambda z: lock.request(k, z), points[k], jac=True,
+                                        method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(z0),
                                         options={"maxiter": maxiter})
             # the point of lowest loss with its real loss (L-BFGS-B's end, but for a last
             # line search that stopped at the iteration limit)
@@ -164,37 +188,68 @@ def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
         finally:
             lock.finish(k)
 
-    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(starts))]
+    z0 = points[0]
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(points))]
     for t in threads:
         t.start()
     _join_all(threads, lock)
     if lock.error is not None:
         raise lock.error
-    result = tracker.result()
-    result.finals = [f for f in finals if f is not None]
-    return result
+    results = [t.result() for t in trackers]
+    for k, res in enumerate(results):
+        res.finals = [f for f, c in zip(finals, cells) if f is not None and c == k]
+        if len(results) > 1 and res.history:  # each cell's time: until its last evaluation
+            res.wall_s = res.history[-1][0]
+    return results
+
+
+def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
+                      progress: Progress | None = None, confirm: int = 0) -> OptimResult:
+    """Independent L-BFGS-B runs from each start of one cell, their evaluations batched in
+    lockstep; with `confirm` > 0 the remaining runs stop once that many have converged to the
+    best loss."""
+    return lbfgsb_cells(lambda z, cells: value_and_grad(z), [starts], maxiter, progress,
+                        confirm)[0]
+
+
+CellsRun = Callable[[Sequence[np.ndarray]], list[OptimResult]]  # starts of each cell -> results
+
+
+def staged_cells(stages: Sequence[CellsRun], starts: Sequence[np.ndarray],
+                 n_refine: int) -> list[OptimResult]:
+    """Run the first stage (a local method on a smooth surrogate objective: it only has to find
+    the basin) from every start of each cell, then each later stage from `n_refine` distinct
+    points of the stage before, chosen per cell (`_refine_starts`); the last stage is the same
+    method on the real objective. Every stage must record the real objective at its points (a
+    surrogate's `score`), so that cost, time, history and the best point cover all stages.
+    One result per cell; with several cells, a cell's time runs until its last evaluation."""
+    t0 = time.perf_counter()
+    n = len(starts)
+    history: list[list] = [[] for _ in range(n)]
+    n_evals, best, zs = [0] * n, [None] * n, list(starts)
+    for k, stage in enumerate(stages):
+        t_stage = time.perf_counter() - t0
+        results = stage(zs)
+        for c, res in enumerate(results):
+            level = best[c].loss if best[c] is not None else np.inf
+            history[c] += [(t + t_stage, e + n_evals[c], min(b, level))
+                           for t, e, b in res.history]
+            n_evals[c] += res.n_evals
+            best[c] = res if best[c] is None or res.loss <= best[c].loss else best[c]
+        if k + 1 < len(stages):
+            zs = [_refine_starts(best[c], results[c].finals, n_refine) for c in range(n)]
+    wall = time.perf_counter() - t0
+    return [OptimResult(res.method, b.z, b.loss, e, wall if n == 1 else t_stage + res.wall_s,
+                        h, res.finals)
+            for res, b, e, h in zip(results, best, n_evals, history)]
 
 
 def staged(stages: Sequence[Callable[[np.ndarray], OptimResult]], starts: np.ndarray,
            n_refine: int) -> OptimResult:
-    """Run the first stage (a local method on a smooth surrogate objective: it only has to find
-    the basin) from every start, then each later stage from `n_refine` distinct points of the
-    stage before (`_refine_starts`); the last stage is the same method on the real objective.
-    Every stage must record the real objective at its points (a surrogate's `score`), so that
-    cost, time, history and the best point cover all stages."""
-    t0 = time.perf_counter()
-    history, n_evals, best, zs = [], 0, None, starts
-    for k, stage in enumerate(stages):
-        t_stage = time.perf_counter() - t0
-        res = stage(zs)
-        level = best.loss if best is not None else np.inf
-        history += [(t + t_stage, n + n_evals, min(b, level)) for t, n, b in res.history]
-        n_evals += res.n_evals
-        best = res if best is None or res.loss <= best.loss else best
-        if k + 1 < len(stages):
-            zs = _refine_starts(best, res.finals, n_refine)
-    return OptimResult(res.method, best.z, best.loss, n_evals, time.perf_counter() - t0,
-                       history, res.finals)
+    """`staged_cells` for one cell."""
+    def one(stage):
+        return lambda zs: [stage(zs[0])]
+    return staged_cells([one(s) for s in stages], [starts], n_refine)[0]
 
 
 def _refine_starts(best: OptimResult, finals: Sequence[tuple[np.ndarray, float, float]],
@@ -241,6 +296,13 @@ def lbfgsb_stage(stage: Stage, index: int, maxiter: int, progress: Progress | No
                    confirm=confirm)
 
 
+def lbfgsb_cells_stage(stage: CohortStage, index: int, maxiter: int,
+                       confirm: int) -> CellsRun:
+    """`lbfgsb_stage` over the starts of many cells, evaluated together."""
+    cap = min(maxiter, 20 if index else 50) if stage.surrogate else maxiter
+    return partial(lbfgsb_cells, stage.value_and_grad, maxiter=cap, confirm=confirm)
+
+
 def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget: int,
                popsize: int, maxiter: int, seed: int, progress: Progress | None = None,
                n_refine: int = 2, confirm: int = 0) -> OptimResult:
@@ -251,12 +313,45 @@ def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget:
     The optimizers' own arithmetic (L-BFGS-B updates, Levenberg-Marquardt solves, GP refits)
     is on D x D matrices: one BLAS thread, as more threads only wait for a core on such tiny
     calls; the simulations run in XLA's own threads and are not affected."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    _check_method(method)
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         return _run(METHODS[method], method, obj, dim, n_starts=n_starts, budget=budget,
                     popsize=popsize, maxiter=maxiter, seed=seed, progress=progress,
                     n_refine=n_refine, confirm=confirm)
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def run_method_on_cohort(method: str, cohort: Cohort, dim: int, *, n_starts: int,
+                         budget: int, popsize: int, maxiter: int, seed: int, n_refine: int = 2,
+                         confirm: int = 0,
+                         done: Callable[[int], None] | None = None) -> list[OptimResult]:
+    """`run_method` on every cell of a cohort, one result per cell. A method that can run on
+    many cells at once (GradientBased.cells_stage: L-BFGS-B) evaluates the starts of every cell
+    together, each cell drawing the same starts from `seed` and racing them on its own; any
+    other runs the cells in turn. `done(n)` is told as n more cells finish."""
+    _check_method(method)
+    opt = METHODS[method]
+    if getattr(opt, "cells_stage", None) is None:
+        results = []
+        for cell in range(len(cohort)):
+            results.append(run_method(method, cohort.for_cell(cell), dim, n_starts=n_starts,
+                                      budget=budget, popsize=popsize, maxiter=maxiter,
+                                      seed=seed, n_refine=n_refine, confirm=confirm))
+            if done is not None:
+                done(1)
+        return results
+    starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
+    runs = [opt.cells_stage_runner()(stage, k, maxiter, confirm)
+            for k, stage in enumerate(cohort.stages)]
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        results = staged_cells(runs, [starts] * len(cohort), min(n_refine, n_starts))
+    if done is not None:
+        done(len(cohort))
+    return results
 
 
 def _run(opt: GradientBased | GradientFree, method: str, obj: Objectives, dim: int, *,

@@ -1,6 +1,12 @@
-"""The objectives of a fitting problem over unit coordinates Z [B, D]: the real loss and the
-stages a gradient-based method runs (`make_objectives`). NumPy in and out, each one compiled
-call, run in float64.
+"""The objectives of fitting problems over unit coordinates Z [B, D]: the real loss and the
+stages a gradient-based method runs. NumPy in and out, each one compiled call, run in float64.
+
+Cells are fitted as a `Cohort`: problems that differ only in their recordings (same model,
+settings, free parameters, box and trace shapes). Their recordings are stacked and given to the
+compiled functions as arguments, never as constants, so that one compilation serves every cell
+of the cohort (and the disk cache serves later runs on other recordings), and each row of a
+batch names the cell it belongs to: starts of many cells are evaluated together. A single
+cell's problem is a cohort of one (`make_objectives`).
 
 Every loss is a sum of squared residuals: the voltage MSE, the van Rossum distance, and the
 presearch's voltage MSE plus threshold penalty. Models with `simulate_forced` (GIF) get a
@@ -19,204 +25,29 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from utils.devices import local_devices
 from utils.fitting.metrics import alpha_filter, spike_counts_on_grid
 from utils.fitting.optim import Objectives, Stage
-from utils.devices import local_devices
 from utils.fitting.problem import Problem
 
-__all__ = ["make_objectives", "population_mesh", "forced_spike_steps", "threshold_residuals",
-           "real_residuals", "forced_residuals", "sum_of_squares", "value_and_grad",
-           "gauss_newton"]
+__all__ = ["Cohort", "CohortStage", "Rows", "cohort_key", "make_objectives", "population_mesh",
+           "forced_spike_steps", "threshold_residuals", "real_residuals", "forced_residuals",
+           "sum_of_squares", "value_and_grad", "gauss_newton"]
 
-Residuals = Callable[[jax.Array], jax.Array]  # Z [B, D] -> residuals [B, M]
-
-
-@dataclass(frozen=True)
-class _Targets:
-    """The problem's arrays on the device, in float64."""
-
-    current: jax.Array              # [N, T] nA
-    v_target: jax.Array | None      # [N, T] mV
-    filtered: jax.Array | None      # target spike trains through the alpha filter (spike target)
-
-
-def _targets(problem: Problem) -> _Targets:
-    with jax.enable_x64(True):
-        current = jnp.asarray(problem.current)
-        v_target = jnp.asarray(problem.v_target) if problem.v_target is not None else None
-        filtered = None
-        if problem.target == "spike":
-            grid = spike_counts_on_grid(problem.spikes_target, current.shape[1], problem.dt)
-            filtered = alpha_filter(jnp.asarray(grid), problem.dt, problem.spike_tau)
-    return _Targets(current, v_target, filtered)
-
-
-def _flat(x):
-    """[P, ...] -> [P, M]."""
-    return x.reshape(x.shape[0], -1)
+Data = dict  # name -> one cell's array, or the cohort's arrays stacked [C, ...]
+RowResiduals = Callable[[jax.Array, Data], jax.Array]  # z [D], one cell's data -> [M]
+Residuals = Callable[[jax.Array, jax.Array, Data], jax.Array]  # Z [B, D], cells [B] -> [B]
 
 
 def _params_of(problem: Problem, z) -> dict:
-    """Every parameter [B] of the model for unit coordinates z [B, D]."""
+    """Every parameter [P] of the model for unit coordinates z [P, D]."""
     x = problem.box.to_params(z, jnp)
     params = {n: x[:, k] for k, n in enumerate(problem.free)}
     params.update({n: jnp.full(z.shape[:1], v) for n, v in problem.fixed.items()})
     return params
 
 
-# --------------------------------------------------------------------------- residuals
-
-def real_residuals(problem: Problem, targets: _Targets) -> Residuals:
-    """Residuals of the real loss: their sum of squares is the voltage MSE over every sample
-    (potential target) or the squared van Rossum distance (spike target,
-    utils.fitting.metrics.van_rossum_loss)."""
-    n_traces, n_steps = targets.current.shape
-
-    def residuals(z):
-        v, s = problem.model.simulate(_params_of(problem, z), targets.current, problem.dt)
-        if problem.target == "potential":
-            return _flat(v - targets.v_target) / np.sqrt(n_traces * n_steps)
-        diff = alpha_filter(s, problem.dt, problem.spike_tau) - targets.filtered
-        return _flat(diff) * np.sqrt(problem.dt / (problem.spike_tau * n_traces))
-    return residuals
-
-
-def forced_spike_steps(spikes: Sequence[np.ndarray], n_steps: int, dt: float) -> np.ndarray:
-    """[N, T] bool: True for the step (sample k to k + 1) in which each spike happened."""
-    out = np.zeros((len(spikes), n_steps), dtype=bool)
-    for row, ts in zip(out, spikes):
-        k = np.ceil(np.asarray(ts, dtype=float) / dt - 1e-9).astype(int) - 1
-        row[k[(k >= 0) & (k < n_steps)]] = True
-    return out
-
-
-def threshold_residuals(x_start, x_end, forced, n_spikes: int):
-    """Residuals [P, 3 N T] of the penalty for a threshold that is not crossed within each
-    recorded spike's step, or that is crossed elsewhere; their sum of squares is in mV^2 per
-    recorded spike (zero for the true parameters)."""
-    zero = jnp.zeros_like(x_end)
-    parts = (jnp.where(forced, jax.nn.relu(-x_end), zero),
-             jnp.where(forced, jax.nn.relu(x_start), zero),
-             jnp.where(forced, zero, jax.nn.relu(x_end)))
-    return jnp.concatenate([_flat(p) for p in parts], axis=-1) / np.sqrt(max(1, n_spikes))
-
-
-def forced_residuals(problem: Problem, targets: _Targets, factor: int) -> Residuals:
-    """Presearch residuals (spikes forced at the target's) on a grid `factor` times coarser
-    than dt: block means of the current (exact for step protocols aligned with it), the target
-    sampled on it; the threshold penalty, plus the voltage error for a potential target."""
-    with jax.enable_x64(True):
-        n_c, dt_c = targets.current.shape[1] // factor, problem.dt * factor
-        current_c = targets.current[:, :n_c * factor].reshape(-1, n_c, factor).mean(-1)
-        v_target_c = (targets.v_target[:, ::factor][:, :n_c] if targets.v_target is not None
-                      else None)
-        forced_np = forced_spike_steps(problem.spikes_target or [], n_c, dt_c)
-        forced, n_spikes = jnp.asarray(forced_np), int(forced_np.sum())
-
-    def residuals(z):
-        v, x_start, x_end = problem.model.simulate_forced(_params_of(problem, z), current_c,
-                                                          dt_c, forced)
-        r = threshold_residuals(x_start, x_end, forced, n_spikes)
-        if problem.target == "potential":
-            r = jnp.concatenate([r, _flat(v - v_target_c) / np.sqrt(v_target_c.size)], axis=-1)
-        return r
-    return residuals
-
-
-# --------------------------------------------------------------------------- batched calls
-
-def sum_of_squares(residuals: Residuals) -> Callable[[jax.Array], jax.Array]:
-    """Z [B, D] -> loss [B]."""
-    return lambda z: jnp.sum(residuals(z) ** 2, axis=-1)
-
-
-def population_mesh(devices: int | None) -> Mesh | None:
-    """A one-axis mesh ("pop") over the first `devices` local devices, to shard a population
-    of parameter sets; None for one device. UserError if more are asked than present."""
-    chosen = local_devices(devices)
-    return Mesh(np.array(chosen), ("pop",)) if len(chosen) > 1 else None
-
-
-def _shard_rows(z: np.ndarray, mesh: Mesh | None) -> jax.Array:
-    """Z [B, D] on the devices of `mesh`, rows split among them (padded with copies of the
-    last row to a multiple of the device count); on the default device without a mesh."""
-    if mesh is None:
-        return jnp.asarray(z)
-    pad = (-len(z)) % mesh.size
-    if pad:
-        z = np.concatenate([z, np.repeat(z[-1:], pad, axis=0)])
-    return jax.device_put(jnp.asarray(z), NamedSharding(mesh, PartitionSpec("pop")))
-
-
-def _numpy_in_out(fn, mesh: Mesh | None = None):
-    """`fn` compiled, called in float64 on NumPy input Z [B, D] (its rows sharded over `mesh`,
-    if given: XLA partitions the simulation of the population), returning NumPy arrays."""
-    jitted = jax.jit(fn)
-
-    def call(z: np.ndarray):
-        with jax.enable_x64(True):
-            out = jitted(_shard_rows(np.asarray(z), mesh))
-            rows = len(z)
-            return tuple(np.asarray(o)[:rows] for o in out) if isinstance(out, tuple) \
-                else np.asarray(out)[:rows]
-    return call
-
-
-FORWARD_MODE_MAX_DIM = 5  # gradients by forward mode up to this many free parameters
-
-
-def _forward_jacobian(residuals: Residuals, z: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Residuals r [B, M] and their Jacobian J [D, B, M] by one forward-mode pass over D copies
-    of the batch (rows are independent; this compiles and runs faster than a vmap of jvp over
-    the D tangents)."""
-    n_b, n_d = z.shape
-    tangents = jnp.repeat(jnp.eye(n_d), n_b, axis=0)  # copy d of the batch: e_d
-    r_all, jac = jax.jvp(residuals, (jnp.tile(z, (n_d, 1)),), (tangents,))
-    return r_all[:n_b], jac.reshape(n_d, n_b, -1)
-
-
-def _loss_and_gradient(r: jax.Array, jac: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Sum of squares [B] and its gradient 2 J^T r [B, D]."""
-    return jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r)
-
-
-def value_and_grad(residuals: Residuals, score=None, mesh: Mesh | None = None):
-    """Z -> (loss [B], gradient [B, D]) of the sum of squares, then score(Z) if given. Up to
-    FORWARD_MODE_MAX_DIM parameters the gradient is 2 J^T r by forward mode: a simulation's
-    reverse pass (a second scan over time, reading back every step) costs more than the
-    forward pass over D copies (benchmarks/gradient_modes.py)."""
-    loss = sum_of_squares(residuals)
-
-    def summed(z):
-        per = loss(z)
-        return jnp.sum(per), per
-
-    def fn(z):
-        if z.shape[1] <= FORWARD_MODE_MAX_DIM:
-            per, g = _loss_and_gradient(*_forward_jacobian(residuals, z))
-        else:
-            g, per = jax.grad(summed, has_aux=True)(z)
-        return (per, g) if score is None else (per, g, score(z))
-    return _numpy_in_out(fn, mesh)
-
-
-def gauss_newton(residuals: Residuals, score=None, mesh: Mesh | None = None):
-    """Z -> (loss [B], gradient [B, D], Gauss-Newton Hessian 2 J^T J [B, D, D]), then score(Z)
-    if given."""
-    def fn(z):
-        r, jac = _forward_jacobian(residuals, z)
-        out = (*_loss_and_gradient(r, jac), 2.0 * jnp.einsum("dbm,ebm->bde", jac, jac))
-        return out if score is None else (*out, score(z))
-    return _numpy_in_out(fn, mesh)
-
-
-def _stage(name: str, residuals: Residuals, score=None, mesh: Mesh | None = None) -> Stage:
-    """A stage; a surrogate one (given the real loss as `score`) reports it at its points."""
-    return Stage(name, value_and_grad(residuals, score, mesh),
-                 gauss_newton(residuals, score, mesh), surrogate=score is not None)
-
-
-# --------------------------------------------------------------------------- objectives
+# --------------------------------------------------------------------------- one cell's data
 
 def _presearch_factors(problem: Problem) -> list[int]:
     """Grid factors (in dt steps) of the presearch stages, coarsest first; none where the
@@ -228,17 +59,270 @@ def _presearch_factors(problem: Problem) -> list[int]:
     return [coarse, 1] if coarse > 1 else [1]
 
 
+def forced_spike_steps(spikes: Sequence[np.ndarray], n_steps: int, dt: float) -> np.ndarray:
+    """[N, T] bool: True for the step (sample k to k + 1) in which each spike happened."""
+    out = np.zeros((len(spikes), n_steps), dtype=bool)
+    for row, ts in zip(out, spikes):
+        k = np.ceil(np.asarray(ts, dtype=float) / dt - 1e-9).astype(int) - 1
+        row[k[(k >= 0) & (k < n_steps)]] = True
+    return out
+
+
+def _cell_data(problem: Problem) -> Data:
+    """The arrays of one cell the objectives read: its current, its target (the voltage, or
+    the spike trains through the alpha filter), and for each presearch grid the block-mean
+    current (exact for step protocols aligned with it), the target sampled on it, the steps
+    with a recorded spike and their count."""
+    data = {"current": np.asarray(problem.current, float)}
+    if problem.target == "potential":
+        data["v_target"] = np.asarray(problem.v_target, float)
+    else:
+        grid = spike_counts_on_grid(problem.spikes_target, problem.current.shape[1], problem.dt)
+        with jax.enable_x64(True):
+            data["filtered"] = np.asarray(alpha_filter(jnp.asarray(grid), problem.dt,
+                                                       problem.spike_tau))
+    for f in _presearch_factors(problem):
+        n_c = problem.current.shape[1] // f
+        forced = forced_spike_steps(problem.spikes_target or [], n_c, problem.dt * f)
+        data[f"current_{f}"] = problem.current[:, :n_c * f].reshape(-1, n_c, f).mean(-1)
+        data[f"forced_{f}"] = forced
+        data[f"n_spikes_{f}"] = np.float64(max(1, int(forced.sum())))
+        if problem.v_target is not None:
+            data[f"v_target_{f}"] = np.asarray(problem.v_target, float)[:, ::f][:, :n_c]
+    return data
+
+
+def cohort_key(problem: Problem) -> tuple:
+    """What must be equal for problems to share compiled objectives (a cohort): everything
+    but the recordings' values."""
+    model = problem.model  # its name and simulators (a partial's repr shows its options)
+    return (model.name, repr(model.simulate), repr(model.simulate_forced), problem.dt, problem.target, tuple(problem.free),
+            tuple(sorted(problem.fixed.items())), tuple(problem.box.lo), tuple(problem.box.hi),
+            problem.spike_tau, problem.presearch, problem.presearch_dt,
+            tuple(_presearch_factors(problem)), np.shape(problem.current),
+            problem.v_target is None)
+
+
+# --------------------------------------------------------------------------- residuals
+
+def _flat(x):
+    """[P, ...] -> [P, M]."""
+    return x.reshape(x.shape[0], -1)
+
+
+def real_residuals(problem: Problem) -> RowResiduals:
+    """Residuals of the real loss at one point z [D] for one cell: their sum of squares is the
+    voltage MSE over every sample (potential target) or the squared van Rossum distance
+    (spike target, utils.fitting.metrics.van_rossum_loss)."""
+    n_traces, n_steps = problem.current.shape
+
+    def residuals(z, cell):
+        v, s = problem.model.simulate(_params_of(problem, z[None]), cell["current"], problem.dt)
+        if problem.target == "potential":
+            return (v[0] - cell["v_target"]).ravel() / np.sqrt(n_traces * n_steps)
+        diff = alpha_filter(s[0], problem.dt, problem.spike_tau) - cell["filtered"]
+        return diff.ravel() * np.sqrt(problem.dt / (problem.spike_tau * n_traces))
+    return residuals
+
+
+def threshold_residuals(x_start, x_end, forced, n_spikes):
+    """Residuals [P, 3 N T] of the penalty for a threshold that is not crossed within each
+    recorded spike's step, or that is crossed elsewhere; their sum of squares is in mV^2 per
+    recorded spike (`n_spikes`, at least 1; zero for the true parameters)."""
+    zero = jnp.zeros_like(x_end)
+    parts = (jnp.where(forced, jax.nn.relu(-x_end), zero),
+             jnp.where(forced, jax.nn.relu(x_start), zero),
+             jnp.where(forced, zero, jax.nn.relu(x_end)))
+    return jnp.concatenate([_flat(p) for p in parts], axis=-1) / jnp.sqrt(n_spikes)
+
+
+def forced_residuals(problem: Problem, factor: int) -> RowResiduals:
+    """Presearch residuals (spikes forced at the target's) on a grid `factor` times coarser
+    than dt, at one point z [D] for one cell: the threshold penalty, plus the voltage error
+    for a potential target."""
+    dt_c = problem.dt * factor
+
+    def residuals(z, cell):
+        forced = cell[f"forced_{factor}"]
+        v, x_start, x_end = problem.model.simulate_forced(
+            _params_of(problem, z[None]), cell[f"current_{factor}"], dt_c, forced)
+        r = threshold_residuals(x_start, x_end, forced, cell[f"n_spikes_{factor}"])[0]
+        if problem.target == "potential":
+            v_target = cell[f"v_target_{factor}"]
+            r = jnp.concatenate([r, (v[0] - v_target).ravel() / np.sqrt(v_target.size)])
+        return r
+    return residuals
+
+
+class Rows:
+    """How the rows of a batch (Z [B, D], the cell of each row [B]) read the cohort's data
+    (stacked [C, ...]): each its own cell's, or with `shared` (a cohort of one) all the same
+    arrays, so that nothing is gathered."""
+
+    def __init__(self, shared: bool):
+        self.shared = shared
+
+    def map(self, fn, z: jax.Array, cells: jax.Array, data: Data):
+        """fn(z [D], one cell's data) over the rows."""
+        if self.shared:
+            return jax.vmap(fn, in_axes=(0, None))(z, jax.tree.map(lambda a: a[0], data))
+        return jax.vmap(fn)(z, jax.tree.map(lambda a: a[cells], data))
+
+
+# --------------------------------------------------------------------------- batched calls
+
+def sum_of_squares(residuals: RowResiduals, rows: Rows) -> Residuals:
+    """(Z [B, D], cells [B], data) -> loss [B]."""
+    return lambda z, cells, data: rows.map(lambda x, cell: jnp.sum(residuals(x, cell) ** 2),
+                                           z, cells, data)
+
+
+def population_mesh(devices: int | None) -> Mesh | None:
+    """A one-axis mesh ("pop") over the first `devices` local devices, to shard a population
+    of parameter sets; None for one device. UserError if more are asked than present."""
+    chosen = local_devices(devices)
+    return Mesh(np.array(chosen), ("pop",)) if len(chosen) > 1 else None
+
+
+def _shard_rows(x: np.ndarray, mesh: Mesh | None) -> jax.Array:
+    """Rows of x [B, ...] on the devices of `mesh`, split among them (padded with copies of
+    the last row to a multiple of the device count); on the default device without a mesh."""
+    if mesh is None:
+        return jnp.asarray(x)
+    pad = (-len(x)) % mesh.size
+    if pad:
+        x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
+    return jax.device_put(jnp.asarray(x), NamedSharding(mesh, PartitionSpec("pop")))
+
+
+def _numpy_in_out(fn, data: Data, mesh: Mesh | None = None):
+    """`fn(z, cells, data)` compiled, called in float64 as call(Z [B, D], cells [B]) on NumPy
+    input (rows sharded over `mesh`, if given: XLA partitions the simulation of the
+    population; the cohort's data copied to every device), returning NumPy arrays."""
+    jitted = jax.jit(fn)
+    with jax.enable_x64(True):
+        placed = jax.tree.map(jnp.asarray, data) if mesh is None else jax.device_put(
+            data, NamedSharding(mesh, PartitionSpec()))
+
+    def call(z: np.ndarray, cells: np.ndarray):
+        with jax.enable_x64(True):
+            z = np.asarray(z, dtype=float)
+            out = jitted(_shard_rows(z, mesh), _shard_rows(np.asarray(cells, np.int32), mesh),
+                         placed)
+            rows = len(z)
+            return tuple(np.asarray(o)[:rows] for o in out) if isinstance(out, tuple) \
+                else np.asarray(out)[:rows]
+    return call
+
+
+FORWARD_MODE_MAX_DIM = 5  # gradients by forward mode up to this many free parameters
+
+
+def _forward_jacobian(residuals: RowResiduals, z: jax.Array,
+                      cell: Data) -> tuple[jax.Array, jax.Array]:
+    """Residuals r [M] at one point z [D] and their Jacobian J [D, M], by forward mode: the
+    simulation runs once, its D tangents alongside (mapped over the rows of a batch, this
+    runs 1.1-2x faster than one forward pass over D copies of the batch from 32 rows on:
+    benchmarks/gradient_modes.py)."""
+    def along(t):
+        return jax.jvp(lambda x: residuals(x, cell), (z,), (t,))
+    return jax.vmap(along, out_axes=(None, 0))(jnp.eye(z.shape[0], dtype=z.dtype))
+
+
+def value_and_grad(residuals: RowResiduals, rows: Rows, score: RowResiduals | None = None):
+    """(Z, cells, data) -> (loss [B], gradient [B, D]) of the sum of squares, then the score
+    (the sum of squares of `score`'s residuals) if given. Up to FORWARD_MODE_MAX_DIM
+    parameters the gradient is 2 J^T r by forward mode: a simulation's reverse pass (a second
+    scan over time, reading back every step) costs more than D tangents carried along
+    (benchmarks/gradient_modes.py)."""
+    def one(z, cell):
+        if z.shape[0] <= FORWARD_MODE_MAX_DIM:
+            r, jac = _forward_jacobian(residuals, z, cell)
+            out = (jnp.sum(r ** 2), 2.0 * jac @ r)
+        else:
+            out = jax.value_and_grad(lambda x: jnp.sum(residuals(x, cell) ** 2))(z)
+        return out if score is None else (*out, jnp.sum(score(z, cell) ** 2))
+    return lambda z, cells, data: rows.map(one, z, cells, data)
+
+
+def gauss_newton(residuals: RowResiduals, rows: Rows, score: RowResiduals | None = None):
+    """(Z, cells, data) -> (loss [B], gradient [B, D], Gauss-Newton Hessian 2 J^T J
+    [B, D, D]), then the score if given."""
+    def one(z, cell):
+        r, jac = _forward_jacobian(residuals, z, cell)
+        out = (jnp.sum(r ** 2), 2.0 * jac @ r, 2.0 * jac @ jac.T)
+        return out if score is None else (*out, jnp.sum(score(z, cell) ** 2))
+    return lambda z, cells, data: rows.map(one, z, cells, data)
+
+
+# --------------------------------------------------------------------------- cohorts
+
+CellCall = Callable[[np.ndarray, np.ndarray], tuple]  # (Z [B, D], cells [B]) -> outputs
+
+
+@dataclass(frozen=True)
+class CohortStage:
+    """A stage (utils/fitting/optim.py: Stage) over the rows of many cells: each call takes
+    Z [B, D] and the cell of each row [B]."""
+
+    name: str
+    value_and_grad: CellCall
+    gauss_newton: CellCall
+    surrogate: bool = False
+
+    def for_cell(self, cell: int) -> Stage:
+        """The stage of one cell: its calls take Z alone."""
+        def one(fn):
+            return lambda z: fn(z, np.full(len(z), cell, np.int32))
+        return Stage(self.name, one(self.value_and_grad), one(self.gauss_newton),
+                     self.surrogate)
+
+
+class Cohort:
+    """The objectives of cells fitted together: problems with equal `cohort_key`. `loss(Z,
+    cells)` is the real loss; `stages` the coarse-grid presearch ("coarse") and the presearch
+    on dt ("presearch") where the problems have them, each scoring its points on the real
+    loss, then the real loss with its derivatives ("real"). With `devices` > 1 (None: every
+    local device) each call shards its rows over them."""
+
+    def __init__(self, problems: Sequence[Problem], devices: int | None = 1):
+        keys = {cohort_key(p) for p in problems}
+        if len(keys) != 1:
+            raise ValueError(f"a cohort needs problems of one kind, got {len(keys)} kinds")
+        self.problems = list(problems)
+        first = self.problems[0]
+        cells = [_cell_data(p) for p in self.problems]
+        data = {k: np.stack([c[k] for c in cells]) for k in cells[0]}
+        mesh = population_mesh(devices)
+        rows = Rows(shared=len(self.problems) == 1)
+        real = real_residuals(first)
+        self.loss = _numpy_in_out(sum_of_squares(real, rows), data, mesh)
+        self.stages = tuple(
+            [self._stage("presearch" if f == 1 else "coarse", forced_residuals(first, f), rows,
+                         data, mesh, real)
+             for f in _presearch_factors(first)]
+            + [self._stage("real", real, rows, data, mesh)])
+
+    @staticmethod
+    def _stage(name: str, residuals: RowResiduals, rows: Rows, data: Data, mesh: Mesh | None,
+               score: RowResiduals | None = None) -> CohortStage:
+        """A stage; a surrogate one (given the real residuals as `score`) reports the real loss
+        at its points."""
+        return CohortStage(name,
+                           _numpy_in_out(value_and_grad(residuals, rows, score), data, mesh),
+                           _numpy_in_out(gauss_newton(residuals, rows, score), data, mesh),
+                           surrogate=score is not None)
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def for_cell(self, cell: int) -> Objectives:
+        """The objectives of one cell (what the single-cell methods take)."""
+        loss = self.loss
+        return Objectives(loss=lambda z: loss(z, np.full(len(z), cell, np.int32)),
+                          stages=tuple(s.for_cell(cell) for s in self.stages))
+
+
 def make_objectives(problem: Problem, devices: int | None = 1) -> Objectives:
-    """The problem's real loss, and its stages: the coarse-grid presearch ("coarse") and the
-    presearch on dt ("presearch") where the problem has them, each scoring its points on the
-    real loss, then the real loss with its derivatives ("real"). With `devices` > 1 (None:
-    every local device) each call shards its population of parameter sets over them."""
-    mesh = population_mesh(devices)
-    targets = _targets(problem)
-    residuals = real_residuals(problem, targets)
-    real_loss = sum_of_squares(residuals)
-    presearch = [_stage("presearch" if factor == 1 else "coarse",
-                        forced_residuals(problem, targets, factor), real_loss, mesh)
-                 for factor in _presearch_factors(problem)]
-    return Objectives(loss=_numpy_in_out(real_loss, mesh),
-                      stages=(*presearch, _stage("real", residuals, mesh=mesh)))
+    """The problem's real loss and its stages (see Cohort), compiled for this problem alone."""
+    return Cohort([problem], devices).for_cell(0)

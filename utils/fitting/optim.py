@@ -18,10 +18,12 @@ import numpy as np
 
 __all__ = ["Stage", "Objectives", "OptimResult", "Tracker", "clean", "confirmed",
            "CONFIRM_RTOL", "CONFIRM_ATOL", "BAD_LOSS", "BatchLoss", "BatchValueGrad",
-           "BatchGaussNewton", "Progress"]
+           "BatchGaussNewton", "CellValueGrad", "Progress"]
 
 BatchLoss = Callable[[np.ndarray], np.ndarray]                        # Z [B, D] -> loss [B]
 BatchValueGrad = Callable[[np.ndarray], tuple]  # -> loss [B], grad [B, D] (, score [B])
+# the same over the rows of many cells: (Z [B, D], the cell of each row [B]) -> ...
+CellValueGrad = Callable[[np.ndarray, np.ndarray], tuple]
 # -> loss [B], gradient [B, D], Gauss-Newton Hessian 2 J^T J [B, D, D] of a sum-of-squares
 # loss (, score [B]). A surrogate objective returns as `score` the real objective at the same
 # points: that is what the best-so-far record holds.

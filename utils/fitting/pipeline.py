@@ -20,8 +20,8 @@ from utils.fitting.plots import plot_all, preload_pyplot
 from utils.fitting.problem import Problem, make_problem, traces_of
 from utils.run import RunStatus, UserError, make_out_dir, write_config, write_metrics
 
-__all__ = ["problem_from_flags", "Fits", "score", "fit_all", "format_table", "run",
-           "run_problem"]
+__all__ = ["problem_from_flags", "Fits", "score", "fit_all", "method_entry", "format_table",
+           "run", "run_problem"]
 
 
 def problem_from_flags(d: FitDefaults, argv: Sequence[str]) -> Problem:
@@ -123,15 +123,22 @@ def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: 
                                        seed=seed + 1000 * r, n_refine=n_refine,
                                        confirm=confirm)
                     for r in range(repeats)]
-            best = min(runs, key=lambda res: res.loss)
-            entry, traces = score(problem, best)
+            entry, traces, history = method_entry(problem, runs)
         except KeyboardInterrupt:
             return fits._replace(interrupted=tuple(methods[k:]))
-        if repeats > 1:
-            entry["repeats"] = _repeats_summary(runs)
         fits.metrics[method], fits.traces[method] = entry, traces
-        fits.histories[method] = best.history
+        fits.histories[method] = history
     return fits
+
+
+def method_entry(problem: Problem, runs: Sequence[OptimResult]) -> tuple[dict, tuple, list]:
+    """A method's metrics.json entry from its repeated runs (the best one scored, the spread
+    over the repeats added where there are several), the best run's traces and history."""
+    best = min(runs, key=lambda res: res.loss)
+    entry, traces = score(problem, best)
+    if len(runs) > 1:
+        entry["repeats"] = _repeats_summary(runs)
+    return entry, traces, best.history
 
 
 def _fmt(value, spec: str, width: int) -> str:

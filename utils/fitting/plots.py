@@ -134,22 +134,20 @@ def plot_all(problem: Problem, results: Mapping[str, dict], histories: Mapping[s
 MAX_CELL_PANELS = 12  # cells drawn in cells_fits.png (the first ones fitted)
 
 
-def plot_cell_fits(fitted: Mapping[str, tuple], path: Path, show: bool = False) -> Path:
-    """A grid of the first MAX_CELL_PANELS fitted cells: the first sweep's target and the
-    best method's fit."""
+def plot_cell_fits(panels: Mapping[str, tuple], path: Path, show: bool = False,
+                   n_fitted: int | None = None) -> Path:
+    """A grid of fitted cells, by cell: (problem, method, fitted V [N, T]), drawn as the first
+    sweep's target and the fit; `n_fitted`: how many cells were fitted in all."""
     plt = _pyplot()
-    items = list(fitted.items())[:MAX_CELL_PANELS]
+    items = list(panels.items())[:MAX_CELL_PANELS]
     cols = min(4, max(1, len(items)))
     rows = max(1, -(-len(items) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False,
                              layout="constrained")
-    for ax, (cell, (problem, fits)) in zip(axes.flat, items):
-        method = min(fits.metrics, key=lambda m: np.inf if fits.metrics[m]["loss"] is None
-                     else fits.metrics[m]["loss"])
+    for ax, (cell, (problem, method, v)) in zip(axes.flat, items):
         t = np.arange(problem.current.shape[1]) * problem.dt
         ax.plot(t, problem.v_target[0], color="0.55", lw=1.0, label="target")
-        ax.plot(t, fits.traces[method][0][0], color=COLORS.get(method, "k"), lw=0.8,
-                label=method)
+        ax.plot(t, v[0], color=COLORS.get(method, "k"), lw=0.8, label=method)
         ax.set_title(cell, fontsize=8)
         ax.set_xlabel("time (ms)", fontsize=8)
         ax.set_ylabel("V (mV)", fontsize=8)
@@ -157,7 +155,8 @@ def plot_cell_fits(fitted: Mapping[str, tuple], path: Path, show: bool = False) 
         ax.set_visible(False)
     if items:
         axes[0, 0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"first sweep of {len(items)} of {len(fitted)} fitted cells", fontsize=10)
+    total = len(panels) if n_fitted is None else n_fitted
+    fig.suptitle(f"first sweep of {len(items)} of {total} fitted cells", fontsize=10)
     return save_figure(fig, path, show)
 
 
@@ -178,9 +177,11 @@ def plot_param_distributions(rows: Sequence[dict], free: Sequence[str], units: M
     return save_figure(fig, path, show)
 
 
-def plot_cells(fitted: Mapping[str, tuple], rows: Sequence[dict], free: Sequence[str],
+def plot_cells(panels: Mapping[str, tuple], rows: Sequence[dict], free: Sequence[str],
                units: Mapping[str, str], out_dir: Path, show: bool = False) -> list[Path]:
-    """The figures of a run over many cells: cells_fits.png and cells_params.png."""
-    return [plot_cell_fits(fitted, Path(out_dir) / "cells_fits.png", show),
+    """The figures of a run over many cells: cells_fits.png (`panels`: see plot_cell_fits)
+    and cells_params.png."""
+    n_fitted = sum(r["status"] == "fitted" for r in rows)
+    return [plot_cell_fits(panels, Path(out_dir) / "cells_fits.png", show, n_fitted),
             plot_param_distributions(rows, free, units, Path(out_dir) / "cells_params.png",
                                      show)]

@@ -13,15 +13,17 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from models.spec import NeuronModel
 from utils.fitting.config import FitConfig, FitDefaults
-from utils.fitting.pipeline import Fits, fit_all, run_problem
-from utils.fitting.plots import plot_cells
-from utils.fitting.problem import Problem, cell_problem, check_flags
+from utils.fitting.multistart import run_method_on_cohort
+from utils.fitting.objectives import Cohort, cohort_key, population_mesh
+from utils.fitting.pipeline import Fits, method_entry, run_problem
+from utils.fitting.plots import MAX_CELL_PANELS, plot_cells
+from utils.fitting.problem import Problem, cell_problem, check_flags, traces_of
 from utils.fitting.recordings import Cell, find_files, read_cells, select_cells
-from utils.fitting.objectives import population_mesh
 from utils.run import (RunStatus, UserError, atomic_write_bytes, make_out_dir, write_config,
                        write_metrics)
 
@@ -81,52 +83,152 @@ def write_cells_csv(out_dir: Path, free: Sequence[str], rows: Sequence[dict]) ->
     return path
 
 
-def _fit_one(d: FitDefaults, config: FitConfig, model: NeuronModel, free: list[str],
-             cell: Cell) -> tuple[dict, tuple[Problem, Fits] | None]:
-    """One cell's row and, when fitted, its problem and fits; KeyboardInterrupt goes on."""
-    start = time.perf_counter()
-    try:
-        current, voltage, dt = cell.traces()
-        problem = cell_problem(model, d, config, current, voltage, dt, cell.id)
-    except UserError as err:
-        return cell_row(cell.id, free, None, time.perf_counter() - start, str(err)), None
-    fits = fit_all(problem, config.methods, n_starts=config.n_starts, budget=config.budget,
-                   popsize=config.popsize, maxiter=config.maxiter, seed=config.seed,
-                   repeats=config.repeats, n_refine=config.n_refine, confirm=config.confirm, show_progress=False,
-                   devices=config.devices)
-    if fits.was_interrupted:
-        raise KeyboardInterrupt
-    row = cell_row(cell.id, problem.free, fits, time.perf_counter() - start)
-    row.update(dt_ms=dt, sweeps=[s.number for s in cell.sweeps],
-               methods={m: {k: v for k, v in e.items() if k != "history"}
-                        for m, e in fits.metrics.items()})
-    return row, (problem, fits)
+EVAL_BYTES = 2 * 1024 ** 3  # memory one batched evaluation of a cohort's starts may take
+
+
+def _cells_per_batch(problem: Problem, n_starts: int) -> int:
+    """How many cells' starts one evaluation may hold: a row simulates D + 1 copies (value and
+    forward-mode tangents) of every sample of its traces, and the scan keeps about 8 arrays
+    of that size (states, tangents, outputs)."""
+    row = (len(problem.free) + 1) * problem.current.size * 8 * 8
+    return max(1, EVAL_BYTES // (row * n_starts))
+
+
+def _batches(items: Sequence, size: int) -> list[list]:
+    """`items` in consecutive batches of at most `size`, as even as possible (every batch of a
+    cohort compiles to the same shapes)."""
+    n = -(-len(items) // size) if items else 0
+    bounds = np.linspace(0, len(items), n + 1).round().astype(int)
+    return [list(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _cohort_batches(problems: Sequence[tuple[Cell, Problem]],
+                    n_starts: int) -> list[list[tuple[Cell, Problem]]]:
+    """The cells grouped into cohorts (problems that share compiled objectives: same kind,
+    same trace shapes), each cut into batches that fit EVAL_BYTES."""
+    cohorts: dict[tuple, list] = {}
+    for item in problems:
+        cohorts.setdefault(cohort_key(item[1]), []).append(item)
+    return [batch for group in cohorts.values()
+            for batch in _batches(group, _cells_per_batch(group[0][1], n_starts))]
+
+
+def _fit_batch(config: FitConfig, batch: Sequence[tuple[Cell, Problem]]) -> list[tuple]:
+    """Fit the cells of one cohort batch together, method by method (`--repeats` times each,
+    seeds seed, seed + 1000, ...); each cell's (row, problem, fits)."""
+    cohort = Cohort([p for _, p in batch], config.devices)
+    per_method = {}
+    for method in config.methods:
+        per_method[method] = [run_method_on_cohort(
+            method, cohort, len(batch[0][1].free), n_starts=config.n_starts,
+            budget=config.budget, popsize=config.popsize, maxiter=config.maxiter,
+            seed=config.seed + 1000 * r, n_refine=config.n_refine, confirm=config.confirm)
+            for r in range(config.repeats)]
+    out = []
+    for c, (cell, problem) in enumerate(batch):
+        fits = Fits({}, {}, {})
+        for method, runs in per_method.items():
+            entry, traces, history = method_entry(problem, [rep[c] for rep in runs])
+            fits.metrics[method], fits.traces[method] = entry, traces
+            fits.histories[method] = history
+        row = cell_row(cell.id, problem.free, fits, None)
+        row.update(dt_ms=problem.dt, sweeps=[s.number for s in cell.sweeps],
+                   methods={m: {k: v for k, v in e.items() if k != "history"}
+                            for m, e in fits.metrics.items()})
+        out.append((row, problem, fits))
+    return out
+
+
+def _problems(d: FitDefaults, config: FitConfig, model: NeuronModel, free: list[str],
+              cells: Sequence[Cell]) -> tuple[dict, dict]:
+    """Each cell's problem, or its skipped row (why it cannot be fitted), by cell id."""
+    problems, skipped = {}, {}
+    for cell in cells:
+        start = time.perf_counter()
+        try:
+            current, voltage, dt = cell.traces()
+            problems[cell.id] = cell, cell_problem(model, d, config, current, voltage, dt,
+                                                   cell.id)
+        except UserError as err:
+            skipped[cell.id] = cell_row(cell.id, free, None, time.perf_counter() - start,
+                                        str(err))
+    return problems, skipped
+
+
+def _share(items: Sequence, index: int, count: int) -> list:
+    """Process `index` of `count`'s consecutive share of `items`."""
+    bounds = np.linspace(0, len(items), count + 1).round().astype(int)
+    return list(items[bounds[index]:bounds[index + 1]])
 
 
 def fit_cells(d: FitDefaults, config: FitConfig, model: NeuronModel, cells: Sequence[Cell],
-              out_dir: Path, base: dict) -> tuple[list[dict], dict]:
-    """Fit every cell in turn, rewriting cells.csv and metrics.json after each; returns the
-    rows and the fitted cells' problems and fits (for the figures). Ctrl-C: the finished
-    cells' rows stay written, KeyboardInterrupt goes on."""
+              out_dir: Path | None, base: dict) -> tuple[list[dict], dict]:
+    """Fit every cell: the cells of one kind in batches whose starts are evaluated together
+    (`_cohort_batches`), this process's consecutive share of them in a multi-process run.
+    cells.csv and metrics.json are rewritten after each batch (by process 0: `out_dir`, None
+    elsewhere). Returns the rows of every cell, in the order of `cells`, and this process's
+    fitted cells' problems and fits (for the figures). Ctrl-C: the finished cells' rows stay
+    written, KeyboardInterrupt goes on."""
+    import jax
+
     free = base["free_params"]
-    rows: list[dict] = []
+    problems, rows = _problems(d, config, model, free, cells)
+    mine = _share(list(problems.values()), jax.process_index(), jax.process_count())
     fitted: dict = {}
-    with tqdm(total=len(cells), desc="cells", unit="cell", mininterval=0.5) as bar:
-        for cell in cells:
+
+    def ordered() -> list[dict]:
+        return [rows[c.id] for c in cells if c.id in rows]
+
+    def save(extra: dict | None = None) -> None:
+        if out_dir is not None:
+            write_cells_csv(out_dir, free, ordered())
+            write_metrics(out_dir, {**base, "cells": ordered(), **(extra or {})})
+
+    with tqdm(total=len(rows) + len(mine), desc="cells", unit="cell", mininterval=0.5) as bar:
+        bar.update(len(rows))
+        for batch in _cohort_batches(mine, config.n_starts):
             try:
-                row, fit = _fit_one(d, config, model, free, cell)
+                results = _fit_batch(config, batch)
             except KeyboardInterrupt:
-                write_metrics(out_dir, {**base, "cells": rows, "interrupted": True})
-                print(f"interrupted during cell {cell.id}: rows of {len(rows)} finished "
-                      f"cells in {out_dir}", file=sys.stderr)
+                save({"interrupted": True})
+                print(f"interrupted: rows of {len(rows)} finished cells in {out_dir}",
+                      file=sys.stderr)
                 raise
-            rows.append(row)
-            if fit is not None:
-                fitted[cell.id] = fit
-            write_cells_csv(out_dir, free, rows)
-            write_metrics(out_dir, {**base, "cells": rows})
-            bar.update(1)
-    return rows, fitted
+            for row, problem, fits in results:
+                rows[row["cell"]] = row
+                fitted[row["cell"]] = problem, fits
+            save()
+            bar.update(len(batch))
+    rows = gather_rows(rows)
+    return [rows[c.id] for c in cells], _panels(rows, problems, fitted, cells)
+
+
+def _panels(rows: dict, problems: dict, fitted: dict, cells: Sequence[Cell]) -> dict:
+    """cells_fits.png's panels, the first MAX_CELL_PANELS fitted cells: (problem, method,
+    fitted V [N, T]); a cell fitted by another process simulated here from its row."""
+    panels = {}
+    for cell in cells:
+        row = rows[cell.id]
+        if row["status"] != "fitted" or len(panels) == MAX_CELL_PANELS:
+            continue
+        problem = problems[cell.id][1]
+        if cell.id in fitted:
+            v = fitted[cell.id][1].traces[row["method"]][0]
+        else:
+            v = traces_of(problem, row["params"])[0]
+        panels[cell.id] = problem, row["method"], v
+    return panels
+
+
+def gather_rows(rows: dict) -> dict:
+    """Every process's rows, by cell id, in every process (a one-process run: `rows`)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return rows
+    from utils.training.parallel import gather_json
+
+    return {k: v for part in gather_json(rows) for k, v in part.items()}
 
 
 def format_cells_table(free: Sequence[str], rows: Sequence[dict], units: dict) -> str:
@@ -157,22 +259,31 @@ def _base_metrics(config: FitConfig, model: NeuronModel, free: list[str], fixed:
 def run_cells(d: FitDefaults, config: FitConfig) -> dict:
     """The run of --data: every input checked before anything is written; one cell runs as
     a single-cell run (pipeline.run_problem) plus its cells.csv row; several cells are fitted
-    in turn. Returns the metrics written."""
+    in cohort batches, split over the processes of a multi-process run (JAX_COORDINATOR_ADDRESS
+    ...; process 0 writes the run folder). Returns the metrics written."""
+    from utils.training.parallel import init_distributed, is_main_process
+
     model = d.make_model(config)
     free, fixed = check_flags(model, d, config)
     cells = load_cells(config)
-    if len(cells) == 1:
+    distributed = init_distributed()
+    if len(cells) == 1 and not distributed:
         current, voltage, dt = cells[0].traces()
         problem = cell_problem(model, d, config, current, voltage, dt, cells[0].id)
         return run_problem(d, config, problem, cell=cells[0].id)
     population_mesh(config.devices)
-    out_dir = make_out_dir(d.script, config.out_dir, reuse=False)
-    write_config(out_dir, config.to_flat())
+    main = is_main_process()
+    out_dir = make_out_dir(d.script, config.out_dir, reuse=False) if main else None
     base = _base_metrics(config, model, free, fixed, cells)
+    if not main:
+        return {**base, "cells": fit_cells(d, config, model, cells, None, base)[0]}
+    write_config(out_dir, config.to_flat())
     with RunStatus(out_dir):
-        rows, fitted = fit_cells(d, config, model, cells, out_dir, base)
+        rows, panels = fit_cells(d, config, model, cells, out_dir, base)
+        write_cells_csv(out_dir, free, rows)
+        write_metrics(out_dir, {**base, "cells": rows})
         print(format_cells_table(base["free_params"], rows, model.units))
-        plot_cells(fitted, rows, base["free_params"], model.units, out_dir, show=config.show)
+        plot_cells(panels, rows, base["free_params"], model.units, out_dir, show=config.show)
         print(f"results in {out_dir}")
         if not any(r["status"] == "fitted" for r in rows):
             raise UserError(f"no cell could be fitted (reasons in {out_dir / 'cells.csv'})")

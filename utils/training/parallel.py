@@ -24,7 +24,7 @@ from utils.run import UserError
 from utils.training.config import DISTRIBUTED_ENV
 
 __all__ = ["DISTRIBUTED_ENV", "init_distributed", "is_main_process", "data_mesh", "replicate",
-           "shard_batch", "gather", "any_process", "first_line", "lost_peer"]
+           "shard_batch", "gather", "gather_json", "any_process", "first_line", "lost_peer"]
 
 
 
@@ -168,6 +168,23 @@ def gather(array: Any) -> np.ndarray:
     if jax.process_count() > 1 and not array.is_fully_addressable:
         return np.asarray(multihost_utils.process_allgather(array, tiled=True))
     return np.asarray(array)
+
+
+def gather_json(obj: Any) -> list:
+    """`obj` (anything JSON can hold, numpy included) of every process, in process order, on
+    every process (every process must call it at the same point)."""
+    import json
+
+    from utils.run import to_jsonable
+
+    if jax.process_count() == 1:
+        return [to_jsonable(obj)]
+    data = np.frombuffer(json.dumps(to_jsonable(obj)).encode(), dtype=np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.int64(len(data)))).ravel()
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[:len(data)] = data
+    parts = np.asarray(multihost_utils.process_allgather(padded)).reshape(len(sizes), -1)
+    return [json.loads(part[:n].tobytes().decode()) for part, n in zip(parts, sizes)]
 
 
 def any_process(flag: bool) -> bool:
