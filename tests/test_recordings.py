@@ -118,6 +118,58 @@ def test_abf1_stimulus_from_the_command_waveform(tmp_path, dac_unit, per_unit, w
         np.testing.assert_array_equal(edges, [start - 1, start + step - 1])
 
 
+def test_nwb_values_agree_with_pynwbs_reading_offsets_and_volts_included(tmp_path):
+    """The file read with h5py gives what pynwb's own objects give: data * conversion +
+    offset in each series' unit, the stimulus of each response, electrode and sweep number
+    (a response stored in volts with an offset, a stimulus in amperes)."""
+    import datetime
+
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
+
+    nwb = NWBFile("offsets", "t", datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+    device = nwb.create_device("amp")
+    rng = np.random.default_rng(0)
+    for e in ("left", "right"):
+        electrode = nwb.create_icephys_electrode(name=e, description="patch", device=device)
+        for k in range(2):
+            common = dict(electrode=electrode, rate=20000.0, sweep_number=np.uint32(7 + k),
+                          gain=1.0)
+            stim = CurrentClampStimulusSeries(name=f"s_{e}{k}", data=rng.normal(0, 1e-10, T),
+                                              **common)
+            resp = CurrentClampSeries(name=f"r_{e}{k}", data=rng.normal(0, 100.0, T),
+                                      conversion=1e-4, offset=-0.065, **common)
+            nwb.add_intracellular_recording(electrode=electrode, response=resp, stimulus=stim)
+    path = tmp_path / "off.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    cells = read_cells(find_files(str(path)))
+    with NWBHDF5IO(str(path), "r") as io:
+        f = io.read()
+        for cell in cells:
+            electrode = cell.id.split(":")[1]
+            assert [s.number for s in cell.sweeps] == [7, 8]
+            for k, sweep in enumerate(cell.sweeps):
+                resp = f.acquisition[f"r_{electrode}{k}"]
+                stim = f.stimulus[f"s_{electrode}{k}"]
+                np.testing.assert_allclose(
+                    sweep.voltage, 1e3 * (resp.data[:] * resp.conversion + resp.offset),
+                    rtol=1e-13)
+                np.testing.assert_allclose(sweep.current, 1e9 * stim.data[:] * stim.conversion,
+                                           rtol=1e-13)
+                assert sweep.dt == pytest.approx(1000.0 / resp.rate)
+    assert [c.id for c in cells] == ["off.nwb:left", "off.nwb:right"]
+
+
+def test_a_hdf5_file_that_is_not_nwb_is_refused(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "x.nwb", "w") as h5:
+        h5["data"] = np.zeros(3)
+    with pytest.raises(UserError, match="x.nwb: not a readable NWB file"):
+        read_cells(find_files(str(tmp_path / "x.nwb")))
+
+
 @pytest.mark.parametrize("units, message", [
     ("mV", "no stimulus: the command waveform is not a current"),
     ("pA", "channel 0 records a current \\(pA\\): a voltage-clamp recording")])
