@@ -3,6 +3,10 @@ time of one batched value-and-gradient evaluation (compilation apart) and of com
 for HH and GIF with growing numbers of free parameters. The fitting code switches from forward
 to reverse mode above utils.fitting.objectives.FORWARD_MODE_MAX_DIM free parameters.
 
+Then the layout of forward mode over a batch, for HH's three conductances at growing batch
+sizes: the fitting code's (each row's simulation once, its D tangents alongside, mapped over
+the rows) against one forward pass over D copies of the batch (the layout before).
+
     python -m benchmarks.gradient_modes
 """
 from __future__ import annotations
@@ -11,6 +15,8 @@ import argparse
 import time
 from unittest import mock
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import neuron_fitting_of_gif_model as gif_script
@@ -41,9 +47,59 @@ def time_mode(script, fit: str, batch: int, forward: bool, repeats: int) -> dict
     return {"compile_s": compile_s, "eval_ms": 1e3 * float(np.median(calls)), "grad": first[1]}
 
 
+def tiled_value_and_grad(problem):
+    """Loss and gradient by one forward pass over D copies of the batch."""
+    with jax.enable_x64(True):
+        cell = jax.tree.map(jnp.asarray, objectives._cell_data(problem))
+    row = objectives.real_residuals(problem)
+
+    def fn(z):
+        n_b, n_d = z.shape
+        tangents = jnp.repeat(jnp.eye(n_d), n_b, axis=0)
+        r, jac = jax.jvp(lambda x: jax.vmap(row, in_axes=(0, None))(x, cell),
+                         (jnp.tile(z, (n_d, 1)),), (tangents,))
+        r, jac = r[:n_b], jac.reshape(n_d, n_b, -1)
+        return jnp.sum(r ** 2, -1), 2.0 * jnp.einsum("dbm,bm->bd", jac, r)
+    jitted = jax.jit(fn)
+
+    def call(z):
+        with jax.enable_x64(True):
+            return tuple(np.asarray(o) for o in jitted(jnp.asarray(z)))
+    return call
+
+
+def layouts(batches, repeats: int) -> list:
+    """Per-row against tiled forward mode, HH (gl, g_na, g_kd), each batch size."""
+    problem = problem_from_flags(hh_script.DEFAULTS, ["--fit", "gl,g_na,g_kd"])
+    fns = {"per_row": make_objectives(problem).real.value_and_grad,
+           "tiled": tiled_value_and_grad(problem)}
+    rows = []
+    print("\n| batch | per row ms | tiled ms | tiled / per row | gradients differ by |")
+    print("|---|---|---|---|---|")
+    for batch in batches:
+        z = np.random.default_rng(0).uniform(0.2, 0.8, (batch, 3))
+        grads = {k: f(z)[1] for k, f in fns.items()}  # compiles
+        times = {k: [] for k in fns}
+        for _ in range(repeats):  # interleaved, so that load on the machine hits both
+            for k, f in fns.items():
+                t0 = time.perf_counter()
+                f(z)
+                times[k].append(time.perf_counter() - t0)
+        ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+        diff = float(np.max(np.abs(grads["per_row"] - grads["tiled"]))
+                     / np.max(np.abs(grads["tiled"])))
+        rows.append({"batch": batch, **{f"{k}_ms": v for k, v in ms.items()},
+                     "relative_difference": diff})
+        print(f"| {batch} | {ms['per_row']:.1f} | {ms['tiled']:.1f} | "
+              f"{ms['tiled'] / ms['per_row']:.2f} | {diff:.1e} |", flush=True)
+    return rows
+
+
 def main(argv=None) -> list:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7, help="timed calls per mode")
+    p.add_argument("--batches", default="20,64,200,640",
+                   help="batch sizes of the layout comparison (comma list)")
     args = p.parse_args(argv)
     rows = []
     print("| model | free | batch | forward ms | reverse ms | forward compile s | "
@@ -58,7 +114,7 @@ def main(argv=None) -> list:
         print(f"| {model} | {len(fit.split(','))} | {batch} | {fwd['eval_ms']:.1f} | "
               f"{rev['eval_ms']:.1f} | {fwd['compile_s']:.2f} | {rev['compile_s']:.2f} | "
               f"{diff:.1e} |", flush=True)
-    return rows
+    return rows + layouts([int(b) for b in args.batches.split(",")], args.repeats)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from utils.fitting.methods import METHODS, GradientBased, method_names
-from utils.fitting.multistart import (_bucket, lbfgsb_cells, lbfgsb_multistart,
+from utils.fitting.multistart import (MAX_ROWS, _bucket, _calls, lbfgsb_cells, lbfgsb_multistart,
                                       lbfgsb_sequential, run_method, staged, staged_cells)
 from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult, Stage, confirmed
 from utils.fitting.searchers import levenberg_marquardt
@@ -77,15 +77,28 @@ def test_lockstep_batching_equals_sequential_runs():
     assert batched.loss == pytest.approx(seq.loss, abs=1e-12)
     assert batched.n_evals == seq.n_evals
     assert len(calls) < seq.n_evals  # fewer calls
-    # shapes: the whole batch while more than half the runs go on, then powers of two
-    assert calls[0] == 5 and set(calls) <= {5, 4, 2, 1}
+    assert set(calls) == {5}  # fewer than MIN_ROWS runs: the whole batch, one shape
 
 
-@pytest.mark.parametrize("n, batch, rows", [(1, 20, 1), (2, 20, 2), (3, 20, 4), (8, 20, 8),
+@pytest.mark.parametrize("n, batch, rows", [(1, 20, 8), (2, 20, 8), (3, 20, 8), (8, 20, 8),
                                             (9, 20, 16), (16, 20, 16), (17, 20, 20),
-                                            (20, 20, 20), (5, 5, 5), (3, 5, 4)])
+                                            (20, 20, 20), (5, 5, 5), (3, 5, 5), (1, 2, 2),
+                                            (100, 1000, 128), (129, 1000, 128)])
 def test_a_lockstep_evaluation_pads_to_a_power_of_two_at_most_the_batch(n, batch, rows):
     assert _bucket(n, batch) == rows
+
+
+def test_many_points_are_evaluated_in_calls_of_at_most_max_rows():
+    shapes = []
+
+    def fn(z, cells):
+        shapes.append(len(z))
+        return value_and_grad(z)
+    z = np.random.default_rng(0).uniform(size=(300, 2))
+    f, g = _calls(fn, z, np.zeros(300, int), batch=1000)
+    assert shapes == [MAX_ROWS, MAX_ROWS, 64]
+    np.testing.assert_array_equal(f, loss(z))
+    np.testing.assert_array_equal(g, value_and_grad(z)[1])
 
 
 def test_nan_losses_do_not_break_the_search():

@@ -32,10 +32,29 @@ class _Stopped(Exception):
     run when the fit is being stopped."""
 
 
+MIN_ROWS = 8    # fewer points are padded to this many (or to the batch, if smaller) ...
+MAX_ROWS = 128  # ... and more are evaluated in calls of this many: each compiled shape costs
+# a compilation (seconds), while on a CPU a call costs about its rows from 32 rows on
+
+
 def _bucket(n: int, batch: int) -> int:
-    """Rows evaluated for n runs of a batch: the next power of two, at most the batch. As runs
-    finish the rest cost less, at one compiled shape per power of two."""
-    return min(batch, 1 << max(n - 1, 0).bit_length())
+    """Rows of one call for n points of a batch of `batch` runs: the next power of two, at
+    least MIN_ROWS and at most MAX_ROWS or the batch. As runs finish the rest cost less, at one
+    compiled shape per power of two."""
+    return min(batch, MAX_ROWS, max(MIN_ROWS, 1 << max(n - 1, 0).bit_length()))
+
+
+def _calls(fn: CellValueGrad, z: np.ndarray, cells: np.ndarray, batch: int) -> list:
+    """fn's outputs for the points z [n, D] of `cells` [n], in calls of `_bucket` rows (the
+    last one padded with copies of its first point), concatenated and cut to n."""
+    parts = []
+    for start in range(0, len(z), MAX_ROWS):
+        zc, cc = z[start:start + MAX_ROWS], cells[start:start + MAX_ROWS]
+        extra = _bucket(len(zc), batch) - len(zc)
+        parts.append(fn(np.concatenate([zc, np.repeat(zc[:1], extra, axis=0)]),
+                        np.concatenate([cc, np.repeat(cc[:1], extra)])))
+    return [np.concatenate([p[k] for p in parts])[:len(z)]
+            for k in range(len(parts[0]))]
 
 
 class _Lockstep:
@@ -66,11 +85,9 @@ class _Lockstep:
     def _evaluate(self) -> None:
         ids = sorted(self.pending)
         z = np.stack([self.pending[i] for i in ids])
-        extra = _bucket(len(ids), self.batch) - len(ids)
         cells = self.cell_of[ids]
         try:
-            out = self.fn(np.concatenate([z, np.repeat(z[:1], extra, axis=0)]),
-                          np.concatenate([cells, np.repeat(cells[:1], extra)]))
+            out = _calls(self.fn, z, cells, self.batch)
             f, g = clean(out[0], out[1])
             score = clean(out[2]) if len(out) > 2 else f
         except BaseException as err:  # handed to every waiting run, re-raised by the caller
@@ -79,7 +96,7 @@ class _Lockstep:
             score = f
         for c in np.unique(cells):
             mine = cells == c
-            self.trackers[c].record(z[mine], score[:len(ids)][mine])
+            self.trackers[c].record(z[mine], score[mine])
         for k, i in enumerate(ids):
             self.results[i] = (float(f[k]), g[k])
             self.latest[cells[k]][i] = float(f[k])
