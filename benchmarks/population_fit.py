@@ -53,6 +53,7 @@ PARAM_TOL = 0.05      # a parameter is recovered within 5% of its truth
 PARAM_SHARE = 0.95    # ... in at least 95% of cells
 BRIAN2_BAR = 0.15      # population run / (Brian2 + DE to the floor, every cell): at most
 SINGLE_BAR = 5.0      # single-cell runs, every cell / population run: at least
+SPLIT_TOL = 1e-9      # the table split over processes: relative difference at most
 NWB_NAME = "population.nwb"
 T0 = time.perf_counter()
 
@@ -272,6 +273,52 @@ def population_run(truth: dict, args: argparse.Namespace, out: Path) -> dict:
             "out_dir": str(out / "population")}
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def split_run(truth: dict, args: argparse.Namespace, out: Path, one: list[dict]) -> dict | None:
+    """The population split over `args.processes` local processes joined by jax.distributed
+    (each fits a consecutive share, process 0 writes the table), against the one-process
+    table: the largest relative difference of any cell's loss or parameter, and whether the
+    evaluation counts agree."""
+    if args.processes < 2:
+        return None
+    port, run_dir = free_port(), out / "population_split"
+    argv = fit_argv(truth, args.seed, run_dir, args.fit_flags)
+    say(f"population split over {args.processes} processes (logs: {out / 'logs'})")
+    procs, t0 = [], time.perf_counter()
+    for pid in range(args.processes):
+        env = {**script_env(out / "jax_cache_split"), "JAX_COORDINATOR_ADDRESS":
+               f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": str(args.processes),
+               "JAX_PROCESS_ID": str(pid)}
+        log = open(out / "logs" / f"split_{pid}.log", "w")
+        procs.append((subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT), log))
+    codes = [p.wait() for p, _ in procs]
+    wall = time.perf_counter() - t0
+    for _, log in procs:
+        log.close()
+    if any(codes):
+        raise RuntimeError(f"split run exits {codes}: see {out / 'logs'}")
+    two = {r["cell"]: r for r in cell_rows(run_dir)}
+    diffs, same_evals = [], True
+    for r in one:
+        other = two[r["cell"]]
+        same_evals &= r["n_evals"] == other["n_evals"]
+        if r["status"] == "fitted":
+            diffs += [abs(other["loss"] / r["loss"] - 1.0)]
+            diffs += [abs(other["params"][p] / r["params"][p] - 1.0) for p in FREE]
+    say(f"split run: {wall:.1f} s; largest relative difference from one process "
+        f"{max(diffs):.2g}; evaluation counts {'equal' if same_evals else 'differ'}")
+    return {"processes": args.processes, "wall_s": wall, "max_rel_diff": max(diffs),
+            "same_n_evals": bool(same_evals), "out_dir": str(run_dir)}
+
+
 def spaced(n: int, k: int) -> list[int]:
     """k indices spread evenly over range(n)."""
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, min(k, n))})
@@ -394,7 +441,8 @@ def accuracy(rows: list[dict], truth: dict) -> list[dict]:
     return out
 
 
-def bars(cells: list[dict], pop: dict, single: dict | None, brian2: dict | None) -> list[dict]:
+def bars(cells: list[dict], pop: dict, single: dict | None, brian2: dict | None,
+         split: dict | None) -> list[dict]:
     """Each bar: its measured value, the bar and PASS / FAIL (None: not measured)."""
     n = len(cells)
     ratios = [c["rmse_over_noise"] for c in cells]
@@ -414,6 +462,11 @@ def bars(cells: list[dict], pop: dict, single: dict | None, brian2: dict | None)
     out.append({"bar": "speed: single-cell script x cells / population run", "value": vs_single,
                 "target": f">= {SINGLE_BAR:g}",
                 "pass": None if vs_single is None else vs_single >= SINGLE_BAR})
+    out.append({"bar": "scale: the table split over processes, largest relative difference",
+                "value": split["max_rel_diff"] if split else None,
+                "target": f"<= {SPLIT_TOL:g}, same evaluations",
+                "pass": None if split is None else
+                split["max_rel_diff"] <= SPLIT_TOL and split["same_n_evals"]})
     return out
 
 
@@ -509,6 +562,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--brian2_python", type=brian2_python,
                    default=str(ROOT / ".venv-brian2" / "bin" / "python"),
                    help="Python of the Brian2 environment")
+    p.add_argument("--processes", type=nonneg_int, default=2,
+                   help="the population also split over this many local processes, its "
+                   "table compared with one process's (0 or 1: skip)")
     p.add_argument("--fit_flags", type=shlex.split, default=[],
                    help="extra flags for this project's runs, quoted (e.g. '--n_starts 8')")
     p.add_argument("--data_from", type=Path, default=None,
@@ -532,6 +588,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     read_s = time_reader(truth["file"])
     say(f"our reader reads the {args.cells} cells in {read_s:.2f} s")
     pop = population_run(truth, args, out)
+    split = split_run(truth, args, out, pop["rows"])
     single = single_runs(truth, args, out)
     brian2 = brian2_runs(truth, args, out)
     cells = accuracy(pop["rows"], truth)
@@ -542,8 +599,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                              "simulator", "check", "fixed")
                        if k in truth}, "reader_s": read_s,
               "population": {k: v for k, v in pop.items() if k != "rows"},
-              "single": single, "brian2": brian2, "cells": cells,
-              "bars": bars(cells, pop, single, brian2)}
+              "single": single, "brian2": brian2, "split": split, "cells": cells,
+              "bars": bars(cells, pop, single, brian2, split)}
     if single:  # each single run reads every cell of the file before it selects its own
         single["total_s_reading_one_cell"] = single["total_s"] - read_s * (args.cells - 1)
         single["how"] += (f"; each run reads all {args.cells} cells ({read_s:.2f} s here): "
