@@ -177,10 +177,15 @@ class FitDefaults:
 
 def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
     """Every flag of a fitting script: a flag per setting of `d.config`."""
+    from utils.training.config import DISTRIBUTED_ENV
+
     parser = argparse.ArgumentParser(
         prog=f"{d.script}.py",
         description=f"Fit a {d.title} to membrane potentials or spike trains, by gradient and "
-                    "gradient-free methods.")
+                    "gradient-free methods.",
+        epilog="several processes or hosts share the cells of a --data run (process 0 writes "
+               "the run folder) when these are set in every process: " + "; ".join(
+                   f"{k}: {v}" for k, v in DISTRIBUTED_ENV.items()))
     d.config.add_flags(parser)
     return parser
 
