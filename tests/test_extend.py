@@ -39,7 +39,8 @@ TOY = NeuronSpec("tests.test_extend:ToyLIF", {"tau_neu": 20.0, "ff_scale": 1.0,
                  "leaky IF (a test's toy)")
 
 
-def test_a_registered_toy_neuron_is_offered_and_trains_a_batch(monkeypatch, tmp_path):
+def test_a_registered_toy_neuron_is_offered_and_trains_a_batch(monkeypatch, tmp_path,
+                                                                 unrendered_figures):
     monkeypatch.setitem(NEURONS, "toy", TOY)
     assert "leaky IF (a test's toy)" in task_training.build_parser().format_help()
     out = tmp_path / "toy"

@@ -9,7 +9,7 @@ import neuron_fitting_of_gif_model as gif
 from utils.fitting import run_fitting
 from utils.run import cli
 
-FAST = ["--n_starts", "3", "--maxiter", "8", "--n_refine", "1", "--budget", "6", "--popsize",
+FAST = ["--n_starts", "3", "--maxiter", "3", "--n_refine", "1", "--budget", "6", "--popsize",
         "3"]
 
 
@@ -28,17 +28,18 @@ def test_default_problem_writes_the_contract(tmp_path):
 @pytest.mark.parametrize("method", ["gradient", "lm"])
 def test_staged_gradient_finds_the_basin_on_a_short_problem(tmp_path, method):
     """Presearch with forced resets (coarse grid, then dt), then refinement: a, b, k1, k2
-    within 2% on the first three protocols (where all four matter), from few starts."""
+    within 2% on the first three protocols (where all four matter), from few starts (4: the
+    presearch, not the number of starts, finds the basin; measured 5e-5 gradient, 4e-13 lm)."""
     short = replace(gif.DEFAULTS, protocol=lambda dt: gif.authors_protocol(dt)[:3])
 
-    m = run_fitting(short, ["--methods", method, "--n_starts", "6", "--out_dir",
+    m = run_fitting(short, ["--methods", method, "--n_starts", "4", "--out_dir",
                             str(tmp_path / "r")])
     rel = m["methods"][method]["rel_err"]
     assert max(rel.values()) < 0.02, rel
 
 
 def test_spike_target_from_user_spike_file(tmp_path):
-    cur = gif.authors_protocol(0.1)[:2, :3000]
+    cur = gif.authors_protocol(0.1)[:2, :1000]  # 100 ms: the spikes below lie inside
     np.savetxt(tmp_path / "I.csv", cur, delimiter=",")
     (tmp_path / "S.csv").write_text("12.5,40.1,80.3\n\n")  # second trace: no spikes
     out = tmp_path / "run"

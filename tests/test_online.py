@@ -95,6 +95,8 @@ def test_update_every_step_changes_weights_within_a_trial(tiny_task):
     assert not np.array_equal(w0, np.asarray(tr.params()["w_out"]["weight"]))
 
 
+@pytest.mark.slow  # the same run (GIF, expsm_diag, decay 0.9, 2 batches) and checks are in
+# tests/test_training_gif.py::test_gif_run_records_neuron_and_sim_refuses_another
 def test_online_main_records_method_and_decay(tmp_path):
     out = tmp_path / "run"
     m = task_training.main(TINY + ["--method", "expsm_diag", "--etrace_decay", "0.9",

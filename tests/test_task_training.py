@@ -143,7 +143,7 @@ def test_rate_regulariser_pulls_rates_towards_target(tiny_task):
     assert trainer.record(data)["spikes"].mean() > rate0 * 1.2
 
 
-def test_same_seed_same_history_other_seed_differs(trained, tmp_path):
+def test_same_seed_same_history_other_seed_differs(trained, tmp_path, unrendered_figures):
     _, a, _ = trained
     _, b = run(tmp_path, "b", "--epochs", "4")
     _, c = run(tmp_path, "c", "--epochs", "2", "--seed", "8")
@@ -153,7 +153,7 @@ def test_same_seed_same_history_other_seed_differs(trained, tmp_path):
     assert a["test_acc"] == b["test_acc"]
 
 
-def test_resume_continues_where_it_stopped(trained, tmp_path):
+def test_resume_continues_where_it_stopped(trained, tmp_path, unrendered_figures):
     _, full, _ = trained
     out, _ = run(tmp_path, "part", "--epochs", "2", "--save_every", "1")
     resumed = task_training.main(["--resume", str(out), "--epochs", "4"])
@@ -163,7 +163,8 @@ def test_resume_continues_where_it_stopped(trained, tmp_path):
     assert resumed["test_acc"] == full["test_acc"]
 
 
-def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_task):
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_task,
+                                                      unrendered_figures):
     out, _ = run(tmp_path, "rt", "--epochs", "2", "--conn_method", "rand", "--conn_prob", "0.3")
     ck = load_checkpoint(out / "checkpoint.npz")
     config = TINY_CONFIG.replace(**{k: ck["config"][k] for k in ("conn_method", "conn_prob")})
@@ -277,7 +278,7 @@ def test_old_flag_names_stay_aliases():
     assert upgrade_config({"epochs": 7, "neuron": "gif"})["batches"] == 7
 
 
-def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch):
+def test_ctrl_c_saves_state_and_evaluates(tmp_path, monkeypatch, unrendered_figures):
     real = Trainer.train_step
     calls = {"n": 0}
 

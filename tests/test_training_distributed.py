@@ -42,7 +42,7 @@ def history(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_two_processes_train_like_one(tmp_path):
+def test_two_processes_train_like_one(tmp_path, unrendered_figures):
     port, out = free_port(), tmp_path / "two"
     procs = [subprocess.Popen([sys.executable, "task_training.py", *TINY_RUN,
                                "--out_dir", str(out)], cwd=ROOT, env=process_env(port, pid),

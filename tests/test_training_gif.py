@@ -214,11 +214,14 @@ TINY_FLAGS = ["--n_rec", "40", "--t_delay", "50", "--num_cue", "1", "--batch_siz
               "--eval_every", "2", "--n_val", "8", "--n_test", "8", "--n_sim", "2"]
 
 
-def test_gif_run_records_neuron_and_sim_refuses_another(tmp_path, capsys):
+def test_gif_run_records_neuron_and_sim_refuses_another(tmp_path, capsys, unrendered_figures):
     out = tmp_path / "run"
     m = task_training.main(TINY_FLAGS + ["--method", "expsm_diag", "--etrace_decay", "0.9",
                                          "--epochs", "2", "--out_dir", str(out)])
     assert m["neuron"] == "gif" and m["test_acc"] is not None
+    saved = json.loads((out / "metrics.json").read_text())  # the online rule and its decay
+    assert saved["method"] == "expsm_diag" and saved["etrace_decay"] == 0.9
+    assert (out / "checkpoint.npz").is_file()
     config = json.loads((out / "config.json").read_text())
     assert config["neuron"] == "gif" and config["tau_neu"] == 200.0 and config["lr_decay"] == 0.9
     assert load_checkpoint(out)["config"]["neuron"] == "gif"

@@ -107,7 +107,7 @@ def interrupt_at(monkeypatch, batch, hard=False):
 
 @pytest.mark.parametrize("hard", [False, True])
 def test_interrupted_then_resumed_equals_uninterrupted(trained, tmp_path, monkeypatch, capsys,
-                                                       hard):
+                                                       unrendered_figures, hard):
     _, full, _ = trained
     out = tmp_path / "run"
     with monkeypatch.context() as mp:
