@@ -374,31 +374,23 @@ def _check_method(method: str) -> None:
 
 def run_method_on_cohort(method: str, cohort: Cohort, dim: int, *, n_starts: int,
                          budget: int, popsize: int, maxiter: int, seed: int, n_refine: int = 2,
-                         confirm: int = 0,
-                         done: Callable[[int], None] | None = None) -> list[OptimResult]:
+                         confirm: int = 0) -> list[OptimResult]:
     """`run_method` on every cell of a cohort, one result per cell. A method that can run on
     many cells at once (GradientBased.cells_stage: L-BFGS-B) evaluates the starts of every cell
     together, each cell drawing the same starts from `seed` and racing them on its own; any
-    other runs the cells in turn. `done(n)` is told as n more cells finish."""
+    other runs the cells in turn."""
     _check_method(method)
     opt = METHODS[method]
     if getattr(opt, "cells_stage", None) is None:
-        results = []
-        for cell in range(len(cohort)):
-            results.append(run_method(method, cohort.for_cell(cell), dim, n_starts=n_starts,
-                                      budget=budget, popsize=popsize, maxiter=maxiter,
-                                      seed=seed, n_refine=n_refine, confirm=confirm))
-            if done is not None:
-                done(1)
-        return results
+        return [run_method(method, cohort.for_cell(cell), dim, n_starts=n_starts,
+                           budget=budget, popsize=popsize, maxiter=maxiter, seed=seed,
+                           n_refine=n_refine, confirm=confirm)
+                for cell in range(len(cohort))]
     starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
     runs = [opt.cells_stage_runner()(stage, k, maxiter, confirm)
             for k, stage in enumerate(cohort.stages)]
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        results = staged_cells(runs, [starts] * len(cohort), min(n_refine, n_starts))
-    if done is not None:
-        done(len(cohort))
-    return results
+        return staged_cells(runs, [starts] * len(cohort), min(n_refine, n_starts))
 
 
 def _run(opt: GradientBased | GradientFree, method: str, obj: Objectives, dim: int, *,
