@@ -1,5 +1,6 @@
 """Fitting many recorded cells in one run (--data: NWB or ABF files): each selected cell's
-problem is built from its sweeps and fitted in turn in this process; one row per cell in
+problem is built from its sweeps, and cells of one kind are fitted together in batches (split
+over the processes of a multi-process run); one row per cell in
 cells.csv and metrics.json's `cells`, a grid of the fits and the fitted parameters'
 distribution across cells. A cell that cannot be fitted is a row with its status and reason;
 Ctrl-C keeps the finished cells' rows."""
@@ -94,12 +95,16 @@ def _cells_per_batch(problem: Problem, n_starts: int) -> int:
     return max(1, EVAL_BYTES // (row * n_starts))
 
 
+def _split(items: Sequence, parts: int) -> list[list]:
+    """`items` in `parts` consecutive pieces, as even as possible."""
+    bounds = np.linspace(0, len(items), parts + 1).round().astype(int)
+    return [list(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def _batches(items: Sequence, size: int) -> list[list]:
     """`items` in consecutive batches of at most `size`, as even as possible (every batch of a
     cohort compiles to the same shapes)."""
-    n = -(-len(items) // size) if items else 0
-    bounds = np.linspace(0, len(items), n + 1).round().astype(int)
-    return [list(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return _split(items, -(-len(items) // size)) if items else []
 
 
 def _cohort_batches(problems: Sequence[tuple[Cell, Problem]],
@@ -155,12 +160,6 @@ def _problems(d: FitDefaults, config: FitConfig, model: NeuronModel, free: list[
     return problems, skipped
 
 
-def _share(items: Sequence, index: int, count: int) -> list:
-    """Process `index` of `count`'s consecutive share of `items`."""
-    bounds = np.linspace(0, len(items), count + 1).round().astype(int)
-    return list(items[bounds[index]:bounds[index + 1]])
-
-
 def fit_cells(d: FitDefaults, config: FitConfig, model: NeuronModel, cells: Sequence[Cell],
               out_dir: Path | None, base: dict) -> tuple[list[dict], dict]:
     """Fit every cell: the cells of one kind in batches whose starts are evaluated together
@@ -173,7 +172,7 @@ def fit_cells(d: FitDefaults, config: FitConfig, model: NeuronModel, cells: Sequ
 
     free = base["free_params"]
     problems, rows = _problems(d, config, model, free, cells)
-    mine = _share(list(problems.values()), jax.process_index(), jax.process_count())
+    mine = _split(list(problems.values()), jax.process_count())[jax.process_index()]
     fitted: dict = {}
 
     def ordered() -> list[dict]:
