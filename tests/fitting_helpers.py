@@ -31,8 +31,9 @@ def write_nwb(path, cells, dt_ms: float = 0.01, rates_hz=None, voltage_clamp: bo
               stimuli: bool = True, table: bool = True) -> str:
     """An NWB file at `path` holding `cells`: {electrode: (current [N, T] nA, voltage [N, T]
     mV)}, one current-clamp sweep per row; stimuli stored in pA (conversion 1e-12 A), responses
-    in mV (conversion 1e-3 V). `rates_hz`: {(electrode, sweep): rate} overrides; `table`:
-    pair through the intracellular recordings table (else by electrode and sweep_number)."""
+    in mV (conversion 1e-3 V), sweep k of the file starting at 10 k s. `rates_hz`:
+    {(electrode, sweep): rate} overrides; `table`: pair through the intracellular recordings
+    table (else by electrode and sweep_number)."""
     import datetime
 
     from pynwb import NWBHDF5IO, NWBFile
@@ -48,7 +49,8 @@ def write_nwb(path, cells, dt_ms: float = 0.01, rates_hz=None, voltage_clamp: bo
                                                  device=device)
         for k in range(len(current)):
             rate = (rates_hz or {}).get((name, k), 1000.0 / dt_ms)
-            common = dict(electrode=electrode, rate=rate, sweep_number=np.uint32(sweep), gain=1.0)
+            common = dict(electrode=electrode, rate=rate, sweep_number=np.uint32(sweep), gain=1.0,
+                          starting_time=10.0 * sweep)
             if voltage_clamp:  # the same numbers, as a clamp voltage and a current response
                 stim = VoltageClampStimulusSeries(name=f"stim_{name}_{k}", data=voltage[k],
                                                   conversion=1e-3, **common)

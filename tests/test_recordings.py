@@ -1,12 +1,16 @@
-"""Reading a lab's recordings (utils/fitting/recordings.py): NWB current-clamp sweeps paired
+"""Reading a lab's recordings (utils/fitting/recordings/): NWB current-clamp sweeps paired
 with their stimuli in the file's own units, ABF sweeps, the selection flags, and the one-line
-refusals."""
+refusals: of a file, a cell (its `reason`) or a sweep (left out, with why)."""
+import re
+
+import h5py
 import numpy as np
 import pytest
 
 import neuron_fitting_of_hh_model as hh
 from tests.fitting_helpers import write_abf1, write_nwb
-from utils.fitting.recordings import find_files, parse_index_list, read_cells, select_cells
+from utils.fitting.recordings import (find_files, left_out_lines, parse_index_list,
+                                      read_cells, select_cells)
 from utils.run import UserError
 
 T = 50
@@ -16,6 +20,21 @@ VOLT = -70.0 + np.linspace(0.0, 40.0, 3 * T).reshape(3, T)  # mV
 
 def two_cells(path, **kw):
     return write_nwb(path, {"e0": (CUR, VOLT), "e1": (2 * CUR, VOLT + 5.0)}, **kw)
+
+
+def refusal(cell) -> str:
+    """The one line a cell is refused with (Cell.traces: its reason, or its sweeps')."""
+    with pytest.raises(UserError) as err:
+        cell.traces()
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def file_refusal(path) -> str:
+    """The reason of a file that cannot be read: one cell, named by the file, holding it."""
+    [cell] = read_cells(find_files(path))
+    assert cell.id == path.rsplit("/", 1)[-1] and not cell.sweeps
+    return refusal(cell)
 
 
 @pytest.mark.parametrize("table", [True, False])
@@ -162,12 +181,10 @@ def test_nwb_values_agree_with_pynwbs_reading_offsets_and_volts_included(tmp_pat
 
 
 def test_a_hdf5_file_that_is_not_nwb_is_refused(tmp_path):
-    import h5py
-
     with h5py.File(tmp_path / "x.nwb", "w") as h5:
         h5["data"] = np.zeros(3)
-    with pytest.raises(UserError, match="x.nwb: not a readable NWB file"):
-        read_cells(find_files(str(tmp_path / "x.nwb")))
+    assert file_refusal(str(tmp_path / "x.nwb")).startswith(
+        f"{tmp_path / 'x.nwb'}: not a readable NWB file")
 
 
 @pytest.mark.parametrize("units, message", [
@@ -175,21 +192,29 @@ def test_a_hdf5_file_that_is_not_nwb_is_refused(tmp_path):
     ("pA", "channel 0 records a current \\(pA\\): a voltage-clamp recording")])
 def test_abf_without_stimulus_or_in_voltage_clamp_is_refused(tmp_path, units, message):
     path = write_abf1(tmp_path / "x.abf", None, np.zeros((3, 1000)) - 65.0, units=units)
-    with pytest.raises(UserError, match=f"x.abf: {message}"):
-        read_cells(find_files(path))
+    assert re.match(f"{path}: {message}", file_refusal(path))
 
 
 @pytest.mark.parametrize("kw, message", [
     ({"stimuli": False}, "the current-clamp responses have no stimuli"),
     ({"stimuli": False, "table": False}, "the current-clamp responses have no stimuli"),
-    ({"voltage_clamp": True}, "the responses are voltage clamp \\(VoltageClampSeries"),
-    ({"rates_hz": {("e1", 2): 50000.0}}, "e1: sweep 5 is sampled every 0.02 ms, sweep 3 every "
-                                          "0.01 ms")])
+    ({"voltage_clamp": True}, "the responses are voltage clamp \\(VoltageClampSeries")])
 def test_nwb_refusals_are_one_line_naming_the_file(tmp_path, kw, message):
     path = two_cells(tmp_path / "bad.nwb", **kw)
-    with pytest.raises(UserError, match=message) as err:
-        read_cells(find_files(path))
-    assert str(err.value).startswith(path) and "\n" not in str(err.value)
+    assert re.match(f"{path}: {message}", file_refusal(path))
+
+
+def test_mixed_rates_are_refused_among_the_selected_sweeps_only(tmp_path):
+    """Sweep 5 of e1 at 50 kHz, its others at 100 kHz: the cell is refused while sweep 5 is
+    selected, and read when --sweeps leaves it out."""
+    cells = read_cells(find_files(two_cells(tmp_path / "lab.nwb",
+                                            rates_hz={("e1", 2): 50000.0})))
+    assert refusal(select_cells(cells, "1")[0]) == (
+        "lab.nwb:e1: sweep 5 is sampled every 0.02 ms, sweep 3 every 0.01 ms (mixed rates are "
+        "not resampled; leave one out with --sweeps)")
+    current, _, dt = select_cells(cells, "1", (3, 4))[0].traces()
+    assert current.shape == (2, T) and dt == pytest.approx(0.01)
+    assert select_cells(cells, "1", (5,))[0].traces()[2] == pytest.approx(0.02)
 
 
 def test_files_by_folder_glob_and_format(tmp_path):
@@ -218,3 +243,143 @@ def test_data_flag_conflicts_are_refused_before_reading(tmp_path, flags, message
 def test_sweeps_without_data_is_refused(tmp_path):
     with pytest.raises(UserError, match="--sweeps select among the recordings of --data"):
         hh.main(["--sweeps", "0,1", "--out_dir", str(tmp_path / "out")])
+
+
+# --------------------------------------------------------------------------- damaged files
+
+def shorten(path, series: str, n: int) -> None:
+    """Keep the first `n` samples of an NWB series (its data's attributes kept)."""
+    with h5py.File(path, "r+") as h5:
+        group = h5[series]
+        attrs, data = dict(group["data"].attrs), group["data"][:n]
+        del group["data"]
+        group["data"] = data
+        group["data"].attrs.update(attrs)
+
+
+def delete(path, *names: str) -> None:
+    with h5py.File(path, "r+") as h5:
+        for name in names:
+            del h5[name]
+
+
+def strip_attr(path, attr: str) -> None:
+    """Remove `attr` from every series of the file."""
+    with h5py.File(path, "r+") as h5:
+        for where in ("acquisition", "stimulus/presentation"):
+            for group in h5[where].values():
+                del group.attrs[attr]
+
+
+def test_a_sweep_whose_stimulus_and_response_differ_in_length_is_left_out(tmp_path):
+    """A 40-sample response of a 50-sample stimulus: that sweep is left out, with a line naming
+    file, cell, sweep and series; a cell whose every sweep is so is a cell with its reason."""
+    path = two_cells(tmp_path / "len.nwb", table=False)
+    shorten(path, "acquisition/resp_e0_1", 40)
+    for k in range(3):
+        shorten(path, f"acquisition/resp_e1_{k}", 40)
+    e0, e1 = read_cells(find_files(path))
+    assert [s.number for s in e0.sweeps] == [0, 2]
+    np.testing.assert_allclose(e0.traces()[0], CUR[[0, 2]], rtol=1e-12, atol=1e-12)
+    assert left_out_lines([e0]) == ["len.nwb:e0: sweep 1 left out: the stimulus stim_e0_1 has "
+                                    "50 samples, the response resp_e0_1 40"]
+    assert refusal(e1) == ("len.nwb:e1: no usable sweep (sweep 3: the stimulus stim_e1_0 has 50 "
+                           "samples, the response resp_e1_0 40; 2 more left out)")
+
+
+@pytest.mark.parametrize("table", [True, False])
+def test_a_response_without_stimulus_is_a_line_or_a_cell_with_its_reason(tmp_path, table):
+    """One sweep of e0 without its stimulus: left out with a line; e1 without any: a cell
+    with its reason, not a cell gone (the table's rows, or the stimuli removed)."""
+    path = two_cells(tmp_path / "nostim.nwb", table=table)
+    with h5py.File(path, "r+") as h5:
+        if table:  # the rows reference no stimulus: index -1
+            stimuli = h5["general/intracellular_ephys/intracellular_recordings/stimuli/"
+                         "stimulus"]
+            rows = stimuli[()]
+            for k in (1, 3, 4, 5):
+                rows[k]["idx_start"] = -1
+            stimuli[...] = rows
+    if not table:
+        delete(path, "stimulus/presentation/stim_e0_1",
+               *(f"stimulus/presentation/stim_e1_{k}" for k in range(3)))
+    e0, e1 = read_cells(find_files(path))
+    assert [s.number for s in e0.sweeps] == [0, 2] and e1.sweeps == []
+    assert left_out_lines([e0, e1]) == [
+        "nostim.nwb:e0: sweep 1 left out: the response resp_e0_1 has no stimulus (no "
+        "CurrentClampStimulusSeries of its sweep)"]
+    assert refusal(e1).startswith("nostim.nwb:e1: no usable sweep (sweep 3: the response "
+                                  "resp_e1_0 has no stimulus")
+    with pytest.raises(UserError, match="no selected cell holds sweep 1 .*; nostim.nwb:e0 left "
+                                        "sweep 1 out: the response resp_e0_1 has no stimulus"):
+        select_cells([e0, e1], "", (0, 1))
+
+
+@pytest.mark.parametrize("table", [True, False])
+def test_sweeps_without_numbers_get_their_own_stimuli(tmp_path, table):
+    """No sweep_number: each response still gets its own stimulus (it got the electrode's
+    last one), through the table's rows or the series' starting times; numbered in order."""
+    path = two_cells(tmp_path / "nonum.nwb", table=table)
+    strip_attr(path, "sweep_number")
+    cells = read_cells(find_files(path))
+    assert [[s.number for s in c.sweeps] for c in cells] == [[0, 1, 2], [0, 1, 2]]
+    for cell, current in zip(cells, (CUR, 2 * CUR)):
+        np.testing.assert_allclose(cell.traces()[0], current, rtol=1e-12, atol=1e-12)
+
+
+def test_sweeps_that_cannot_be_paired_make_a_cell_with_its_reason(tmp_path):
+    """No sweep numbers, no table, the same starting time everywhere: which stimulus belongs
+    to which response is unknown, said in the cell's reason."""
+    path = two_cells(tmp_path / "unpaired.nwb", table=False)
+    strip_attr(path, "sweep_number")
+    with h5py.File(path, "r+") as h5:
+        for where in ("acquisition", "stimulus/presentation"):
+            for group in h5[where].values():
+                group["starting_time"][()] = 0.0
+    cells = read_cells(find_files(path))
+    assert [c.id for c in cells] == ["unpaired.nwb:e0", "unpaired.nwb:e1"]
+    assert refusal(cells[0]) == (
+        "unpaired.nwb:e0: 3 responses and 3 stimuli without distinct sweep numbers or "
+        "starting times: which stimulus each response got is unknown (an intracellular "
+        "recordings table would say)")
+
+
+def test_the_same_file_name_in_two_folders_gives_two_ids(tmp_path):
+    """a/lab.nwb and b/lab.nwb: identifiers relative to the folder holding both, every cell
+    kept and selectable; the files of one folder keep their names alone."""
+    for sub, scale in (("a", 1.0), ("b", 2.0)):
+        (tmp_path / sub).mkdir()
+        write_nwb(tmp_path / sub / "lab.nwb", {"e0": (scale * CUR, VOLT)})
+    cells = read_cells(find_files(str(tmp_path / "*" / "lab.nwb")))
+    assert [c.id for c in cells] == ["a/lab.nwb:e0", "b/lab.nwb:e0"]
+    [b] = select_cells(cells, "b/lab.nwb:e0")
+    np.testing.assert_allclose(b.traces()[0], 2 * CUR, rtol=1e-12, atol=1e-12)
+    assert [c.id for c in read_cells(find_files(str(tmp_path / "a")))] == ["lab.nwb:e0"]
+
+
+def damage_header(path, series: str) -> None:
+    """Overwrite the HDF5 object header of a series' data: h5py raises on opening it."""
+    with h5py.File(path, "r") as h5:
+        address = h5py.h5o.get_info(h5[series]["data"].id).addr
+    with open(path, "r+b") as fh:
+        fh.seek(address)
+        fh.write(b"\xff" * 64)
+
+
+def test_an_unreadable_file_is_a_cell_with_its_reason_beside_the_good_ones(tmp_path):
+    """A file of garbage, an NWB file cut in half and one whose series is damaged inside
+    (h5py raises a KeyError there): each one cell holding why, named by the file; the good
+    file's cells read as ever."""
+    two_cells(tmp_path / "good.nwb")
+    (tmp_path / "bad.nwb").write_bytes(b"not hdf5")
+    whole = (tmp_path / "good.nwb").read_bytes()
+    (tmp_path / "cut.nwb").write_bytes(whole[:len(whole) // 2])
+    damage_header(two_cells(tmp_path / "damaged.nwb", table=False), "acquisition/resp_e0_1")
+    cells = read_cells(find_files(str(tmp_path)))
+    assert [c.id for c in cells] == ["bad.nwb", "cut.nwb", "damaged.nwb", "good.nwb:e0",
+                                     "good.nwb:e1"]
+    assert refusal(cells[0]).startswith(f"{tmp_path / 'bad.nwb'}: not a readable NWB file (")
+    assert refusal(cells[1]).startswith(f"{tmp_path / 'cut.nwb'}: not a readable NWB file (")
+    assert refusal(cells[2]).startswith(f"{tmp_path / 'damaged.nwb'}: cannot be read "
+                                        "(KeyError: ")
+    assert [s.number for s in cells[4].sweeps] == [3, 4, 5]
