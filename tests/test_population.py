@@ -23,14 +23,14 @@ G_NA_SCALES = {"e0": 1.0, "e1": 0.8, "e2": 1.2, "e3": 1.0}
 
 def synthetic_cells() -> dict:
     """HH at its defaults with g_na scaled per electrode, three 6 ms steps each; e1 has a NaN
-    sample, e3 no input (no spikes)."""
+    sample, e3 steps of a hundredth (below threshold: no spikes)."""
     model = NEURON_MODELS["hh"]()
     current = np.zeros((3, 600))
     for k, amp in enumerate((2.0, 10.0, 20.0)):
         current[k, 100:500] = amp
     cells = {}
     for name, scale in G_NA_SCALES.items():
-        i = current if name != "e3" else np.zeros_like(current)
+        i = current if name != "e3" else 0.01 * current
         v, _ = simulate_cell(model, {**model.defaults, "g_na": model.defaults["g_na"] * scale},
                              i, 0.01)
         cells[name] = (i, np.array(v))

@@ -9,6 +9,7 @@ import pytest
 
 import neuron_fitting_of_hh_model as hh
 from tests.fitting_helpers import write_abf1, write_nwb
+from utils.fitting.data import check_recorded_cell
 from utils.fitting.recordings import (find_files, left_out_lines, parse_index_list,
                                       read_cells, select_cells)
 from utils.run import UserError
@@ -383,3 +384,24 @@ def test_an_unreadable_file_is_a_cell_with_its_reason_beside_the_good_ones(tmp_p
     assert refusal(cells[2]).startswith(f"{tmp_path / 'damaged.nwb'}: cannot be read "
                                         "(KeyError: ")
     assert [s.number for s in cells[4].sweeps] == [3, 4, 5]
+
+
+@pytest.mark.parametrize("top_nA, span_mV, refused", [
+    (0.0, 10.0, None),                    # no stimulus at all: spontaneous activity
+    (0.002, 10.0, None),                  # a 2 pA step
+    (0.0005, 10.0, "the stimulus never exceeds 0.0005 nA, implausibly small \\(below 1 pA\\)"),
+    (1e-12, 10.0, "the stimulus never exceeds 1e-12 nA"),   # pA read as A, then scaled again
+    (0.1, 0.6, None),
+    (0.1, 0.4, "the response is flat \\(it spans 0.4 mV over the selected sweeps, below 0.5 "
+               "mV\\)")])
+def test_plausibility_of_a_recorded_cell(top_nA, span_mV, refused):
+    """The thresholds of check_recorded_cell, on both sides (docs/NOTES.md)."""
+    current = np.zeros((2, T))
+    current[1, 10:20] = -top_nA
+    voltage = np.full((2, T), -65.0)
+    voltage[0, 5] += span_mV
+    if refused is None:
+        check_recorded_cell("c", current, voltage)
+    else:
+        with pytest.raises(UserError, match=f"^c: {refused}"):
+            check_recorded_cell("c", current, voltage)

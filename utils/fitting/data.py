@@ -25,12 +25,15 @@ from utils.fitting.config import CURRENT_UNITS, LAYOUT_CHOICES
 from utils.run import UserError
 
 __all__ = ["CURRENT_UNITS", "LAYOUT_CHOICES", "MAX_CURRENT_NA", "load_traces", "load_spike_times",
-           "load_recordings", "check_spike_times", "check_current", "check_voltage"]
+           "load_recordings", "check_spike_times", "check_current", "check_voltage",
+           "check_recorded_cell"]
 
 INDEX_HEADERS = {"", "index", "unnamed: 0", "#", "trace"}
 MAX_CURRENT_NA = 1e4    # larger currents are taken as a unit mistake
 MAX_VOLTAGE_MV = 1000.0  # a membrane potential beyond this is not in mV
 MIN_VOLTAGE_MV = 1.0     # ... nor one that never reaches this
+MIN_STIMULUS_NA = 1e-3   # a recorded cell's stimulus that is not zero reaches 1 pA
+MIN_RESPONSE_MV = 0.5    # a recorded cell's response spans at least this (docs/NOTES.md)
 
 
 def _check_file(path: Path, what: str = "file") -> None:
@@ -306,3 +309,19 @@ def load_recordings(current: str, voltage: str | None, spikes: str | None,
         if dt is not None:
             check_spike_times(spikes, s, i.shape[1], dt)
     return i, v, s
+
+
+def check_recorded_cell(source: str, current: np.ndarray, voltage: np.ndarray) -> None:
+    """Refuse a recorded cell (current nA, voltage mV, every selected sweep) whose stimulus is
+    not zero but never reaches MIN_STIMULUS_NA (a unit or conversion applied twice), or whose
+    response spans less than MIN_RESPONSE_MV (flat: nothing to fit)."""
+    top = float(np.max(np.abs(current)))
+    if 0 < top < MIN_STIMULUS_NA:
+        raise UserError(f"{source}: the stimulus never exceeds {top:.3g} nA, implausibly small "
+                        f"(below {MIN_STIMULUS_NA * 1e3:g} pA): is its unit or conversion "
+                        "applied twice?")
+    span = float(np.max(voltage) - np.min(voltage))
+    if span < MIN_RESPONSE_MV:
+        raise UserError(f"{source}: the response is flat (it spans {span:.3g} mV over the "
+                        f"selected sweeps, below {MIN_RESPONSE_MV:g} mV): nothing to fit; a "
+                        "disconnected or wrong channel?")

@@ -12,7 +12,8 @@ import numpy as np
 
 from models.spec import NeuronModel
 from utils.fitting.config import FitConfig, FitDefaults
-from utils.fitting.data import check_current, check_voltage, load_recordings
+from utils.fitting.data import (check_current, check_recorded_cell, check_voltage,
+                                load_recordings)
 from utils.run import UserError
 
 __all__ = ["Box", "Problem", "parse_assignments", "parse_bounds", "make_problem",
@@ -266,8 +267,8 @@ def check_flags(model: NeuronModel, d: FitDefaults,
 def cell_problem(model: NeuronModel, d: FitDefaults, config: FitConfig, current: np.ndarray,
                  voltage: np.ndarray, dt: float, source: str) -> Problem:
     """The problem of one recorded cell (current [N, T] nA, voltage [N, T] mV, dt ms); a
-    UserError says why the cell cannot be fitted (too short, NaN, implausible units, no
-    spikes for a spike target)."""
+    UserError says why the cell cannot be fitted (too short, NaN, implausible units, a tiny
+    stimulus or a flat response, no spikes for a spike target)."""
     free, fixed = _free_and_fixed(model, d, config)
     box = _make_box(model, free, d, config)
     if current.shape[1] < 2:
@@ -280,6 +281,7 @@ def cell_problem(model: NeuronModel, d: FitDefaults, config: FitConfig, current:
                             f"{x[r, c]} (NaN or infinite)")
     check_current(source, current, None)
     check_voltage(source, voltage)
+    check_recorded_cell(source, current, voltage)
     return _finish(model, config, (current, voltage, None, dt), free, fixed, box, None, source)
 
 
