@@ -175,3 +175,86 @@ def test_two_processes_give_the_table_of_one(three_cells, lab_file, tmp_path):
     assert strip == [{k: v for k, v in r.items() if k != "wall_s"}
                      for r in rows_of(three_cells[1])]
     assert "lab.nwb:e2" in results[0][0] and (out / "cells_fits.png").exists()
+
+
+# --------------------------------------------------------------------------- damaged files
+
+@pytest.fixture(scope="module")
+def damaged_lab(tmp_path_factory):
+    """Two folders of tiny NWB files (3 sweeps of 50 samples per cell): a good cell in
+    a/lab.nwb; in b/lab.nwb (the same name) a cell with one sweep shorter than its stimulus
+    and a cell without stimuli; a garbage file; a cell whose sweeps cannot be paired, one
+    with a stimulus scaled twice (1e-6 of its nA), one with a flat response, one with a
+    sweep at another rate."""
+    from tests.test_recordings import CUR, VOLT, delete, shorten, unpair
+
+    lab = tmp_path_factory.mktemp("damaged")
+    a, b = lab / "a", lab / "b"
+    a.mkdir(), b.mkdir()
+    write_nwb(a / "lab.nwb", {"e0": (CUR, VOLT)})
+    write_nwb(a / "tiny.nwb", {"e0": (1e-6 * CUR, VOLT)})
+    write_nwb(a / "flat.nwb", {"e0": (CUR, np.full_like(VOLT, -65.0))})
+    write_nwb(a / "rates.nwb", {"e0": (CUR, VOLT)}, rates_hz={("e0", 2): 50000.0})
+    unpair(write_nwb(a / "unpaired.nwb", {"e0": (CUR, VOLT)}, table=False))
+    four = (np.vstack([CUR, CUR[:1]]), np.vstack([VOLT, VOLT[:1]]))
+    both = write_nwb(b / "lab.nwb", {"e0": four, "e1": (2 * CUR, VOLT)}, table=False)
+    shorten(both, "acquisition/resp_e0_1", 40)
+    delete(both, *(f"stimulus/presentation/stim_e1_{k}" for k in range(3)))
+    (b / "bad.nwb").write_bytes(b"not hdf5")
+    return lab
+
+
+def test_damaged_files_are_rows_with_their_reasons_and_the_good_cells_are_fitted(
+        damaged_lab, tmp_path, capsys):
+    """Every cell of every file is a row, identified by its path below the folder holding
+    both folders: fitted, or skipped with its reason; a sweep left out is a warning line."""
+    metrics, out = run(tmp_path, str(damaged_lab / "*" / "*.nwb"), "d")
+    rows = rows_of(out)
+    reasons = {r["cell"]: (r["status"], r["reason"]) for r in rows}
+    bad = str(damaged_lab / "b" / "bad.nwb")
+    assert reasons == {
+        "a/flat.nwb:e0": ("skipped", "a/flat.nwb:e0: the response is flat (it spans 0 mV over "
+                          "the selected sweeps, below 0.5 mV): nothing to fit; a disconnected "
+                          "or wrong channel?"),
+        "a/lab.nwb:e0": ("fitted", ""),
+        "a/rates.nwb:e0": ("skipped", "a/rates.nwb:e0: sweep 2 is sampled every 0.02 ms, sweep "
+                           "0 every 0.01 ms (mixed rates are not resampled; leave one out with "
+                           "--sweeps)"),
+        "a/tiny.nwb:e0": ("skipped", "a/tiny.nwb:e0: the stimulus never exceeds 2.5e-06 nA, "
+                          "implausibly small (below 1 pA): is its unit or conversion applied "
+                          "twice?"),
+        "a/unpaired.nwb:e0": ("skipped", "a/unpaired.nwb:e0: 3 responses and 3 stimuli "
+                              "without distinct sweep numbers or starting times: which "
+                              "stimulus each response got is unknown (an intracellular "
+                              "recordings table would say)"),
+        "b/bad.nwb": ("skipped", f"{bad}: not a readable NWB file (Unable to synchronously "
+                      "open file (file signature not found))"),
+        "b/lab.nwb:e0": ("fitted", ""),
+        "b/lab.nwb:e1": ("skipped", "b/lab.nwb:e1: no usable sweep (sweep 4: the response "
+                         "resp_e1_0 has no stimulus (no CurrentClampStimulusSeries of its "
+                         "sweep); 2 more left out)")}
+    assert [r["cell"] for r in rows] == sorted(reasons)
+    assert "warning: b/lab.nwb:e0: sweep 1 left out: the stimulus stim_e0_1 has 50 samples, " \
+           "the response resp_e0_1 40" in capsys.readouterr().err
+    fitted = {c["cell"]: c for c in metrics["cells"] if c["status"] == "fitted"}
+    assert fitted["b/lab.nwb:e0"]["sweeps"] == [0, 2, 3]
+    assert json.loads((out / "metrics.json").read_text())["cells"] == metrics["cells"]
+    assert json.loads((out / "status.json").read_text())["state"] == "done"
+
+
+def test_the_rate_check_sees_only_the_selected_sweeps(damaged_lab, tmp_path):
+    metrics, out = run(tmp_path, str(damaged_lab / "a"), "r", "--cells",
+                       "rates.nwb:e0,lab.nwb:e0", "--sweeps", "0,1")
+    assert [(r["cell"], r["status"]) for r in rows_of(out)] == [("rates.nwb:e0", "fitted"),
+                                                                 ("lab.nwb:e0", "fitted")]
+
+
+def test_a_folder_without_a_readable_cell_is_refused_before_writing(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "x.nwb").write_bytes(b"not hdf5")
+    write_abf1(folder / "y.abf", None, np.zeros((2, 1000)) - 65.0, units="pA")
+    with pytest.raises(UserError, match=f"none of the 2 cells can be fitted: {folder / 'x.nwb'}: "
+                                        "not a readable NWB file .* \\(and 1 more\\)$"):
+        run(tmp_path, str(folder), "out")
+    assert not (tmp_path / "out").exists()

@@ -272,6 +272,16 @@ def strip_attr(path, attr: str) -> None:
                 del group.attrs[attr]
 
 
+def unpair(path) -> None:
+    """No sweep numbers, every series starting at 0 s: nothing says which stimulus goes with
+    which response (a file without an intracellular recordings table)."""
+    strip_attr(path, "sweep_number")
+    with h5py.File(path, "r+") as h5:
+        for where in ("acquisition", "stimulus/presentation"):
+            for group in h5[where].values():
+                group["starting_time"][()] = 0.0
+
+
 def test_a_sweep_whose_stimulus_and_response_differ_in_length_is_left_out(tmp_path):
     """A 40-sample response of a 50-sample stimulus: that sweep is left out, with a line naming
     file, cell, sweep and series; a cell whose every sweep is so is a cell with its reason."""
@@ -332,11 +342,7 @@ def test_sweeps_that_cannot_be_paired_make_a_cell_with_its_reason(tmp_path):
     """No sweep numbers, no table, the same starting time everywhere: which stimulus belongs
     to which response is unknown, said in the cell's reason."""
     path = two_cells(tmp_path / "unpaired.nwb", table=False)
-    strip_attr(path, "sweep_number")
-    with h5py.File(path, "r+") as h5:
-        for where in ("acquisition", "stimulus/presentation"):
-            for group in h5[where].values():
-                group["starting_time"][()] = 0.0
+    unpair(path)
     cells = read_cells(find_files(path))
     assert [c.id for c in cells] == ["unpaired.nwb:e0", "unpaired.nwb:e1"]
     assert refusal(cells[0]) == (

@@ -24,7 +24,8 @@ from utils.fitting.objectives import Cohort, cohort_key, population_mesh
 from utils.fitting.pipeline import Fits, method_entry, run_problem
 from utils.fitting.plots import MAX_CELL_PANELS, plot_cells
 from utils.fitting.problem import Problem, cell_problem, check_flags, traces_of
-from utils.fitting.recordings import Cell, find_files, read_cells, select_cells
+from utils.fitting.recordings import (Cell, find_files, left_out_lines, read_cells,
+                                      select_cells)
 from utils.run import (RunStatus, UserError, atomic_write_bytes, make_out_dir, write_config,
                        write_metrics)
 
@@ -36,9 +37,22 @@ COLUMNS = ("cell", "method", "loss", "rmse_mV", "gamma", "n_evals", "wall_s", "s
 
 
 def load_cells(config: FitConfig) -> list[Cell]:
-    """The cells and sweeps --data, --data_format, --cells and --sweeps select."""
+    """The cells and sweeps --data, --data_format, --cells and --sweeps select; a warning line
+    on stderr for each selected sweep left out (no stimulus, lengths or rates that differ)."""
     files = find_files(config.data, config.data_format)
-    return select_cells(read_cells(files, config.data_format), config.cells, config.sweeps)
+    cells = select_cells(read_cells(files, config.data_format), config.cells, config.sweeps)
+    for line in left_out_lines(cells, config.sweeps):
+        print(f"warning: {line}", file=sys.stderr)
+    return cells
+
+
+def _refuse_unreadable(cells: Sequence[Cell]) -> None:
+    """One line, before anything is written, when no selected cell could be read at all."""
+    if len(cells) == 1 and cells[0].reason:
+        raise UserError(cells[0].reason)
+    if cells and all(c.reason for c in cells):
+        raise UserError(f"none of the {len(cells)} cells can be fitted: {cells[0].reason} "
+                        f"(and {len(cells) - 1} more)")
 
 
 def cell_row(cell: str, free: Sequence[str], fits: Fits | None, wall_s: float | None,
@@ -265,6 +279,7 @@ def run_cells(d: FitDefaults, config: FitConfig) -> dict:
     model = d.make_model(config)
     free, fixed = check_flags(model, d, config)
     cells = load_cells(config)
+    _refuse_unreadable(cells)
     distributed = init_distributed()
     if len(cells) == 1 and not distributed:
         current, voltage, dt = cells[0].traces()
