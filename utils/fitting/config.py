@@ -83,7 +83,8 @@ class FitConfig(Settings):
     sweeps: tuple[int, ...] = setting((), "sweep numbers of each cell to fit, e.g. 0,2,5-7",
                                       type=parse_index_list, default_text="all")
     cells: str = setting("", "cells of --data to fit: identifiers (file:electrode for NWB, the "
-                         "file name for ABF) or indices in the listed order, comma separated",
+                         "file for ABF; a file named by its path below the folder holding "
+                         "every file read) or indices in the listed order, comma separated",
                          default_text="all")
     data_current: Optional[str] = setting(None, "CSV of input currents, one trace per row")
     data_voltage: Optional[str] = setting(None, "CSV of recorded membrane potentials (mV), "
