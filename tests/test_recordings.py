@@ -298,6 +298,22 @@ def test_a_sweep_whose_stimulus_and_response_differ_in_length_is_left_out(tmp_pa
                            "samples, the response resp_e1_0 40; 2 more left out)")
 
 
+@pytest.mark.parametrize("series, attr, value, why", [
+    ("acquisition/resp_e0_1/data", "unit", "furlongs",
+     "the response resp_e0_1 is in 'furlongs', not a voltage (volts, V, mV) unit"),
+    ("stimulus/presentation/stim_e0_1/starting_time", "rate", 50000.0,
+     "the stimulus stim_e0_1 is sampled at 50000 Hz, the response resp_e0_1 at 100000 Hz")])
+def test_a_sweep_in_another_unit_or_rate_than_its_stimulus_is_left_out(tmp_path, series, attr,
+                                                                        value, why):
+    path = two_cells(tmp_path / "odd.nwb", table=False)
+    with h5py.File(path, "r+") as h5:
+        h5[series].attrs[attr] = value
+    e0, e1 = read_cells(find_files(path))
+    assert [s.number for s in e0.sweeps] == [0, 2] and len(e1.sweeps) == 3
+    assert left_out_lines([e0, e1]) == [f"odd.nwb:e0: sweep 1 left out: {why}"]
+    assert left_out_lines([e0, e1], (0, 2)) == []
+
+
 @pytest.mark.parametrize("table", [True, False])
 def test_a_response_without_stimulus_is_a_line_or_a_cell_with_its_reason(tmp_path, table):
     """One sweep of e0 without its stimulus: left out with a line; e1 without any: a cell

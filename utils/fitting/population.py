@@ -46,8 +46,9 @@ def load_cells(config: FitConfig) -> list[Cell]:
     return cells
 
 
-def _refuse_unreadable(cells: Sequence[Cell]) -> None:
-    """One line, before anything is written, when no selected cell could be read at all."""
+def _refuse_unusable(cells: Sequence[Cell]) -> None:
+    """One line, before anything is written, when every selected cell holds a reason it
+    cannot be used (its file unreadable, no usable sweep, sweeps not paired)."""
     if len(cells) == 1 and cells[0].reason:
         raise UserError(cells[0].reason)
     if cells and all(c.reason for c in cells):
@@ -279,7 +280,7 @@ def run_cells(d: FitDefaults, config: FitConfig) -> dict:
     model = d.make_model(config)
     free, fixed = check_flags(model, d, config)
     cells = load_cells(config)
-    _refuse_unreadable(cells)
+    _refuse_unusable(cells)
     distributed = init_distributed()
     if len(cells) == 1 and not distributed:
         current, voltage, dt = cells[0].traces()
