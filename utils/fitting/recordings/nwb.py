@@ -21,19 +21,23 @@ SERIES_GROUPS = ("acquisition", "stimulus/presentation")  # where NWB files keep
 @dataclass
 class _Series:
     """An NWB TimeSeries as stored in the file: its group's neurodata_type, electrode (link),
-    sweep_number, starting time (s), and data with conversion, offset and unit; `rate` None
+    sweep_number, starting time, and data with conversion, offset and unit; `rate` None
     where it has timestamps instead."""
 
     name: str
     kind: str
     electrode: str | None
     sweep_number: int | None
-    start: float | None
+    starting_time: Any  # h5py dataset (s), read where sweep numbers cannot pair the series
     data: Any  # h5py dataset, read when the sweep is kept
     conversion: float
     offset: float
     unit: str
     rate: float | None
+
+    def start(self) -> float | None:
+        """The starting time in s (None where the series has timestamps instead)."""
+        return None if self.starting_time is None else float(self.starting_time[()])
 
 
 def _series(group, name: str) -> _Series:
@@ -45,8 +49,7 @@ def _series(group, name: str) -> _Series:
     number = group.attrs.get("sweep_number")
     start = group.get("starting_time")
     return _Series(name, _text(group.attrs.get("neurodata_type", "")),
-                   electrode, None if number is None else int(number),
-                   None if start is None else float(start[()]), data,
+                   electrode, None if number is None else int(number), start, data,
                    float(data.attrs.get("conversion", 1.0)), float(data.attrs.get("offset", 0.0)),
                    _text(data.attrs.get("unit", "")),
                    float(start.attrs["rate"]) if start is not None else None)
@@ -114,7 +117,7 @@ def _match(responses: list[_Series], stimuli: list[_Series]) -> Pairs | str:
     sweep_number where every series has a distinct one, else the one of the same starting
     time where those are distinct, else a lone stimulus of a lone response; where none of
     these holds, why they cannot be paired."""
-    for key in (lambda s: s.sweep_number, lambda s: s.start):
+    for key in (lambda s: s.sweep_number, _Series.start):
         if _distinct(responses, key) and _distinct(stimuli, key):
             by_key = {key(s): s for s in stimuli}
             ordered = sorted(responses, key=key)
