@@ -234,8 +234,11 @@ def test_damaged_files_are_rows_with_their_reasons_and_the_good_cells_are_fitted
                          "resp_e1_0 has no stimulus (no CurrentClampStimulusSeries of its "
                          "sweep); 2 more left out)")}
     assert [r["cell"] for r in rows] == sorted(reasons)
+    printed = capsys.readouterr()
     assert "warning: b/lab.nwb:e0: sweep 1 left out: the stimulus stim_e0_1 has 50 samples, " \
-           "the response resp_e0_1 40" in capsys.readouterr().err
+           "the response resp_e0_1 40" in printed.err
+    table = [line.split()[:2] for line in printed.out.splitlines()]
+    assert all([cell, status] in table for cell, (status, _) in reasons.items())
     fitted = {c["cell"]: c for c in metrics["cells"] if c["status"] == "fitted"}
     assert fitted["b/lab.nwb:e0"]["sweeps"] == [0, 2, 3]
     assert json.loads((out / "metrics.json").read_text())["cells"] == metrics["cells"]
@@ -258,3 +261,11 @@ def test_a_folder_without_a_readable_cell_is_refused_before_writing(tmp_path):
                                         "not a readable NWB file .* \\(and 1 more\\)$"):
         run(tmp_path, str(folder), "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_printed_table_shows_long_identifiers_in_full():
+    ids = ["recordings_2026/mouse_01/cell.nwb:e0", "recordings_2026/mouse_02/cell.nwb:e0"]
+    rows = [population.cell_row(i, ["gl"], None, 0.1, "why") for i in ids]
+    lines = population.format_cells_table(["gl"], rows, {"gl": "uS"}).splitlines()
+    assert [line.split()[0] for line in lines[2::2]] == ids
+    assert lines[3].strip() == "why" and lines[2].index("skipped") == len(ids[0]) + 1

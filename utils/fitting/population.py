@@ -246,18 +246,20 @@ def gather_rows(rows: dict) -> dict:
 
 
 def format_cells_table(free: Sequence[str], rows: Sequence[dict], units: dict) -> str:
-    """The printed table: one line per cell."""
+    """The printed table: one line per cell, its identifier in full (two cells of files of
+    the same name in two folders differ only in their path's start)."""
     labels = [f"{n} ({units[n]})" for n in free]
-    head = (f"{'cell':<24}{'status':<9}{'loss':>11}{'RMSE mV':>9}{'gamma':>8}{'wall s':>10}"
-            + "".join(f"{label:>14}" for label in labels))
+    width = max([24] + [len(r["cell"]) + 1 for r in rows])
+    head = (f"{'cell':<{width}}{'status':<9}{'loss':>11}{'RMSE mV':>9}{'gamma':>8}"
+            f"{'wall s':>10}" + "".join(f"{label:>14}" for label in labels))
     lines = [head, "-" * len(head)]
     for r in rows:
         nums = [(r["loss"], ".4g", 11), (r["rmse_mV"], ".3g", 9), (r["gamma"], ".3g", 8),
                 (r["wall_s"], ".3g", 10)] + [(r["params"][n], ".5g", 14) for n in free]
-        lines.append(f"{r['cell'][:23]:<24}{r['status']:<9}" + "".join(
+        lines.append(f"{r['cell']:<{width}}{r['status']:<9}" + "".join(
             ("-" if v is None else format(v, spec)).rjust(w) for v, spec, w in nums))
         if r["reason"]:
-            lines.append(f"{'':<24}{r['reason']}")
+            lines.append(f"{'':<{width}}{r['reason']}")
     return "\n".join(lines)
 
 
