@@ -427,3 +427,23 @@ def test_plausibility_of_a_recorded_cell(top_nA, span_mV, refused):
     else:
         with pytest.raises(UserError, match=f"^c: {refused}"):
             check_recorded_cell("c", current, voltage)
+
+
+def test_responses_outside_the_table_are_read_too(tmp_path):
+    """A file pairing its sweeps through the intracellular recordings table, plus a sweep of
+    e0 stored beside it (response and stimulus of sweep 9) and a response of e1 without a
+    stimulus: the first read with e0's table sweeps, the second a line."""
+    path = two_cells(tmp_path / "mixed.nwb")
+    with h5py.File(path, "r+") as h5:
+        for src, dst in (("acquisition/resp_e0_0", "acquisition/late_e0"),
+                         ("stimulus/presentation/stim_e0_0", "stimulus/presentation/late_s"),
+                         ("acquisition/resp_e1_0", "acquisition/late_e1")):
+            h5.copy(h5[src], dst)
+            h5[dst].attrs["sweep_number"] = 9
+    e0, e1 = read_cells(find_files(path))
+    assert [s.number for s in e0.sweeps] == [0, 1, 2, 9]
+    np.testing.assert_allclose(e0.traces()[0], CUR[[0, 1, 2, 0]], rtol=1e-12, atol=1e-12)
+    assert [s.number for s in e1.sweeps] == [3, 4, 5]
+    assert left_out_lines([e0, e1]) == ["mixed.nwb:e1: sweep 9 left out: the response late_e1 "
+                                        "has no stimulus (no CurrentClampStimulusSeries of its "
+                                        "sweep)"]

@@ -6,9 +6,9 @@ Conventions (docs/NOTES.md):
   name alone for one folder), plus `:electrode` for NWB: unique where two folders hold files
   of the same name.
 - NWB: each `CurrentClampSeries` response is paired with the `CurrentClampStimulusSeries`
-  of its sweep: through the file's intracellular recordings table where it has rows, else
-  by electrode and `sweep_number`, else by electrode and starting time; responses that
-  cannot be paired make their cell a row with the reason. Values are `data * conversion +
+  of its sweep: through the file's intracellular recordings table for the sweeps it lists,
+  the others by electrode and `sweep_number`, else by electrode and starting time; responses
+  that cannot be paired make their cell a row with the reason. Values are `data * conversion +
   offset` in the series' own unit (volts or amperes, with SI prefixes), converted to mV and
   nA; the sampling interval is `1 / rate`.
 - ABF: sweeps are traces; the response is channel 0 in its own unit (V or mV); the stimulus is

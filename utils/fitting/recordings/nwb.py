@@ -139,24 +139,42 @@ def _by_electrode(pairs: list[tuple]) -> dict:
     return out
 
 
+def _table_rows(h5) -> list[tuple]:
+    """The (response, stimulus or None) current-clamp rows of the file's intracellular
+    recordings table ([] where it has none)."""
+    table = h5.get("general/intracellular_ephys/intracellular_recordings")
+    if table is None:
+        return []
+    responses = _table_column(h5, table, "responses", "response")
+    stimuli = _table_column(h5, table, "stimuli", "stimulus") or [None] * len(responses)
+    return [(r, s) for r, s in zip(responses, stimuli)
+            if r is not None and r.kind in CURRENT_CLAMP]
+
+
+def _with_table(table: Pairs, matched: Pairs | str, extra: list[_Series]) -> Pairs:
+    """An electrode's table rows and its responses outside the table (paired by _match, or
+    without a stimulus where they cannot be), numbered together."""
+    rest = [(r, s) for _, r, s in matched] if not isinstance(matched, str) else \
+        [(r, None) for r in extra]
+    rows = [(r, s) for _, r, s in table] + rest
+    return _numbered([r for r, _ in rows], [s for _, s in rows])
+
+
 def _nwb_pairs(h5) -> dict[str | None, Pairs | str]:
     """By electrode, its current-clamp sweeps (number, response, stimulus or None) or why they
-    cannot be paired: the intracellular recordings table's rows, else the acquired series
-    matched to the presented stimuli (_match)."""
-    table = h5.get("general/intracellular_ephys/intracellular_recordings")
-    if table is not None:
-        responses = _table_column(h5, table, "responses", "response")
-        stimuli = _table_column(h5, table, "stimuli", "stimulus") or [None] * len(responses)
-        rows = [(r, s) for r, s in zip(responses, stimuli)
-                if r is not None and r.kind in CURRENT_CLAMP]
-        if rows:
-            return {e: _numbered(*rs) for e, rs in _by_electrode(rows).items()}
-    acquired, presented = ([_series(g, n) for n, g in _series_in(h5, where).items()]
-                           for where in SERIES_GROUPS)
+    cannot be paired: the intracellular recordings table's rows, and the acquired responses
+    outside it matched to the presented stimuli outside it (_match)."""
+    rows = _table_rows(h5)
+    listed = ({r.name for r, _ in rows}, {s.name for _, s in rows if s is not None})
+    acquired, presented = ([_series(g, n) for n, g in _series_in(h5, where).items()
+                            if n not in names] for where, names in zip(SERIES_GROUPS, listed))
     stimuli = [s for s in presented if s.kind in STIMULUS]
-    responses = [r for r in acquired if r.kind in CURRENT_CLAMP]
-    return {e: _match(rs, [s for s in stimuli if s.electrode == e])
-            for e, (rs, _) in _by_electrode([(r, None) for r in responses]).items()}
+    pairs = {e: _numbered(*rs) for e, rs in _by_electrode(rows).items()}
+    extra = _by_electrode([(r, None) for r in acquired if r.kind in CURRENT_CLAMP])
+    for e, (rs, _) in extra.items():
+        matched = _match(rs, [s for s in stimuli if s.electrode == e])
+        pairs[e] = _with_table(pairs[e], matched, rs) if e in pairs else matched
+    return pairs
 
 
 def _nwb_refuse(path: Path, h5, pairs: dict) -> None:
