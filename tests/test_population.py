@@ -12,6 +12,8 @@ import pytest
 import neuron_fitting_of_hh_model as hh
 from models import NEURON_MODELS
 from tests.fitting_helpers import python_sigint, write_abf1, write_nwb
+from tests.test_recordings import CUR, VOLT
+from tests.test_recordings_damaged import delete, shorten, unpair
 from tests.test_training_distributed import ROOT, free_port, process_env
 from utils.fitting import population
 from utils.fitting.problem import simulate_cell
@@ -186,8 +188,6 @@ def damaged_lab(tmp_path_factory):
     and a cell without stimuli; a garbage file; a cell whose sweeps cannot be paired, one
     with a stimulus scaled twice (1e-6 of its nA), one with a flat response, one with a
     sweep at another rate."""
-    from tests.test_recordings import CUR, VOLT, delete, shorten, unpair
-
     lab = tmp_path_factory.mktemp("damaged")
     a, b = lab / "a", lab / "b"
     a.mkdir(), b.mkdir()
