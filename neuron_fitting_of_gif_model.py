@@ -32,6 +32,8 @@ BOUNDS = {"a": (0.0, 0.1), "b": (0.0, 0.1), "k1": (0.1, 1.0), "k2": (0.01, 0.1),
           "V_rest": (-90.0, -50.0), "V_reset": (-90.0, -40.0), "V_th_inf": (-70.0, -30.0),
           "V_th_reset": (-80.0, -30.0), "R": (1.0, 100.0), "tau": (1.0, 100.0),
           "R1": (0.0, 1.0), "R2": (0.0, 1.0), "A1": (-2.0, 2.0), "A2": (-2.0, 2.0)}
+# recorded cells: input resistances of small cells, thresholds of any cortical cell
+RECORDED_BOUNDS = {"R": (1.0, 1000.0), "V_th_inf": (-70.0, -20.0), "V_th_reset": (-80.0, -20.0)}
 
 
 def authors_protocol(dt: float) -> np.ndarray:
@@ -48,6 +50,7 @@ DEFAULTS = FitDefaults(
     model="gif",
     fit=("a", "b", "k1", "k2"),
     bounds=BOUNDS,
+    recorded_bounds=RECORDED_BOUNDS,
     truth=TRUTH,
     dt=0.1,
     protocol=authors_protocol,

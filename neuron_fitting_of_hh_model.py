@@ -18,6 +18,9 @@ from utils.run import cli, exit_now
 
 BOUNDS = {"gl": (1e-4, 0.1), "g_na": (0.01, 40.0), "g_kd": (0.01, 20.0), "vth": (-65.0, -50.0),
           "C": (0.02, 2.0), "EL": (-90.0, -40.0), "EK": (-120.0, -60.0), "ENa": (20.0, 80.0)}
+# recorded cells: capacitances of small interneurons, thresholds of any cortical cell
+RECORDED_BOUNDS = {"C": (0.005, 2.0), "g_na": (0.01, 100.0), "g_kd": (0.01, 50.0),
+                   "vth": (-75.0, -35.0)}
 AMPLITUDES_NA = (10.0, 2.0, 2.0, 50.0, 0.2)
 STARTS_ON = 2  # the third protocol is on first, then off
 
@@ -49,6 +52,7 @@ DEFAULTS = FitDefaults(
     model_options=lambda config: {"steady_state": config.steady_state},
     fit=("gl", "g_na", "g_kd", "vth"),
     bounds=BOUNDS,
+    recorded_bounds=RECORDED_BOUNDS,
     dt=0.01,
     protocol=authors_protocol,
     n_starts=20,

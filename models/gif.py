@@ -156,6 +156,13 @@ def gif_spike_times(v: np.ndarray, spikes: np.ndarray | None, dt: float) -> list
     return [(np.flatnonzero(np.diff(row) < -5.0) + 1) * dt for row in v]
 
 
+def gif_starts_from(estimates: Mapping[str, float | None]) -> dict[str, float]:
+    """GIF values a recorded cell's estimates give: V_rest, R = R_in, tau = the membrane time
+    constant, V_th_inf = the spike threshold."""
+    names = {"V_rest": "v_rest", "R": "r_in", "tau": "tau", "V_th_inf": "v_threshold"}
+    return {p: estimates[e] for p, e in names.items() if estimates.get(e) is not None}
+
+
 GIF = NeuronModel(
     name="gif",
     units=GIF_UNITS,
@@ -166,6 +173,7 @@ GIF = NeuronModel(
     description="generalized integrate-and-fire neuron (Mihalas & Niebur 2009)",
     positive=frozenset({"tau", "R"}),         # tau divides; R is a resistance
     nonnegative=frozenset({"k1", "k2"}),      # decay rates: negative ones make currents grow
+    starts_from=gif_starts_from,
 )
 
 

@@ -121,6 +121,25 @@ def hh_spike_times(v: np.ndarray, spikes: np.ndarray | None, dt: float) -> list[
     return spike_times(v, SPIKE_THRESHOLD_MV, dt)
 
 
+THRESHOLD_ABOVE_VTH_MV = 13.0  # the spike threshold (dV/dt > 20 mV/ms) lies 12-16 mV above vth
+
+
+def hh_starts_from(estimates: Mapping[str, float | None]) -> dict[str, float]:
+    """HH values a recorded cell's estimates give: leak gl = 1 / R_in (uS from MOhm),
+    C = tau / R_in (nF from ms / MOhm), EL = the resting potential, vth from the threshold."""
+    out = {}
+    r_in, tau = estimates.get("r_in"), estimates.get("tau")
+    if r_in:
+        out["gl"] = 1.0 / r_in
+        if tau:
+            out["C"] = tau / r_in
+    if estimates.get("v_rest") is not None:
+        out["EL"] = estimates["v_rest"]
+    if estimates.get("v_threshold") is not None:
+        out["vth"] = estimates["v_threshold"] - THRESHOLD_ABOVE_VTH_MV
+    return out
+
+
 def make_hh(steady_state: bool = False) -> NeuronModel:
     """The HH model description; `steady_state` starts the gates at rest instead of at 0."""
     return NeuronModel(
@@ -133,4 +152,5 @@ def make_hh(steady_state: bool = False) -> NeuronModel:
         # C divides; gl is the only conductance open while the gates start at 0 (g_tot divides)
         positive=frozenset({"gl", "C"}),
         nonnegative=frozenset({"g_na", "g_kd"}),
+        starts_from=hh_starts_from,
     )

@@ -37,6 +37,10 @@ class NeuronModel:
     # them before a fit
     positive: frozenset[str] = frozenset()
     nonnegative: frozenset[str] = frozenset()
+    # starts_from(estimates) -> {name: value}: parameter values a recorded cell's estimates
+    # give (keys of utils.fitting.features.CellEstimates: v_rest mV, r_in MOhm, tau ms,
+    # v_threshold mV; None where a recording does not show one); they place a fit's starts
+    starts_from: Callable[[Mapping[str, float | None]], dict[str, float]] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -29,9 +29,11 @@ def test_a_script_adds_its_own_settings():
 @SCRIPTS
 def test_each_script_has_its_own_defaults_and_shows_them(d):
     config = parse_flags(d, [])
-    assert (config.n_starts, config.fit, config.presearch_dt, config.gamma_window) == (
-        d.n_starts, ",".join(d.fit), d.presearch_dt, d.gamma_window)
+    assert (config.n_starts, config.fit, config.presearch_dt) == (
+        d.n_starts, ",".join(d.fit), d.presearch_dt)
+    assert config.gamma_window is None  # the script's on its synthetic problem, 4 ms on cells
     text = " ".join(build_parser(d).format_help().split())
+    assert f"(default: {d.gamma_window:g} for the synthetic problem; for recordings 4" in text
     assert f"(default: {d.n_starts})" in text and f"(default: {','.join(d.fit)})" in text
     assert f"(default: {d.dt:g} for the synthetic problem" in text
     assert f"results/{d.script}/<timestamp>/" in text

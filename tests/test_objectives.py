@@ -15,8 +15,8 @@ from utils.fitting.metrics import gamma_factor
 Z = np.random.default_rng(0).uniform(0.2, 0.8, size=(3, 4))
 
 
-# the default 4 free parameters get forward-mode gradients, 6 reverse-mode ones
-FITS = [",".join(hh.DEFAULTS.fit), ",".join(hh.DEFAULTS.fit) + ",C,EL"]
+# the default 4 free parameters get forward-mode gradients, 7 reverse-mode ones
+FITS = [",".join(hh.DEFAULTS.fit), ",".join(hh.DEFAULTS.fit) + ",C,EL,EK"]
 
 
 @pytest.mark.parametrize("fit", FITS)

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from utils.fitting.methods import METHODS, GradientBased, method_names
-from utils.fitting.multistart import (MAX_ROWS, _bucket, _calls, lbfgsb_cells, lbfgsb_multistart,
-                                      lbfgsb_sequential, run_method, staged, staged_cells)
+from utils.fitting.multistart import (lbfgsb_cells, lbfgsb_multistart, lbfgsb_sequential,
+                                      run_method, staged, staged_cells)
 from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult, Stage, confirmed
 from utils.fitting.searchers import levenberg_marquardt
+from utils.fitting.starts import MAX_ROWS, _bucket, batched_calls
 
 ALL_METHODS = method_names()
 GRADIENT_FREE = method_names("gradient-free")
@@ -88,6 +89,12 @@ def test_a_lockstep_evaluation_pads_to_a_power_of_two_at_most_the_batch(n, batch
     assert _bucket(n, batch) == rows
 
 
+@pytest.mark.parametrize("n, batch, rows", [(1, 20, 20), (9, 20, 20), (3, 100, 32),
+                                            (33, 100, 64), (129, 1000, 128)])
+def test_long_sweeps_pad_to_more_rows(n, batch, rows):
+    assert _bucket(n, batch, min_rows=32) == rows
+
+
 def test_many_points_are_evaluated_in_calls_of_at_most_max_rows():
     shapes = []
 
@@ -95,7 +102,7 @@ def test_many_points_are_evaluated_in_calls_of_at_most_max_rows():
         shapes.append(len(z))
         return value_and_grad(z)
     z = np.random.default_rng(0).uniform(size=(300, 2))
-    f, g = _calls(fn, z, np.zeros(300, int), batch=1000)
+    f, g = batched_calls(fn, z, np.zeros(300, int), batch=1000)
     assert shapes == [MAX_ROWS, MAX_ROWS, 64]
     np.testing.assert_array_equal(f, loss(z))
     np.testing.assert_array_equal(g, value_and_grad(z)[1])

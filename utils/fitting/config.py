@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 from models import NEURON_MODELS
 from utils.fitting.methods import default_methods, method_names, methods_help, parse_methods
 from utils.fitting.recordings import parse_index_list
-from utils.settings import (Settings, nonneg_int, positive_float, positive_int, setting)
+from utils.settings import (Settings, nonneg_float, nonneg_int, positive_float, positive_int,
+                            setting)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,6 +29,12 @@ __all__ = ["FitConfig", "FitDefaults", "build_parser", "parse_flags", "run_fitti
 
 CURRENT_UNITS = {"nA": 1.0, "pA": 1e-3, "A": 1e9}  # --current_unit: factor to nA
 LAYOUT_CHOICES = ("auto", "yes", "no")  # --csv_header, --csv_index
+
+
+def parse_test_sweeps(text: str) -> str | tuple[int, ...]:
+    """'auto', 'none', or sweep numbers like --sweeps (argparse type of --test_sweeps)."""
+    word = text.strip().lower()
+    return word if word in ("auto", "none") else parse_index_list(text)
 
 
 @dataclass(frozen=True)
@@ -106,9 +113,20 @@ class FitConfig(Settings):
                               "target (mV)", type=float)
     spike_tau: float = setting(10.0, "time constant (ms) of the van Rossum spike loss",
                                type=positive_float)
-    gamma_window: float = setting(2.0, "coincidence window (ms) of the gamma factor; the "
-                                  "score is reported as null where a model rate nu makes 2 nu "
-                                  "window >= 1", type=positive_float)
+    gamma_window: Optional[float] = setting(
+        None, "coincidence window (ms) of the gamma factor; the score is reported as null "
+        "where a model rate nu makes 2 nu window >= 1", type=positive_float)
+    spike_weight: Optional[float] = setting(
+        None, "weight (mV^2) of the spike-train term (squared van Rossum distance, --spike_tau) "
+        "added to the voltage error of a potential target; the voltage error then counts only "
+        "samples away from the recorded spikes, below the cell's spike threshold (0: the "
+        "voltage MSE over every sample)", type=nonneg_float,
+        default_text="20 for recordings with spikes, else 0")
+    test_sweeps: str | tuple[int, ...] = setting(
+        "auto", "sweeps held out of the fit and scored on (spike counts, latency, gamma, "
+        "subthreshold RMSE): numbers like --sweeps, 'none', or auto: with --data the sweeps "
+        "of each cell that --sweeps leaves out, or every third sweep when --sweeps is not "
+        "given; with --data_current, none", type=parse_test_sweeps)
     # -- the run
     repeats: int = setting(1, "run each method N times with different seeds; report mean and "
                            "std", type=positive_int)
@@ -154,14 +172,20 @@ class FitDefaults:
     # coincidence window (ms) of the gamma factor: below 1 / (2 x the target's highest rate
     # per trace), with margin, so that the score is defined (utils/fitting/metrics.py)
     gamma_window: float = 2.0
+    # bounds that replace `bounds` for recordings (real cells vary more than the synthetic
+    # target's neighbourhood)
+    recorded_bounds: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
     def config(self) -> type[FitConfig]:
         """The script's settings class: `settings` with this script's defaults."""
         defaults = {"n_starts": self.n_starts, "fit": ",".join(self.fit),
-                    "presearch_dt": self.presearch_dt, "spike_tau": self.spike_tau,
-                    "gamma_window": self.gamma_window}
+                    "presearch_dt": self.presearch_dt, "spike_tau": self.spike_tau}
         texts = {"dt": f"{self.dt:g} for the synthetic problem; required with --data_current",
+                 "gamma_window": f"{self.gamma_window:g} for the synthetic problem; for "
+                                 "recordings 4 (Jolivet et al. 2008), or a quarter of the "
+                                 "busiest sweep's mean interspike interval if shorter",
+                 "bounds": "the script's (wider ones for recordings)",
                  "out_dir": f"results/{self.script}/<timestamp>/",
                  "presearch_dt": "--dt" if self.presearch_dt is None else None}
         return with_defaults(self.settings, f"{self.settings.__name__}_{self.model}", defaults,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from utils.fitting.objectives import Cohort, CohortStage
 
 from utils.fitting.methods import METHODS, GradientBased, GradientFree
+from utils.fitting.starts import MIN_ROWS, after_screening, batched_calls, screened_starts
 from utils.fitting.optim import (BAD_LOSS, CONFIRM_ATOL, CONFIRM_RTOL, BatchValueGrad,
                                  CellValueGrad,
                                  Objectives, OptimResult, Progress, Stage, Tracker, clean,
@@ -32,31 +33,6 @@ class _Stopped(Exception):
     run when the fit is being stopped."""
 
 
-MIN_ROWS = 8    # fewer points are padded to this many (or to the batch, if smaller) ...
-MAX_ROWS = 128  # ... and more are evaluated in calls of this many: each compiled shape costs
-# a compilation (seconds), while on a CPU a call costs about its rows from 32 rows on
-
-
-def _bucket(n: int, batch: int) -> int:
-    """Rows of one call for n points of a batch of `batch` runs: the next power of two, at
-    least MIN_ROWS and at most MAX_ROWS or the batch. As runs finish the rest cost less, at one
-    compiled shape per power of two."""
-    return min(batch, MAX_ROWS, max(MIN_ROWS, 1 << max(n - 1, 0).bit_length()))
-
-
-def _calls(fn: CellValueGrad, z: np.ndarray, cells: np.ndarray, batch: int) -> list:
-    """fn's outputs for the points z [n, D] of `cells` [n], in calls of `_bucket` rows (the
-    last one padded with copies of its first point), concatenated and cut to n."""
-    parts = []
-    for start in range(0, len(z), MAX_ROWS):
-        zc, cc = z[start:start + MAX_ROWS], cells[start:start + MAX_ROWS]
-        extra = _bucket(len(zc), batch) - len(zc)
-        parts.append(fn(np.concatenate([zc, np.repeat(zc[:1], extra, axis=0)]),
-                        np.concatenate([cc, np.repeat(cc[:1], extra)])))
-    return [np.concatenate([p[k] for p in parts])[:len(z)]
-            for k in range(len(parts[0]))]
-
-
 class _Lockstep:
     """Gathers the points requested by concurrent L-BFGS-B runs, of one cell or of many, into
     one batched evaluation; each cell's runs are raced on their own (`converge`).
@@ -66,8 +42,9 @@ class _Lockstep:
     ever interrupted inside a compiled call."""
 
     def __init__(self, value_and_grad: CellValueGrad, cells: Sequence[int],
-                 trackers: Sequence[Tracker], confirm: int = 0):
+                 trackers: Sequence[Tracker], confirm: int = 0, min_rows: int = MIN_ROWS):
         self.fn, self.trackers, self.confirm = value_and_grad, trackers, confirm
+        self.min_rows = min_rows
         self.cell_of = np.asarray(cells, dtype=np.int32)
         self.active = self.batch = len(cells)
         self.lock = threading.Lock()
@@ -87,7 +64,7 @@ class _Lockstep:
         z = np.stack([self.pending[i] for i in ids])
         cells = self.cell_of[ids]
         try:
-            out = _calls(self.fn, z, cells, self.batch)
+            out = batched_calls(self.fn, z, cells, self.batch, self.min_rows)
             f, g = clean(out[0], out[1])
             score = clean(out[2]) if len(out) > 2 else f
         except BaseException as err:  # handed to every waiting run, re-raised by the caller
@@ -179,24 +156,26 @@ def _join_all(threads: Sequence[threading.Thread], lock: _Lockstep) -> None:
 
 # L-BFGS-B's own convergence test (scipy's ftol, 2.2e-9 by default) divides an iteration's
 # gain by max(|f|, 1): below a loss of 1 it asks for an absolute gain of 2.2e-9, which stopped
-# noise-free fits (losses in mV^2) near 1e-6 mV^2, short of the exact answer. With `relative`
-# the same tolerance applies to the gain relative to the loss itself, as Levenberg-Marquardt's
-# test does: the same test wherever the loss is 1 or more.
-GAIN_RTOL = 1e7 * np.finfo(float).eps  # scipy's default ftol (factr 1e7)
+# noise-free fits (losses in mV^2) near 1e-6 mV^2, short of the exact answer. With a
+# `gain_rtol` the tolerance applies to the gain relative to the loss itself, as
+# Levenberg-Marquardt's test does: GAIN_RTOL (optim.py) is scipy's own tolerance, the same test
+# wherever the loss is 1 or more.
 
 
 def lbfgsb_cells(value_and_grad: CellValueGrad, starts: Sequence[np.ndarray],
                  maxiter: int = 200, progress: Progress | None = None,
-                 confirm: int = 0, relative: bool = False) -> list[OptimResult]:
+                 confirm: int = 0, gain_rtol: float | None = None,
+                 min_rows: int = MIN_ROWS) -> list[OptimResult]:
     """Independent L-BFGS-B runs from the starts [S_c, D] of each cell c, the evaluations of
     every run of every cell batched in lockstep (value_and_grad(Z, cells)); with `confirm` > 0
     a cell's remaining runs stop once that many of its runs have converged to its best loss.
-    A run has converged by scipy's test or, with `relative`, once an iteration gains less than
-    GAIN_RTOL of its loss. One result per cell."""
+    A run has converged by scipy's test or, with `gain_rtol`, once an iteration gains less
+    than that fraction of its loss. Calls are padded to at least `min_rows` rows. One result
+    per cell."""
     trackers = [Tracker("gradient", progress) for _ in starts]
     cells = [c for c, s in enumerate(starts) for _ in range(len(s))]
     points = [z for s in starts for z in s]
-    lock = _Lockstep(value_and_grad, cells, trackers, confirm)
+    lock = _Lockstep(value_and_grad, cells, trackers, confirm, min_rows)
     finals: list = [None] * len(points)
 
     def run(k: int) -> None:
@@ -204,7 +183,7 @@ def lbfgsb_cells(value_and_grad: CellValueGrad, starts: Sequence[np.ndarray],
 
         def relative_gain(intermediate_result) -> None:  # scipy calls it after each iteration
             f = float(intermediate_result.fun)
-            if np.isfinite(last[0]) and last[0] - f <= GAIN_RTOL * max(abs(last[0]), abs(f)):
+            if np.isfinite(last[0]) and last[0] - f <= gain_rtol * max(abs(last[0]), abs(f)):
                 small_gain[0] = True
                 raise StopIteration  # L-BFGS-B ends at this iterate
             last[0] = f
@@ -212,9 +191,9 @@ def lbfgsb_cells(value_and_grad: CellValueGrad, starts: Sequence[np.ndarray],
         try:
             r = scipy.optimize.minimize(lambda z: lock.request(k, z), points[k], jac=True,
                                         method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(z0),
-                                        callback=relative_gain if relative else None,
+                                        callback=relative_gain if gain_rtol else None,
                                         options={"maxiter": maxiter,
-                                                 **({"ftol": 0.0} if relative else {})})
+                                                 **({"ftol": 0.0} if gain_rtol else {})})
             # the point of lowest loss with its real loss (L-BFGS-B's end, but for a last
             # line search that stopped at the iteration limit)
             finals[k] = lock.lowest[k]
@@ -242,12 +221,12 @@ def lbfgsb_cells(value_and_grad: CellValueGrad, starts: Sequence[np.ndarray],
 
 def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
                       progress: Progress | None = None, confirm: int = 0,
-                      relative: bool = False) -> OptimResult:
+                      gain_rtol: float | None = None, min_rows: int = MIN_ROWS) -> OptimResult:
     """Independent L-BFGS-B runs from each start of one cell, their evaluations batched in
     lockstep; with `confirm` > 0 the remaining runs stop once that many have converged to the
-    best loss; `relative` as in lbfgsb_cells."""
+    best loss; `gain_rtol` and `min_rows` as in lbfgsb_cells."""
     return lbfgsb_cells(lambda z, cells: value_and_grad(z), [starts], maxiter, progress,
-                        confirm, relative)[0]
+                        confirm, gain_rtol, min_rows)[0]
 
 
 CellsRun = Callable[[Sequence[np.ndarray]], list[OptimResult]]  # starts of each cell -> results
@@ -324,15 +303,17 @@ def lbfgsb_sequential(value_and_grad: BatchValueGrad, starts: np.ndarray, maxite
     return tracker.result()
 
 
-def _stage_settings(surrogate: bool, index: int, maxiter: int) -> dict:
+def _stage_settings(stage: Stage | CohortStage, index: int, maxiter: int) -> dict:
     """L-BFGS-B's settings on a stage. A first surrogate stage only has to find the basin: at
     most 50 iterations, scipy's convergence test. The stages that polish an earlier stage's
-    ends (index > 0) and a real loss converge by the relative gain (GAIN_RTOL), within
-    `maxiter`: on a noise-free target the surrogate's minimum is the truth, and an end stopped
-    short of it (after 20 iterations, or by scipy's test near 1e-6 mV^2) can lie where a spike
-    has crossed a sample, a jump of the real loss that its own descent does not cross back."""
-    first = surrogate and not index
-    return {"maxiter": min(maxiter, 50) if first else maxiter, "relative": not first}
+    ends (index > 0) and a real loss converge by the gain relative to the loss (the stage's
+    `gain_rtol`), within `maxiter`: on a noise-free target the surrogate's minimum is the
+    truth, and an end stopped short of it (after 20 iterations, or by scipy's test near 1e-6
+    mV^2) can lie where a spike has crossed a sample, a jump of the real loss that its own
+    descent does not cross back."""
+    first = stage.surrogate and not index
+    return {"maxiter": min(maxiter, 50) if first else maxiter,
+            "gain_rtol": None if first else stage.gain_rtol, "min_rows": stage.min_rows}
 
 
 def lbfgsb_stage(stage: Stage, index: int, maxiter: int, progress: Progress | None,
@@ -340,14 +321,14 @@ def lbfgsb_stage(stage: Stage, index: int, maxiter: int, progress: Progress | No
     """Multi-start L-BFGS-B on one stage (settings: `_stage_settings`). The starts stop once
     `confirm` > 0 agree on the best."""
     return partial(lbfgsb_multistart, stage.value_and_grad, progress=progress,
-                   confirm=confirm, **_stage_settings(stage.surrogate, index, maxiter))
+                   confirm=confirm, **_stage_settings(stage, index, maxiter))
 
 
 def lbfgsb_cells_stage(stage: CohortStage, index: int, maxiter: int,
                        confirm: int) -> CellsRun:
     """`lbfgsb_stage` over the starts of many cells, evaluated together."""
     return partial(lbfgsb_cells, stage.value_and_grad, confirm=confirm,
-                   **_stage_settings(stage.surrogate, index, maxiter))
+                   **_stage_settings(stage, index, maxiter))
 
 
 def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget: int,
@@ -386,11 +367,15 @@ def run_method_on_cohort(method: str, cohort: Cohort, dim: int, *, n_starts: int
                            budget=budget, popsize=popsize, maxiter=maxiter, seed=seed,
                            n_refine=n_refine, confirm=confirm)
                 for cell in range(len(cohort))]
-    starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
+    starts, screened = screened_starts(cohort.loss, n_starts, dim, seed,
+                                        [cohort.anchor(c) for c in range(len(cohort))],
+                                        cohort.screen)
     runs = [opt.cells_stage_runner()(stage, k, maxiter, confirm)
             for k, stage in enumerate(cohort.stages)]
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        return staged_cells(runs, [starts] * len(cohort), min(n_refine, n_starts))
+        results = staged_cells(runs, starts, min(n_refine, n_starts))
+    return results if screened is None else [after_screening(s, r)
+                                             for s, r in zip(screened, results)]
 
 
 def _run(opt: GradientBased | GradientFree, method: str, obj: Objectives, dim: int, *,
@@ -401,9 +386,10 @@ def _run(opt: GradientBased | GradientFree, method: str, obj: Objectives, dim: i
                                progress=progress)
     if not obj.stages:
         raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
-    starts = np.random.default_rng(seed).uniform(size=(n_starts, dim))
+    (starts,), screened = screened_starts(lambda z, cells: obj.loss(z), n_starts, dim, seed,
+                                           [obj.anchor], obj.screen, progress)
     runs = [opt.stage_runner()(stage, k, maxiter, progress, confirm)
             for k, stage in enumerate(obj.stages)]
-    if len(runs) == 1:
-        return runs[0](starts)
-    return staged(runs, starts, min(n_refine, n_starts))
+    result = runs[0](starts) if len(runs) == 1 else staged(runs, starts,
+                                                           min(n_refine, n_starts))
+    return result if screened is None else after_screening(screened[0], result)

@@ -26,14 +26,17 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from utils.devices import local_devices
+from utils.fitting.features import subthreshold_mask
 from utils.fitting.metrics import alpha_filter, spike_counts_on_grid
-from utils.fitting.optim import Objectives, Stage
+from utils.fitting.optim import GAIN_RTOL, SPIKING_GAIN_RTOL, Objectives, Stage
+from utils.fitting.starts import LONG_MIN_ROWS, MIN_ROWS
 from utils.fitting.problem import Problem
 
 __all__ = ["Cohort", "CohortStage", "Rows", "cohort_key", "make_objectives", "population_mesh",
            "forced_spike_steps", "threshold_residuals", "real_residuals", "forced_residuals",
            "sum_of_squares", "value_and_grad", "gauss_newton"]
 
+CAP_WIDTH_MV = 1.0  # width of the soft cap of `capped`
 Data = dict  # name -> one cell's array, or the cohort's arrays stacked [C, ...]
 RowResiduals = Callable[[jax.Array, Data], jax.Array]  # z [D], one cell's data -> [M]
 Residuals = Callable[[jax.Array, jax.Array, Data], jax.Array]  # Z [B, D], cells [B] -> [B]
@@ -74,13 +77,19 @@ def _cell_data(problem: Problem) -> Data:
     current (exact for step protocols aligned with it), the target sampled on it, the steps
     with a recorded spike and their count."""
     data = {"current": np.asarray(problem.current, float)}
-    if problem.target == "potential":
+    n_steps = problem.current.shape[1]
+    if problem.target == "potential" and not problem.spike_weight:
         data["v_target"] = np.asarray(problem.v_target, float)
     else:
-        grid = spike_counts_on_grid(problem.spikes_target, problem.current.shape[1], problem.dt)
+        grid = spike_counts_on_grid(problem.spikes_target, n_steps, problem.dt)
         with jax.enable_x64(True):
             data["filtered"] = np.asarray(alpha_filter(jnp.asarray(grid), problem.dt,
                                                        problem.spike_tau))
+    if problem.spike_weight:
+        mask = subthreshold_mask(problem.spikes_target, n_steps, problem.dt)
+        data["v_weight"] = mask / np.sqrt(max(1, mask.sum()))
+        data["v_cap"] = np.float64(problem.v_cap)
+        data["v_sub"] = np.asarray(capped(problem.v_target, problem.v_cap))
     for f in _presearch_factors(problem):
         n_c = problem.current.shape[1] // f
         forced = forced_spike_steps(problem.spikes_target or [], n_c, problem.dt * f)
@@ -89,14 +98,24 @@ def _cell_data(problem: Problem) -> Data:
         data[f"n_spikes_{f}"] = np.float64(max(1, int(forced.sum())))
         if problem.v_target is not None:
             data[f"v_target_{f}"] = np.asarray(problem.v_target, float)[:, ::f][:, :n_c]
+            weight = (np.ones_like(data[f"v_target_{f}"]) if not problem.spike_weight else
+                      subthreshold_mask(problem.spikes_target, n_steps, problem.dt)[:, ::f][:, :n_c])
+            data[f"v_weight_{f}"] = weight / np.sqrt(max(1, weight.sum()))
     return data
+
+
+def capped(v, cap, xp=np):
+    """v below `cap`, smoothly bent onto it above (a softplus of width CAP_WIDTH_MV): the
+    subthreshold loss compares voltages where an action potential's shape no longer counts."""
+    return cap - CAP_WIDTH_MV * xp.logaddexp(0.0, (cap - v) / CAP_WIDTH_MV)
 
 
 def cohort_key(problem: Problem) -> tuple:
     """What must be equal for problems to share compiled objectives (a cohort): everything
     but the recordings' values."""
     model = problem.model  # its name and simulators (a partial's repr shows its options)
-    return (model.name, repr(model.simulate), repr(model.simulate_forced), problem.dt, problem.target, tuple(problem.free),
+    return (model.name, repr(model.simulate), repr(model.simulate_forced), problem.dt,
+            problem.target, problem.spike_weight, tuple(problem.free),
             tuple(sorted(problem.fixed.items())), tuple(problem.box.lo), tuple(problem.box.hi),
             problem.spike_tau, problem.presearch, problem.presearch_dt,
             tuple(_presearch_factors(problem)), np.shape(problem.current),
@@ -112,16 +131,24 @@ def _flat(x):
 
 def real_residuals(problem: Problem) -> RowResiduals:
     """Residuals of the real loss at one point z [D] for one cell: their sum of squares is the
-    voltage MSE over every sample (potential target) or the squared van Rossum distance
-    (spike target, utils.fitting.metrics.van_rossum_loss)."""
+    voltage MSE over every sample (potential target), the squared van Rossum distance (spike
+    target, utils.fitting.metrics.van_rossum_loss), or, for a potential target with
+    `spike_weight` > 0, the MSE of the capped voltages over the samples outside the recorded
+    spikes' windows plus spike_weight (mV^2) times the squared van Rossum distance."""
     n_traces, n_steps = problem.current.shape
+
+    spike_scale = np.sqrt(problem.dt / (problem.spike_tau * n_traces))
 
     def residuals(z, cell):
         v, s = problem.model.simulate(_params_of(problem, z[None]), cell["current"], problem.dt)
-        if problem.target == "potential":
+        if problem.target == "potential" and not problem.spike_weight:
             return (v[0] - cell["v_target"]).ravel() / np.sqrt(n_traces * n_steps)
-        diff = alpha_filter(s[0], problem.dt, problem.spike_tau) - cell["filtered"]
-        return diff.ravel() * np.sqrt(problem.dt / (problem.spike_tau * n_traces))
+        spikes = (alpha_filter(s[0], problem.dt, problem.spike_tau) - cell["filtered"]).ravel()
+        if problem.target == "spike":
+            return spikes * spike_scale
+        sub = (capped(v[0], cell["v_cap"], jnp) - cell["v_sub"]) * cell["v_weight"]
+        return jnp.concatenate([sub.ravel(), spikes * (spike_scale
+                                                        * np.sqrt(problem.spike_weight))])
     return residuals
 
 
@@ -149,7 +176,7 @@ def forced_residuals(problem: Problem, factor: int) -> RowResiduals:
         r = threshold_residuals(x_start, x_end, forced, cell[f"n_spikes_{factor}"])[0]
         if problem.target == "potential":
             v_target = cell[f"v_target_{factor}"]
-            r = jnp.concatenate([r, (v[0] - v_target).ravel() / np.sqrt(v_target.size)])
+            r = jnp.concatenate([r, ((v[0] - v_target) * cell[f"v_weight_{factor}"]).ravel()])
         return r
     return residuals
 
@@ -215,7 +242,9 @@ def _numpy_in_out(fn, data: Data, mesh: Mesh | None = None):
     return call
 
 
-FORWARD_MODE_MAX_DIM = 5  # gradients by forward mode up to this many free parameters
+LONG_SWEEPS = 20000  # samples per row (all sweeps) from which calls pad to LONG_MIN_ROWS
+SCREEN_FACTOR = 32  # with a spike-train term: candidates drawn per start kept
+FORWARD_MODE_MAX_DIM = 6  # gradients by forward mode up to this many free parameters
 
 
 def _forward_jacobian(residuals: RowResiduals, z: jax.Array,
@@ -269,13 +298,15 @@ class CohortStage:
     value_and_grad: CellCall
     gauss_newton: CellCall
     surrogate: bool = False
+    gain_rtol: float = GAIN_RTOL
+    min_rows: int = MIN_ROWS
 
     def for_cell(self, cell: int) -> Stage:
         """The stage of one cell: its calls take Z alone."""
         def one(fn):
             return lambda z: fn(z, np.full(len(z), cell, np.int32))
         return Stage(self.name, one(self.value_and_grad), one(self.gauss_newton),
-                     self.surrogate)
+                     self.surrogate, self.gain_rtol, self.min_rows)
 
 
 class Cohort:
@@ -297,21 +328,29 @@ class Cohort:
         rows = Rows(shared=len(self.problems) == 1)
         real = real_residuals(first)
         self.loss = _numpy_in_out(sum_of_squares(real, rows), data, mesh)
+        # a loss with a spike-train term is smooth only between changes of spike count (where
+        # L-BFGS-B's steps shrink without end: stop once they gain little) and rugged across
+        # them: the starts are the best of many drawn
+        self.screen = SCREEN_FACTOR if first.spike_weight else 0
+        # long sweeps: a call costs about the same for up to 32 rows, a compiled shape more
+        settings = {"gain_rtol": SPIKING_GAIN_RTOL if first.spike_weight else GAIN_RTOL,
+                    "min_rows": LONG_MIN_ROWS if first.current.size >= LONG_SWEEPS
+                    else MIN_ROWS}
         self.stages = tuple(
             [self._stage("presearch" if f == 1 else "coarse", forced_residuals(first, f), rows,
-                         data, mesh, real)
+                         data, mesh, settings, real)
              for f in _presearch_factors(first)]
-            + [self._stage("real", real, rows, data, mesh)])
+            + [self._stage("real", real, rows, data, mesh, settings)])
 
     @staticmethod
     def _stage(name: str, residuals: RowResiduals, rows: Rows, data: Data, mesh: Mesh | None,
-               score: RowResiduals | None = None) -> CohortStage:
+               settings: dict, score: RowResiduals | None = None) -> CohortStage:
         """A stage; a surrogate one (given the real residuals as `score`) reports the real loss
         at its points."""
         return CohortStage(name,
                            _numpy_in_out(value_and_grad(residuals, rows, score), data, mesh),
                            _numpy_in_out(gauss_newton(residuals, rows, score), data, mesh),
-                           surrogate=score is not None)
+                           surrogate=score is not None, **settings)
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -320,7 +359,13 @@ class Cohort:
         """The objectives of one cell (what the single-cell methods take)."""
         loss = self.loss
         return Objectives(loss=lambda z: loss(z, np.full(len(z), cell, np.int32)),
-                          stages=tuple(s.for_cell(cell) for s in self.stages))
+                          stages=tuple(s.for_cell(cell) for s in self.stages),
+                          anchor=self.anchor(cell), screen=self.screen)
+
+    def anchor(self, cell: int) -> np.ndarray | None:
+        """The unit coordinates a cell's data suggest as starts (Box.anchor_of), or None."""
+        problem = self.problems[cell]
+        return problem.box.anchor_of(problem.free, problem.anchor)
 
 
 def make_objectives(problem: Problem, devices: int | None = 1) -> Objectives:

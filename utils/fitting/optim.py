@@ -31,6 +31,8 @@ BatchGaussNewton = Callable[[np.ndarray], tuple]
 Progress = Callable[[int, float], None]                               # (new evals, best loss)
 
 BAD_LOSS = 1e12  # stands in for a NaN or infinite loss
+GAIN_RTOL = 1e7 * np.finfo(float).eps  # scipy's default ftol (factr 1e7)
+SPIKING_GAIN_RTOL = 1e-5  # the same for losses with a spike-train term (objectives.Cohort)
 CONFIRM_RTOL = 1e-6  # converged losses this close (relative) count as the same minimum
 CONFIRM_ATOL = 1e-12  # ... or this close in absolute terms (losses near 0: noise-free targets)
 
@@ -45,6 +47,8 @@ class Stage:
     value_and_grad: BatchValueGrad
     gauss_newton: BatchGaussNewton
     surrogate: bool = False
+    gain_rtol: float = GAIN_RTOL  # a polishing run ends when an iteration gains less (relative)
+    min_rows: int = 8  # lockstep calls are padded to at least this many rows
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class Objectives:
 
     loss: BatchLoss
     stages: tuple[Stage, ...] = ()
+    anchor: np.ndarray | None = None  # unit coordinates [D] the data suggest (NaN: none)
+    screen: int = 0  # gradient-based starts: the best of screen x n_starts drawn (0: drawn)
 
     @property
     def real(self) -> Stage:

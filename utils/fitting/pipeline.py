@@ -16,8 +16,11 @@ from utils.fitting.metrics import gamma_undefined_rate, gamma_warning, mean_gamm
 from utils.fitting.multistart import run_method
 from utils.fitting.objectives import make_objectives, population_mesh
 from utils.fitting.optim import BAD_LOSS, OptimResult
-from utils.fitting.plots import plot_all, preload_pyplot
+from utils.fitting.efeatures import compare_features, format_features
+from utils.fitting.plots import plot_all, plot_test_sweeps, preload_pyplot
 from utils.fitting.problem import Problem, make_problem, traces_of
+from utils.fitting.verdict import (held_out_traces, judge, summarize, sweep_scores,
+                                   test_scores)
 from utils.run import RunStatus, UserError, make_out_dir, write_config, write_metrics
 
 __all__ = ["problem_from_flags", "Fits", "score", "fit_all", "method_entry", "format_table",
@@ -72,8 +75,30 @@ def score(problem: Problem, res: OptimResult) -> tuple[dict, tuple[np.ndarray, l
             for n, t in problem.truth.items()} if problem.truth else None)
     entry = {"params": params, "loss": res.loss if finite else None, "wall_s": res.wall_s,
              "n_evals": res.n_evals, "rmse_mV": rmse, "gamma": gamma, "rel_err": rel,
-             "history": _history(res)}
+             **_judged(problem, res.z, params, v, spikes, finite), "history": _history(res)}
     return entry, (v, spikes)
+
+
+def _judged(problem: Problem, z: np.ndarray, params: dict, v: np.ndarray, spikes: list,
+            finite: bool) -> dict:
+    """The verdict of a fit (utils/fitting/verdict.py): `status` fitted, poor or failed with
+    its `reason`, and on recordings the scores of the fitted sweeps (`fitted_sweeps`) and of
+    the held-out ones (`test`)."""
+    if not finite:
+        return {"status": "failed", "reason": "no finite loss"}
+    out: dict = {}
+    fitted = None
+    if problem.v_target is not None:
+        scores = sweep_scores(problem.current, problem.v_target, v, problem.spikes_target,
+                              spikes, problem.dt, problem.gamma_window, problem.sweep_numbers)
+        fitted = summarize(scores)
+        out["fitted_sweeps"] = fitted
+    test = test_scores(problem, params)
+    if test is not None:
+        out["test"] = test
+    reasons = judge(problem, z, fitted, test) if fitted is not None else []
+    return {"status": "poor" if reasons else "fitted", "reason": "; ".join(reasons) or None,
+            **out}
 
 
 def _repeats_summary(runs: Sequence[OptimResult]) -> dict:
@@ -176,11 +201,47 @@ def format_table(problem: Problem, results: dict) -> str:
     return "\n".join(lines)
 
 
+POOR_HINT = "what to try next: README, 'When a fit is poor'"
+
+
+def best_method(fits: Fits) -> str | None:
+    """The method of lowest finite loss (None: none reached one)."""
+    finite = {m: r["loss"] for m, r in fits.metrics.items() if r["loss"] is not None}
+    return min(finite, key=finite.get) if finite else None
+
+
+def recording_report(problem: Problem, fits: Fits) -> dict | None:
+    """For a fit of recordings: the best method's eFEL features beside the cell's on the
+    fitted sweeps and the held-out ones (utils/fitting/efeatures.py); None otherwise."""
+    method = best_method(fits)
+    if problem.truth is not None or problem.v_target is None or method is None:
+        return None
+    report = {"method": method, "fitted_sweeps": compare_features(
+        problem.current, problem.v_target, fits.traces[method][0], problem.dt,
+        problem.sweep_numbers)}
+    if problem.test is not None:
+        v_test = held_out_traces(problem, fits.metrics[method]["params"])[0]
+        report["test_sweeps"] = compare_features(problem.test.current, problem.test.voltage,
+                                                 v_test, problem.dt, problem.test.numbers)
+    return report
+
+
+def _report_text(report: dict) -> str:
+    """The features table(s) printed after the results table."""
+    parts = [format_features(report["fitted_sweeps"],
+                             f"features, fitted sweeps ({report['method']})")]
+    if "test_sweeps" in report:
+        parts.append(format_features(report["test_sweeps"], "features, test sweeps"))
+    return "\n".join(parts)
+
+
 def _warnings(problem: Problem, fits: Fits) -> list[str]:
-    """One line per method whose loss is not finite, and one line for the run if the gamma
-    factor was undefined for any method."""
+    """One line per method whose loss is not finite or whose fit is poor (with the reason),
+    and one line for the run if the gamma factor was undefined for any method."""
     lines = [f"warning: method {m}: loss is not finite (NaN or inf at every point it tried); "
              "reported as null" for m, r in fits.metrics.items() if r["loss"] is None]
+    lines += [f"poor fit ({m}): {r['reason']}; {POOR_HINT}" for m, r in fits.metrics.items()
+              if r.get("status") == "poor"]
     undefined = {}
     for m, (_, spikes) in fits.traces.items():
         if fits.metrics[m]["loss"] is None:
@@ -241,6 +302,9 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                        # (a display backend is set up in the main thread: not with --show)
                        first_batch=None if config.show else preload_pyplot)
         metrics = _metrics(problem, fits)
+        report = recording_report(problem, fits)
+        if report is not None:
+            metrics["features"] = report
         if cell is not None:
             from utils.fitting.population import cell_row, write_cells_csv
 
@@ -249,6 +313,8 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
         write_metrics(out_dir, metrics)
         if fits.metrics:
             print(format_table(problem, fits.metrics))
+        if report is not None:
+            print(_report_text(report))
         for line in _warnings(problem, fits):
             print(line, file=sys.stderr)
         if fits.was_interrupted:
@@ -256,6 +322,11 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                   f"{', '.join(fits.metrics) or 'no method'} in {out_dir}", file=sys.stderr)
             raise KeyboardInterrupt
         plot_all(problem, fits.metrics, fits.histories, fits.traces, out_dir, show=config.show)
+        if report is not None and "test_sweeps" in report:
+            method = report["method"]
+            plot_test_sweeps(problem, method, held_out_traces(problem, fits.metrics[method][
+                "params"])[0], fits.metrics[method]["test"], out_dir / "test_sweeps.png",
+                show=config.show)
         print(f"results in {out_dir}")
         if not any(r["loss"] is not None for r in fits.metrics.values()):
             raise UserError(f"no method reached a finite loss (results in {out_dir})")

@@ -131,6 +131,38 @@ def plot_all(problem: Problem, results: Mapping[str, dict], histories: Mapping[s
     return paths
 
 
+def plot_test_sweeps(problem: Problem, method: str, v_model: np.ndarray, test: dict,
+                     path: Path, show: bool = False) -> Path:
+    """The held-out sweeps (up to MAX_CELL_PANELS): recording in gray, the fitted model in
+    the method's colour, each titled with its spike counts and gamma factor."""
+    plt = _pyplot()
+    held = problem.test
+    n = min(len(held.numbers), MAX_CELL_PANELS)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.2 * rows), squeeze=False,
+                             sharex=True)
+    t = np.arange(held.voltage.shape[1]) * problem.dt
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.axis("off")
+            continue
+        score = test["sweeps"][k]
+        ax.plot(t, held.voltage[k], color="0.55", lw=0.6)
+        ax.plot(t, v_model[k], color=COLORS.get(method, "k"), lw=0.6)
+        gamma = "-" if score["gamma"] is None else f"{score['gamma']:.2f}"
+        ax.set_title(f"sweep {score['sweep']}: {score['spikes_cell']} vs "
+                     f"{score['spikes_model']} spikes, gamma {gamma}", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("V (mV)")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (ms)")
+    fig.suptitle(f"held-out sweeps: cell (gray) and {method} fit; median gamma "
+                 f"{'-' if test['median_gamma'] is None else format(test['median_gamma'], '.2f')}",
+                 fontsize=10)
+    return save_figure(fig, path, show)
+
+
 MAX_CELL_PANELS = 12  # cells drawn in cells_fits.png (the first ones fitted)
 
 
@@ -166,7 +198,7 @@ def plot_param_distributions(rows: Sequence[dict], free: Sequence[str], units: M
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(free), figsize=(3.0 * len(free), 2.8), squeeze=False,
                              layout="constrained")
-    done = [r for r in rows if r["status"] == "fitted"]
+    done = [r for r in rows if r["status"] in ("fitted", "poor")]
     for ax, name in zip(axes[0], free):
         values = np.array([r["params"][name] for r in done], float)
         ax.hist(values, bins=max(1, min(20, len(values))), color="tab:red", alpha=0.6)
@@ -181,7 +213,7 @@ def plot_cells(panels: Mapping[str, tuple], rows: Sequence[dict], free: Sequence
                units: Mapping[str, str], out_dir: Path, show: bool = False) -> list[Path]:
     """The figures of a run over many cells: cells_fits.png (`panels`: see plot_cell_fits)
     and cells_params.png."""
-    n_fitted = sum(r["status"] == "fitted" for r in rows)
+    n_fitted = sum(r["status"] in ("fitted", "poor") for r in rows)
     return [plot_cell_fits(panels, Path(out_dir) / "cells_fits.png", show, n_fitted),
             plot_param_distributions(rows, free, units, Path(out_dir) / "cells_params.png",
                                      show)]

@@ -7,6 +7,7 @@ Ctrl-C keeps the finished cells' rows."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import sys
@@ -24,6 +25,7 @@ from utils.fitting.objectives import Cohort, cohort_key, population_mesh
 from utils.fitting.pipeline import Fits, method_entry, run_problem
 from utils.fitting.plots import MAX_CELL_PANELS, plot_cells
 from utils.fitting.problem import Problem, cell_problem, check_flags, traces_of
+from utils.fitting.recorded import HeldOut
 from utils.fitting.recordings import (Cell, find_files, left_out_lines, read_cells,
                                       select_cells)
 from utils.run import (RunStatus, UserError, atomic_write_bytes, make_out_dir, write_config,
@@ -32,18 +34,44 @@ from utils.run import (RunStatus, UserError, atomic_write_bytes, make_out_dir, w
 __all__ = ["load_cells", "cell_row", "write_cells_csv", "fit_cells", "format_cells_table",
            "run_cells"]
 
+FIT_STATES = ("fitted", "poor")  # a row with fitted parameters
 COLUMNS = ("cell", "method", "loss", "rmse_mV", "gamma", "n_evals", "wall_s", "status",
            "reason")
 
 
-def load_cells(config: FitConfig) -> list[Cell]:
-    """The cells and sweeps --data, --data_format, --cells and --sweeps select; a warning line
-    on stderr for each selected sweep left out (no stimulus, lengths or rates that differ)."""
+def load_cells(config: FitConfig) -> list[tuple[Cell, Cell | None]]:
+    """The cells --data, --data_format and --cells select, each as its sweeps to fit
+    (--sweeps) and its held-out sweeps (--test_sweeps; None: none)."""
     files = find_files(config.data, config.data_format)
-    cells = select_cells(read_cells(files, config.data_format), config.cells, config.sweeps)
-    for line in left_out_lines(cells, config.sweeps):
+    cells = select_cells(read_cells(files, config.data_format), config.cells)
+    fit = select_cells(cells, "", config.sweeps) if config.sweeps else cells
+    for line in left_out_lines(fit, config.sweeps):
         print(f"warning: {line}", file=sys.stderr)
-    return cells
+    if isinstance(config.test_sweeps, tuple):
+        test = select_cells(cells, "", config.test_sweeps)
+    elif config.test_sweeps == "none":
+        return [(c, None) for c in fit]
+    else:
+        test = [_auto_test(whole, chosen, bool(config.sweeps))
+                for whole, chosen in zip(cells, fit)]
+    pairs = []
+    for chosen, held in zip(fit, test):
+        if not config.sweeps and config.test_sweeps == "auto":
+            kept = {s.number for s in held.sweeps}
+            chosen = dataclasses.replace(chosen, sweeps=[s for s in chosen.sweeps
+                                                         if s.number not in kept])
+        pairs.append((chosen, held if held.sweeps else None))
+    return pairs
+
+
+def _auto_test(cell: Cell, chosen: Cell, selected: bool) -> Cell:
+    """The held-out sweeps of --test_sweeps auto: the sweeps --sweeps left out or, without
+    --sweeps, every third sweep (the third, sixth, ...) of a cell with at least 3."""
+    fitted = {s.number for s in chosen.sweeps}
+    if selected:
+        return dataclasses.replace(cell, sweeps=[s for s in cell.sweeps
+                                                 if s.number not in fitted])
+    return dataclasses.replace(cell, sweeps=cell.sweeps[2::3] if len(cell.sweeps) >= 3 else [])
 
 
 def _refuse_unusable(cells: Sequence[Cell]) -> None:
@@ -75,7 +103,10 @@ def cell_row(cell: str, free: Sequence[str], fits: Fits | None, wall_s: float | 
     if best["loss"] is None:
         row.update(status="failed", reason="no method reached a finite loss")
     else:
-        row.update(status="fitted")
+        row.update(status=best.get("status", "fitted"), reason=best.get("reason"))
+        for key in ("fitted_sweeps", "test"):
+            if key in best:
+                row[key] = best[key]
     return row
 
 
@@ -160,23 +191,38 @@ def _fit_batch(config: FitConfig, batch: Sequence[tuple[Cell, Problem]]) -> list
 
 
 def _problems(d: FitDefaults, config: FitConfig, model: NeuronModel, free: list[str],
-              cells: Sequence[Cell]) -> tuple[dict, dict]:
+              cells: Sequence[tuple[Cell, Cell | None]]) -> tuple[dict, dict]:
     """Each cell's problem, or its skipped row (why it cannot be fitted), by cell id."""
     problems, skipped = {}, {}
-    for cell in cells:
+    for cell, held in cells:
         start = time.perf_counter()
         try:
-            current, voltage, dt = cell.traces()
-            problems[cell.id] = cell, cell_problem(model, d, config, current, voltage, dt,
-                                                   cell.id)
+            problems[cell.id] = cell, recorded_problem(model, d, config, cell, held)
         except UserError as err:
             skipped[cell.id] = cell_row(cell.id, free, None, time.perf_counter() - start,
                                         str(err))
     return problems, skipped
 
 
-def fit_cells(d: FitDefaults, config: FitConfig, model: NeuronModel, cells: Sequence[Cell],
-              out_dir: Path | None, base: dict) -> tuple[list[dict], dict]:
+def recorded_problem(model: NeuronModel, d: FitDefaults, config: FitConfig, cell: Cell,
+                     held: Cell | None) -> Problem:
+    """The problem of one recorded cell, with its held-out sweeps (UserError: why it cannot
+    be fitted)."""
+    current, voltage, dt = cell.traces()
+    test = None
+    if held is not None:
+        t_current, t_voltage, t_dt = held.traces()
+        if t_dt != dt:
+            raise UserError(f"{cell.id}: the test sweeps are sampled every {t_dt:g} ms, the "
+                            f"fitted ones every {dt:g} ms")
+        test = HeldOut(t_current, t_voltage, tuple(s.number for s in held.sweeps))
+    return cell_problem(model, d, config, current, voltage, dt, cell.id, test,
+                        tuple(s.number for s in cell.sweeps))
+
+
+def fit_cells(d: FitDefaults, config: FitConfig, model: NeuronModel,
+              pairs: Sequence[tuple[Cell, Cell | None]], out_dir: Path | None,
+              base: dict) -> tuple[list[dict], dict]:
     """Fit every cell: the cells of one kind in batches whose starts are evaluated together
     (`_cohort_batches`), this process's consecutive share of them in a multi-process run.
     cells.csv and metrics.json are rewritten after each batch (by process 0: `out_dir`, None
@@ -186,7 +232,8 @@ def fit_cells(d: FitDefaults, config: FitConfig, model: NeuronModel, cells: Sequ
     import jax
 
     free = base["free_params"]
-    problems, rows = _problems(d, config, model, free, cells)
+    cells = [cell for cell, _ in pairs]
+    problems, rows = _problems(d, config, model, free, pairs)
     mine = _split(list(problems.values()), jax.process_count())[jax.process_index()]
     fitted: dict = {}
 
@@ -223,7 +270,7 @@ def _panels(rows: dict, problems: dict, fitted: dict, cells: Sequence[Cell]) -> 
     panels = {}
     for cell in cells:
         row = rows[cell.id]
-        if row["status"] != "fitted" or len(panels) == MAX_CELL_PANELS:
+        if row["status"] not in FIT_STATES or len(panels) == MAX_CELL_PANELS:
             continue
         problem = problems[cell.id][1]
         if cell.id in fitted:
@@ -269,7 +316,9 @@ def _base_metrics(config: FitConfig, model: NeuronModel, free: list[str], fixed:
     return {"model": model.name, "target": config.target, "source": "recordings",
             "files": sorted({str(c.path) for c in cells}), "free_params": free,
             "fixed_params": fixed, "units": dict(model.units),
-            "gamma_window_ms": config.gamma_window}
+            "gamma_window_ms": config.gamma_window, "test_sweeps": (
+                list(config.test_sweeps) if isinstance(config.test_sweeps, tuple)
+                else config.test_sweeps)}
 
 
 def run_cells(d: FitDefaults, config: FitConfig) -> dict:
@@ -281,27 +330,27 @@ def run_cells(d: FitDefaults, config: FitConfig) -> dict:
 
     model = d.make_model(config)
     free, fixed = check_flags(model, d, config)
-    cells = load_cells(config)
+    pairs = load_cells(config)
+    cells = [cell for cell, _ in pairs]
     _refuse_unusable(cells)
     distributed = init_distributed()
     if len(cells) == 1 and not distributed:
-        current, voltage, dt = cells[0].traces()
-        problem = cell_problem(model, d, config, current, voltage, dt, cells[0].id)
+        problem = recorded_problem(model, d, config, *pairs[0])
         return run_problem(d, config, problem, cell=cells[0].id)
     population_mesh(config.devices)
     main = is_main_process()
     out_dir = make_out_dir(d.script, config.out_dir, reuse=False) if main else None
     base = _base_metrics(config, model, free, fixed, cells)
     if not main:
-        return {**base, "cells": fit_cells(d, config, model, cells, None, base)[0]}
+        return {**base, "cells": fit_cells(d, config, model, pairs, None, base)[0]}
     write_config(out_dir, config.to_flat())
     with RunStatus(out_dir):
-        rows, panels = fit_cells(d, config, model, cells, out_dir, base)
+        rows, panels = fit_cells(d, config, model, pairs, out_dir, base)
         write_cells_csv(out_dir, free, rows)
         write_metrics(out_dir, {**base, "cells": rows})
         print(format_cells_table(base["free_params"], rows, model.units))
         plot_cells(panels, rows, base["free_params"], model.units, out_dir, show=config.show)
         print(f"results in {out_dir}")
-        if not any(r["status"] == "fitted" for r in rows):
+        if not any(r["status"] in FIT_STATES for r in rows):
             raise UserError(f"no cell could be fitted (reasons in {out_dir / 'cells.csv'})")
     return {**base, "cells": rows}

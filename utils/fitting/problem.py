@@ -14,6 +14,9 @@ from models.spec import NeuronModel
 from utils.fitting.config import FitConfig, FitDefaults
 from utils.fitting.data import (check_current, check_recorded_cell, check_voltage,
                                 load_recordings)
+from utils.fitting.features import AP_LEVEL_MV, CellEstimates, estimate_cell
+from utils.fitting.recorded import (HeldOut, anchor, gamma_window, held_out_rows,
+                                    recording_spikes, spike_weight)
 from utils.run import UserError
 
 __all__ = ["Box", "Problem", "parse_assignments", "parse_bounds", "make_problem",
@@ -40,6 +43,22 @@ class Box:
         log_x = xp.exp(xp.log(safe_lo) + z * (xp.log(safe_hi) - xp.log(safe_lo)))
         return xp.where(log, log_x, lo + z * (hi - lo))
 
+    def to_unit(self, x: np.ndarray) -> np.ndarray:
+        """Unit coordinates of parameter values inside the box (the inverse of to_params)."""
+        x = np.clip(np.asarray(x, dtype=float), self.lo, self.hi)
+        safe = np.where(self.log, x, 1.0)
+        lo, hi = np.where(self.log, self.lo, 1.0), np.where(self.log, self.hi, 2.0)
+        log_z = (np.log(safe) - np.log(lo)) / (np.log(hi) - np.log(lo))
+        return np.where(self.log, log_z, (x - self.lo) / (self.hi - self.lo))
+
+    def anchor_of(self, free: list[str], values: Mapping[str, float] | None) -> np.ndarray | None:
+        """Unit coordinates [D] of start values given for some free parameters (NaN for the
+        others); None when none is given."""
+        if not values:
+            return None
+        x = np.array([values.get(n, np.nan) for n in free], dtype=float)
+        return np.where(np.isnan(x), np.nan, self.to_unit(np.where(np.isnan(x), self.lo, x)))
+
 
 @dataclass
 class Problem:
@@ -60,6 +79,20 @@ class Problem:
     source: str = "synthetic"
     presearch: bool = True
     presearch_dt: float | None = None  # grid of the first presearch stage; None: dt
+    # recordings: mV^2 per unit of squared van Rossum distance added to the subthreshold MSE
+    # (0: the voltage MSE over every sample), the cap of that MSE (the cell's spike
+    # threshold), start values of the free parameters read from the data, the data's
+    # estimates (utils/fitting/features.py) and the sweeps held out for testing
+    spike_weight: float = 0.0
+    v_cap: float | None = None
+    anchor: dict[str, float] | None = None
+    estimates: CellEstimates | None = None
+    test: HeldOut | None = None
+    numbers: tuple[int, ...] | None = None  # the fitted sweeps' numbers (None: 0, 1, ...)
+
+    @property
+    def sweep_numbers(self) -> tuple[int, ...]:
+        return self.numbers or tuple(range(len(self.current)))
 
     @property
     def duration(self) -> float:
@@ -142,6 +175,8 @@ def _free_and_fixed(model: NeuronModel, d: FitDefaults,
 
 def _make_box(model: NeuronModel, free: list[str], d: FitDefaults, config: FitConfig) -> Box:
     bounds = dict(d.bounds)
+    if config.data_current or config.data:
+        bounds.update(d.recorded_bounds)
     given = parse_bounds(config.bounds)
     stray = [n for n in given if n not in free]
     if stray:
@@ -193,6 +228,9 @@ def _check_data_flags(config: FitConfig) -> None:
     if config.noise_mV < 0 or not math.isfinite(config.noise_mV):
         raise UserError(f"--noise_mV must be >= 0, got {config.noise_mV}")
     _check_files_flags(config)
+    if isinstance(config.test_sweeps, tuple) and not (config.data_current or config.data):
+        raise UserError("--test_sweeps holds out sweeps of recordings: give --data or "
+                        "--data_current")
     if config.noise_mV > 0 and (config.data_current or config.data):
         raise UserError("--noise_mV adds noise to the synthetic target only; with recordings "
                         f"({'--data' if config.data else '--data_current'}) it would be "
@@ -231,27 +269,40 @@ def make_problem(model: NeuronModel, d: FitDefaults, config: FitConfig) -> Probl
             config.data_current, config.data_voltage, config.data_spikes, config.current_unit,
             dt=config.dt, header=config.csv_header, index=config.csv_index)
         truth, source, dt = None, "recordings", config.dt
+        current, v_target, spikes, held_out, numbers = held_out_rows(config, current,
+                                                                      v_target, spikes)
     else:
+        held_out = numbers = None
         dt = config.dt or d.dt
         current, v_target, spikes, truth = synthetic_target(model, d, config, fixed, free, dt)
         source = "synthetic"
-    return _finish(model, config, (current, v_target, spikes, dt), free, fixed, box, truth,
-                   source)
+    return _finish(model, d, config, (current, v_target, spikes, dt), free, fixed, box, truth,
+                   source, held_out, numbers)
 
 
-def _finish(model: NeuronModel, config: FitConfig, data: tuple, free: list[str],
-            fixed: dict, box: Box, truth: dict | None, source: str) -> Problem:
+def _finish(model: NeuronModel, d: FitDefaults, config: FitConfig, data: tuple,
+            free: list[str], fixed: dict, box: Box, truth: dict | None, source: str,
+            held_out: HeldOut | None = None,
+            numbers: tuple[int, ...] | None = None) -> Problem:
     """The problem from its data (current, voltage or None, spike times or None, dt): spike
     times detected in the voltage where not given; a spike target needs spikes."""
     current, v_target, spikes, dt = data
+    recorded = truth is None and v_target is not None
     if spikes is None and v_target is not None:
-        spikes = model.spikes_of(v_target, None, dt)
+        spikes = recording_spikes(model, v_target, dt) if recorded else \
+            model.spikes_of(v_target, None, dt)
     if config.target == "spike" and not any(len(s) for s in spikes):
         raise UserError("the spike target holds no spikes: nothing to fit")
     _check_presearch_dt(model, config, current.shape[1], dt)
+    estimates = estimate_cell(current, v_target, dt) if recorded else None
+    weight = spike_weight(config, estimates, spikes)
     return Problem(model, current, dt, config.target, v_target, spikes, free, fixed, box, truth,
-                   config.spike_tau, config.gamma_window, source,
-                   presearch=config.presearch == "on", presearch_dt=config.presearch_dt)
+                   config.spike_tau, gamma_window(config, d, truth, spikes, current, dt), source,
+                   presearch=config.presearch == "on", presearch_dt=config.presearch_dt,
+                   spike_weight=weight,
+                   v_cap=AP_LEVEL_MV if weight else None,
+                   anchor=anchor(model, estimates, free, box.lo, box.hi), estimates=estimates,
+                   test=held_out, numbers=numbers)
 
 
 def check_flags(model: NeuronModel, d: FitDefaults,
@@ -265,7 +316,9 @@ def check_flags(model: NeuronModel, d: FitDefaults,
 
 
 def cell_problem(model: NeuronModel, d: FitDefaults, config: FitConfig, current: np.ndarray,
-                 voltage: np.ndarray, dt: float, source: str) -> Problem:
+                 voltage: np.ndarray, dt: float, source: str,
+                 held_out: HeldOut | None = None,
+                 numbers: tuple[int, ...] | None = None) -> Problem:
     """The problem of one recorded cell (current [N, T] nA, voltage [N, T] mV, dt ms); a
     UserError says why the cell cannot be fitted (too short, NaN, implausible units, a tiny
     stimulus or a flat response, no spikes for a spike target)."""
@@ -282,7 +335,8 @@ def cell_problem(model: NeuronModel, d: FitDefaults, config: FitConfig, current:
     check_current(source, current, None)
     check_voltage(source, voltage)
     check_recorded_cell(source, current, voltage)
-    return _finish(model, config, (current, voltage, None, dt), free, fixed, box, None, source)
+    return _finish(model, d, config, (current, voltage, None, dt), free, fixed, box, None,
+                   source, held_out, numbers)
 
 
 def traces_of(problem: Problem, params: Mapping[str, float]) -> tuple[np.ndarray, list]:

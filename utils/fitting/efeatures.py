@@ -1,0 +1,69 @@
+"""Electrophysiological features of recording and fitted model side by side, by eFEL (the
+Blue Brain Project's feature extraction library, as BluePyOpt uses it), sweep by sweep over
+each sweep's first depolarizing step (its first step where none depolarizes)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from utils.fitting.features import epochs
+
+__all__ = ["FEATURES", "sweep_features", "compare_features", "format_features"]
+
+# eFEL feature -> what the report calls it
+FEATURES = {"spike_count_stimint": "spike count", "AP_amplitude": "AP amplitude (mV)",
+            "spike_half_width": "AP half width (ms)", "ISI_CV": "ISI CV",
+            "adaptation_index2": "adaptation index", "voltage_base": "resting potential (mV)",
+            "ohmic_input_resistance_vb_ssse": "input resistance (MOhm)"}
+MARGIN_MS = 100.0  # of the trace kept before and after the step
+
+
+def _step(current: np.ndarray) -> tuple[int, int] | None:
+    """The sample range of a sweep's first depolarizing step, else of its first step (None: a
+    constant stimulus)."""
+    parts = epochs(current)[1:]
+    rising = [p for p in parts if current[p[0]] > current[0]]
+    return (rising or parts or [None])[0]
+
+
+def sweep_features(current: np.ndarray, voltage: np.ndarray, dt: float) -> dict:
+    """The FEATURES of one sweep over its first step (None where eFEL finds none, e.g. an AP
+    amplitude without spikes); every value None for a constant stimulus."""
+    import efel
+
+    step = _step(current)
+    if step is None:
+        return {name: None for name in FEATURES}
+    start, stop = step
+    margin = int(round(MARGIN_MS / dt))
+    lo, hi = max(0, start - margin), min(len(voltage), stop + margin)
+    trace = {"T": np.arange(lo, hi) * dt, "V": np.asarray(voltage[lo:hi], dtype=float),
+             "stim_start": [start * dt], "stim_end": [stop * dt],
+             "stimulus_current": [float(current[start] - current[start - 1])]}
+    values = efel.get_feature_values([trace], list(FEATURES), raise_warnings=False)[0]
+    return {name: (float(np.mean(v)) if v is not None and len(v) else None)
+            for name, v in values.items()}
+
+
+def compare_features(current: np.ndarray, v_cell: np.ndarray, v_model: np.ndarray, dt: float,
+                     numbers: Sequence[int]) -> list[dict]:
+    """Per sweep: its number and the features of the cell and of the model."""
+    return [{"sweep": int(n), "cell": sweep_features(i, vc, dt),
+             "model": sweep_features(i, vm, dt)}
+            for n, i, vc, vm in zip(numbers, current, v_cell, v_model)]
+
+
+def _median(rows: Sequence[dict], who: str, name: str) -> float | None:
+    values = [r[who][name] for r in rows if r[who][name] is not None]
+    return float(np.median(values)) if values else None
+
+
+def format_features(rows: Sequence[dict], title: str) -> str:
+    """The printed table: each feature's median over the sweeps, cell and model."""
+    lines = [f"{title:<28}{'cell':>12}{'model':>12}"]
+    for name, label in FEATURES.items():
+        cell, model = _median(rows, "cell", name), _median(rows, "model", name)
+        lines.append(f"{label:<28}" + "".join(
+            ("-" if v is None else format(v, ".4g")).rjust(12) for v in (cell, model)))
+    return "\n".join(lines)
