@@ -107,7 +107,7 @@ def recorded_flags(paths, *extra):
 def test_recordings_with_spikes_get_the_spike_aware_loss_whose_gradient_is_exact(tmp_path):
     flags = recorded_flags(spiking_recordings(tmp_path), "--fit", "gl,g_na,vth")
     problem = problem_from_flags(hh.DEFAULTS, flags)
-    assert problem.spike_weight == 20.0 and problem.gamma_window == 4.0
+    assert problem.spike_weight == 2000.0 and problem.gamma_window == 4.0
     assert problem.anchor is not None and set(problem.anchor) == {"gl", "vth"}
     plain = problem_from_flags(hh.DEFAULTS, flags + ["--spike_weight", "0"])
     assert plain.spike_weight == 0.0

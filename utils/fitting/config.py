@@ -117,11 +117,12 @@ class FitConfig(Settings):
         None, "coincidence window (ms) of the gamma factor; the score is reported as null "
         "where a model rate nu makes 2 nu window >= 1", type=positive_float)
     spike_weight: Optional[float] = setting(
-        None, "weight (mV^2) of the spike-train term (squared van Rossum distance, --spike_tau) "
-        "added to the voltage error of a potential target; the voltage error then counts only "
-        "samples away from the recorded spikes, below the cell's spike threshold (0: the "
-        "voltage MSE over every sample)", type=nonneg_float,
-        default_text="20 for recordings with spikes, else 0")
+        None, "weight (mV^2) of the spike-train term added to the voltage error of a potential "
+        "target: the squared van Rossum distance (--spike_tau) relative to a silent model's, so "
+        "that a model without any spike pays this much; the voltage error then counts only "
+        "samples away from the recorded spikes, capped at -20 mV (0: the voltage MSE over "
+        "every sample)", type=nonneg_float,
+        default_text="2000 for recordings with spikes, else 0")
     test_sweeps: str | tuple[int, ...] = setting(
         "auto", "sweeps held out of the fit and scored on (spike counts, latency, gamma, "
         "subthreshold RMSE): numbers like --sweeps, 'none', or auto: with --data the sweeps "

@@ -86,6 +86,9 @@ def _cell_data(problem: Problem) -> Data:
             data["filtered"] = np.asarray(alpha_filter(jnp.asarray(grid), problem.dt,
                                                        problem.spike_tau))
     if problem.spike_weight:
+        silent = np.sum(data["filtered"] ** 2) * problem.dt / (problem.spike_tau
+                                                               * len(problem.current))
+        data["spike_scale"] = np.sqrt(problem.spike_weight / max(silent, 1e-12))
         mask = subthreshold_mask(problem.spikes_target, n_steps, problem.dt)
         data["v_weight"] = mask / np.sqrt(max(1, mask.sum()))
         data["v_cap"] = np.float64(problem.v_cap)
@@ -134,7 +137,8 @@ def real_residuals(problem: Problem) -> RowResiduals:
     voltage MSE over every sample (potential target), the squared van Rossum distance (spike
     target, utils.fitting.metrics.van_rossum_loss), or, for a potential target with
     `spike_weight` > 0, the MSE of the capped voltages over the samples outside the recorded
-    spikes' windows plus spike_weight (mV^2) times the squared van Rossum distance."""
+    spikes' windows plus spike_weight (mV^2) times the squared van Rossum distance relative to
+    a silent model's (so that a model without any spike pays spike_weight)."""
     n_traces, n_steps = problem.current.shape
 
     spike_scale = np.sqrt(problem.dt / (problem.spike_tau * n_traces))
@@ -147,8 +151,7 @@ def real_residuals(problem: Problem) -> RowResiduals:
         if problem.target == "spike":
             return spikes * spike_scale
         sub = (capped(v[0], cell["v_cap"], jnp) - cell["v_sub"]) * cell["v_weight"]
-        return jnp.concatenate([sub.ravel(), spikes * (spike_scale
-                                                        * np.sqrt(problem.spike_weight))])
+        return jnp.concatenate([sub.ravel(), spikes * cell["spike_scale"]])
     return residuals
 
 

@@ -262,6 +262,8 @@ def _metrics(problem: Problem, fits: Fits) -> dict:
                "source": problem.source, "free_params": problem.free,
                "fixed_params": problem.fixed, "units": dict(problem.model.units),
                "truth": problem.truth, "gamma_window_ms": problem.gamma_window,
+               "spike_weight": problem.spike_weight, "estimates": (
+                   problem.estimates.as_dict() if problem.estimates is not None else None),
                "methods": fits.metrics}
     if fits.was_interrupted:
         metrics["interrupted"] = True

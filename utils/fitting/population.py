@@ -184,6 +184,7 @@ def _fit_batch(config: FitConfig, batch: Sequence[tuple[Cell, Problem]]) -> list
             fits.histories[method] = history
         row = cell_row(cell.id, problem.free, fits, None)
         row.update(dt_ms=problem.dt, sweeps=[s.number for s in cell.sweeps],
+                   estimates=problem.estimates.as_dict() if problem.estimates else None,
                    methods={m: {k: v for k, v in e.items() if k != "history"}
                             for m, e in fits.metrics.items()})
         out.append((row, problem, fits))
