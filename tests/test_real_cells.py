@@ -3,6 +3,7 @@ passive properties, threshold), starts placed by it, the spike-aware objective a
 gradient, held-out sweeps, and a failed fit that says so."""
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -13,6 +14,7 @@ from tests.fitting_helpers import write_csv
 from utils.fitting.features import (baseline_noise, estimate_cell, recorded_spike_times,
                                     subthreshold_mask)
 from utils.fitting.starts import ANCHOR_SPREAD, draw_starts
+from utils.fitting import objectives
 from utils.fitting.objectives import make_objectives
 from utils.fitting.pipeline import problem_from_flags
 from utils.fitting.problem import simulate_cell
@@ -107,7 +109,7 @@ def recorded_flags(paths, *extra):
 def test_recordings_with_spikes_get_the_spike_aware_loss_whose_gradient_is_exact(tmp_path):
     flags = recorded_flags(spiking_recordings(tmp_path), "--fit", "gl,g_na,vth")
     problem = problem_from_flags(hh.DEFAULTS, flags)
-    assert problem.spike_weight == 2000.0 and problem.gamma_window == 4.0
+    assert problem.spike_weight == 2e4 and problem.gamma_window == 4.0
     assert problem.anchor is not None and set(problem.anchor) == {"gl", "vth"}
     plain = problem_from_flags(hh.DEFAULTS, flags + ["--spike_weight", "0"])
     assert plain.spike_weight == 0.0
@@ -122,6 +124,16 @@ def test_recordings_with_spikes_get_the_spike_aware_loss_whose_gradient_is_exact
         dz[0, k] = step
         fd = (obj.loss(z + dz)[0] - obj.loss(z - dz)[0]) / (2 * step)
         assert grad[0, k] == pytest.approx(fd, rel=1e-4, abs=1e-6 * np.abs(grad).max())
+
+
+def test_a_silent_model_pays_the_spike_weight(tmp_path):
+    problem = problem_from_flags(hh.DEFAULTS, recorded_flags(
+        spiking_recordings(tmp_path), "--fit", "g_na", "--spike_weight", "300"))
+    data = {k: np.asarray(v) for k, v in objectives._cell_data(problem).items()}
+    with jax.enable_x64(True):
+        r = np.asarray(objectives.real_residuals(problem)(np.zeros(1), data))  # g_na 0.01 uS
+    spikes = r[problem.current.size:]
+    assert np.sum(spikes ** 2) == pytest.approx(300.0, rel=1e-3)
 
 
 def test_held_out_sweeps_are_scored_and_drawn(tmp_path):

@@ -122,7 +122,7 @@ class FitConfig(Settings):
         "that a model without any spike pays this much; the voltage error then counts only "
         "samples away from the recorded spikes, capped at -20 mV (0: the voltage MSE over "
         "every sample)", type=nonneg_float,
-        default_text="2000 for recordings with spikes, else 0")
+        default_text="20000 for recordings with spikes, else 0")
     test_sweeps: str | tuple[int, ...] = setting(
         "auto", "sweeps held out of the fit and scored on (spike counts, latency, gamma, "
         "subthreshold RMSE): numbers like --sweeps, 'none', or auto: with --data the sweeps "

@@ -86,9 +86,10 @@ def _cell_data(problem: Problem) -> Data:
             data["filtered"] = np.asarray(alpha_filter(jnp.asarray(grid), problem.dt,
                                                        problem.spike_tau))
     if problem.spike_weight:
-        silent = np.sum(data["filtered"] ** 2) * problem.dt / (problem.spike_tau
-                                                               * len(problem.current))
-        data["spike_scale"] = np.sqrt(problem.spike_weight / max(silent, 1e-12))
+        # residuals of a silent model: the target's filtered trains, scaled as van_rossum_loss
+        per_sample = problem.dt / (problem.spike_tau * len(problem.current))
+        silent = np.sum(data["filtered"] ** 2) * per_sample
+        data["spike_scale"] = np.sqrt(per_sample * problem.spike_weight / max(silent, 1e-12))
         mask = subthreshold_mask(problem.spikes_target, n_steps, problem.dt)
         data["v_weight"] = mask / np.sqrt(max(1, mask.sum()))
         data["v_cap"] = np.float64(problem.v_cap)

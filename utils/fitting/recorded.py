@@ -44,7 +44,7 @@ def held_out_rows(config: FitConfig, current: np.ndarray, v_target: np.ndarray |
             None if spikes is None else [spikes[k] for k in keep], held, tuple(keep))
 
 
-DEFAULT_SPIKE_WEIGHT = 2000.0  # mV^2 a model without any spike pays (objectives.real_residuals)
+DEFAULT_SPIKE_WEIGHT = 2e4  # mV^2 a model without any spike pays (objectives.real_residuals)
 RECORDED_GAMMA_WINDOW = 4.0  # ms, the window of Jolivet et al. (2008) for recorded cells
 
 
