@@ -45,6 +45,7 @@ def run_size(out: Path, files: dict, free: tuple, args: argparse.Namespace) -> d
     folder = out / f"ours_{len(free)}"
     argv = [sys.executable, "neuron_fitting_of_hh_model.py", "--data_current", str(files["I"]),
             "--data_voltage", str(files["V"]), "--dt", str(hh_script.DEFAULTS.dt),
+            "--spike_weight", "0",  # the model's own recordings: the plain MSE
             "--fit", ",".join(free), "--methods", ",".join(METHODS), "--budget",
             str(args.budget), "--popsize", "100", "--seed", str(args.seed),
             "--out_dir", str(folder)]

@@ -100,6 +100,7 @@ def run_ours(out: Path, files: dict, dt: float, seed: int, extra: list, name: st
     argv = [sys.executable, "neuron_fitting_of_hh_model.py", "--data_current", str(files["I"]),
             "--data_voltage", str(files["V"]), "--dt", str(dt), "--fit", ",".join(FREE),
             "--fix", f"vth={HH_DEFAULTS['vth']}", "--methods", "gradient", "--seed", str(seed),
+            "--spike_weight", "0",  # the model's own recordings: the plain MSE
             "--out_dir", str(out / name), *extra]
     t0 = time.perf_counter()
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True,
