@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from models.hh import HH_DEFAULTS, make_hh
+from models.hh import HH_DEFAULTS, HH_SUBSTEPS, make_hh
 from models.spec import spike_times
 from neuron_fitting_of_hh_model import authors_protocol
 from utils.fitting.problem import simulate_cell
@@ -30,13 +30,17 @@ def _rates(v, vt):
     return am, bm, ah, bh, an, bn
 
 
-def _numpy_reference(p, current, dt):
-    """Exponential Euler in plain Python floats: gates exact for frozen V, then V."""
+def _numpy_reference(p, current, dt, substeps):
+    """Exponential Euler in plain Python floats, `substeps` steps per sample: gates exact for
+    frozen V, then V."""
     out = np.empty_like(current)
+    dt = dt / substeps
     for k, trace in enumerate(current):
         v, m, h, n = -65.0, 0.0, 0.0, 0.0
-        for t, i_ext in enumerate(trace):
-            out[k, t] = v
+        for t in range(trace.size * substeps):
+            i_ext = trace[t // substeps]
+            if t % substeps == 0:
+                out[k, t // substeps] = v
             am, bm, ah, bh, an, bn = _rates(v, p["vth"])
             m = am / (am + bm) + (m - am / (am + bm)) * math.exp(-(am + bm) * dt)
             h = ah / (ah + bh) + (h - ah / (ah + bh)) * math.exp(-(ah + bh) * dt)
@@ -55,7 +59,7 @@ def _simulate(params, current, dt=DT):
 def test_matches_numpy_reference():
     current = authors_protocol(DT)
     v, _ = _simulate(HH_DEFAULTS, current)
-    ref = _numpy_reference(HH_DEFAULTS, current, DT)
+    ref = _numpy_reference(HH_DEFAULTS, current, DT, HH_SUBSTEPS)
     assert v.shape == current.shape
     np.testing.assert_allclose(v, ref, atol=1e-8)
     assert v.max() > 30  # it spikes
