@@ -41,7 +41,7 @@ class HHConfig(FitConfig):
                                  "m = h = n = 0")
     # models/hh.py HH_SUBSTEPS (not imported: the command line imports no JAX)
     substeps: int = setting(3, "exponential-Euler steps per sampling interval (--dt): the "
-                            "integration error falls as (dt / substeps)^2", type=positive_int)
+                            "integration error falls about as (dt / substeps)^2", type=positive_int)
 
 
 DEFAULTS = FitDefaults(

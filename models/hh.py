@@ -22,8 +22,8 @@ HH_DEFAULTS = {"gl": 0.008363657, "g_na": 24.697738, "g_kd": 5.814895, "vth": -5
 V_INIT_MV = -65.0
 SPIKE_THRESHOLD_MV = -20.0  # upward crossings of -20 mV count as spikes (peaks reach ~+40 mV)
 SOFT_SPIKE_WIDTH_MV = 2.0   # width of the smooth crossing detector used by spike losses
-# exponential-Euler steps per sample interval: the error falls as (dt / substeps)^2, and 3
-# keeps the parameters fitted to a fine-step solver's traces at dt 0.01 ms unbiased (docs/NOTES.md)
+# exponential-Euler steps per sample interval: the error falls about as (dt / substeps)^2; 3 is
+# the fewest that leaves fits to a fine-step solver's traces at dt 0.01 ms unbiased (docs/NOTES.md)
 HH_SUBSTEPS = 3
 
 
@@ -90,9 +90,10 @@ def voltage_step(p: Mapping[str, jax.Array], v: jax.Array, gates: tuple, i_ext: 
     return v_inf + (v - v_inf) * jnp.exp(-g_tot * dt / p["C"])
 
 
+# gates: Rush & Larsen (1978); alternated with V's exact step as Strang (1968) splitting
 def hh_step(p: Mapping[str, jax.Array], state: tuple, i_ext: jax.Array, dt: float) -> tuple:
     """One exponential-Euler step: gates exact for frozen V, then V exact for the new gates
-    (with the gates read as half a step ahead of V, Strang splitting: second order in dt)."""
+    (the gates read as half a step ahead of V: second order in dt)."""
     v, *gates = state
     gates = gates_step(p, v, gates, dt)
     return (voltage_step(p, v, gates, i_ext, dt), *gates)
