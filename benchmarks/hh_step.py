@@ -120,7 +120,7 @@ def rk4_step(p: dict, state: tuple, i_ext: jax.Array, dt: float) -> tuple:
 
 
 def exp_midpoint_step(p: dict, state: tuple, i_ext: jax.Array, dt: float) -> tuple:
-    """Exponential midpoint (second-order Rush-Larsen, Perego & Veneziani 2009): every variable
+    """Exponential midpoint (second-order Rush-Larsen, Sundnes et al. 2009): every variable
     to dt / 2 with the coefficients at the start, then over dt with those at the midpoint."""
     v, *gates = state
     v_half = hh.voltage_step(p, v, gates, i_ext, dt / 2)
