@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from utils.fitting.config import FitConfig, FitDefaults, run_fitting
-from utils.settings import setting
+from utils.settings import positive_int, setting
 from utils.run import cli, exit_now
 
 BOUNDS = {"gl": (1e-4, 0.1), "g_na": (0.01, 40.0), "g_kd": (0.01, 20.0), "vth": (-65.0, -50.0),
@@ -42,6 +42,9 @@ class HHConfig(FitConfig):
 
     steady_state: bool = setting(False, "start the gates at their resting values instead of "
                                  "m = h = n = 0")
+    # models/hh.py HH_SUBSTEPS (not imported: the command line imports no JAX)
+    substeps: int = setting(3, "exponential-Euler steps per sampling interval (--dt): the "
+                            "integration error falls about as (dt / substeps)^2", type=positive_int)
 
 
 DEFAULTS = FitDefaults(
@@ -49,7 +52,8 @@ DEFAULTS = FitDefaults(
     title="Traub-Miles Hodgkin-Huxley neuron",
     model="hh",  # the synthetic target is the model's defaults (models/hh.py HH_DEFAULTS)
     settings=HHConfig,
-    model_options=lambda config: {"steady_state": config.steady_state},
+    model_options=lambda config: {"steady_state": config.steady_state,
+                                  "substeps": config.substeps},
     fit=("gl", "g_na", "g_kd", "vth"),
     bounds=BOUNDS,
     recorded_bounds=RECORDED_BOUNDS,

@@ -22,6 +22,9 @@ HH_DEFAULTS = {"gl": 0.008363657, "g_na": 24.697738, "g_kd": 5.814895, "vth": -5
 V_INIT_MV = -65.0
 SPIKE_THRESHOLD_MV = -20.0  # upward crossings of -20 mV count as spikes (peaks reach ~+40 mV)
 SOFT_SPIKE_WIDTH_MV = 2.0   # width of the smooth crossing detector used by spike losses
+# exponential-Euler steps per sample interval: the error falls about as (dt / substeps)^2; 3 is
+# the fewest that leaves fits to a fine-step solver's traces at dt 0.01 ms unbiased (docs/NOTES.md)
+HH_SUBSTEPS = 3
 
 
 def _exprel(x: jax.Array) -> jax.Array:
@@ -67,19 +70,43 @@ def _gate_step(x: jax.Array, a: jax.Array, b: jax.Array, dt: float) -> jax.Array
     return x_inf + (x - x_inf) * jnp.exp(-(a + b) * dt)
 
 
-def hh_step(p: Mapping[str, jax.Array], state: tuple, i_ext: jax.Array, dt: float) -> tuple:
-    """One exponential-Euler step: gates exact for frozen V, then V exact for the new gates."""
-    v, m, h, n = state
+def gates_step(p: Mapping[str, jax.Array], v: jax.Array, gates: tuple, dt: float) -> tuple:
+    """m, h, n after dt, each exact for the potential v held fixed."""
+    m, h, n = gates
     vt = p["vth"]
-    m = _gate_step(m, alpha_m(v, vt), beta_m(v, vt), dt)
-    h = _gate_step(h, alpha_h(v, vt), beta_h(v, vt), dt)
-    n = _gate_step(n, alpha_n(v, vt), beta_n(v, vt), dt)
+    return (_gate_step(m, alpha_m(v, vt), beta_m(v, vt), dt),
+            _gate_step(h, alpha_h(v, vt), beta_h(v, vt), dt),
+            _gate_step(n, alpha_n(v, vt), beta_n(v, vt), dt))
+
+
+def voltage_step(p: Mapping[str, jax.Array], v: jax.Array, gates: tuple, i_ext: jax.Array,
+                 dt: float) -> jax.Array:
+    """V after dt, exact for the gates and the current held fixed."""
+    m, h, n = gates
     g_na = p["g_na"] * m ** 3 * h
     g_k = p["g_kd"] * n ** 4
     g_tot = g_na + g_k + p["gl"]
     v_inf = (g_na * p["ENa"] + g_k * p["EK"] + p["gl"] * p["EL"] + i_ext) / g_tot
-    v = v_inf + (v - v_inf) * jnp.exp(-g_tot * dt / p["C"])
-    return v, m, h, n
+    return v_inf + (v - v_inf) * jnp.exp(-g_tot * dt / p["C"])
+
+
+# gates: Rush & Larsen (1978); alternated with V's exact step as Strang (1968) splitting
+def hh_step(p: Mapping[str, jax.Array], state: tuple, i_ext: jax.Array, dt: float) -> tuple:
+    """One exponential-Euler step: gates exact for frozen V, then V exact for the new gates
+    (the gates read as half a step ahead of V: second order in dt)."""
+    v, *gates = state
+    gates = gates_step(p, v, gates, dt)
+    return (voltage_step(p, v, gates, i_ext, dt), *gates)
+
+
+def hh_sample_step(p: Mapping[str, jax.Array], state: tuple, i_ext: jax.Array, dt: float,
+                   substeps: int) -> tuple:
+    """One sample interval dt as `substeps` exponential-Euler steps of dt / substeps, the
+    current held for the whole interval."""
+    h = dt / substeps
+    for _ in range(substeps):
+        state = hh_step(p, state, i_ext, h)
+    return state
 
 
 def steady_state_gates(v: jax.Array, vt: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -97,8 +124,10 @@ def soft_crossings(v: jax.Array, v_prev: jax.Array, threshold: float, width: flo
 
 
 def simulate_hh(params: Mapping[str, jax.Array], current: jax.Array, dt: float,
-                steady_state: bool = False) -> tuple[jax.Array, jax.Array]:
-    """Simulate P parameter sets on N current traces: returns V [P, N, T] (mV) and soft spikes."""
+                steady_state: bool = False,
+                substeps: int = HH_SUBSTEPS) -> tuple[jax.Array, jax.Array]:
+    """Simulate P parameter sets on N current traces, each sample interval in `substeps`
+    steps: returns V [P, N, T] (mV) and soft spikes."""
     p = {k: jnp.asarray(params[k])[:, None] for k in HH_DEFAULTS}
     n_sets = p["gl"].shape[0]
     v0 = jnp.full((n_sets, current.shape[0]), V_INIT_MV, dtype=current.dtype)
@@ -108,7 +137,7 @@ def simulate_hh(params: Mapping[str, jax.Array], current: jax.Array, dt: float,
         m0 = h0 = n0 = jnp.zeros_like(v0)
 
     def body(state, i_t):
-        return hh_step(p, state, i_t[None, :], dt), state[0]
+        return hh_sample_step(p, state, i_t[None, :], dt, substeps), state[0]
 
     _, vs = jax.lax.scan(body, (v0, m0, h0, n0), current.T)
     v = jnp.moveaxis(vs, 0, -1)  # v[..., k] is V at time k * dt, v[..., 0] the initial value
@@ -140,15 +169,19 @@ def hh_starts_from(estimates: Mapping[str, float | None]) -> dict[str, float]:
     return out
 
 
-def make_hh(steady_state: bool = False) -> NeuronModel:
-    """The HH model description; `steady_state` starts the gates at rest instead of at 0."""
+def make_hh(steady_state: bool = False, substeps: int = HH_SUBSTEPS) -> NeuronModel:
+    """The HH model description; `steady_state` starts the gates at rest instead of at 0,
+    `substeps` exponential-Euler steps integrate each sample interval."""
+    if substeps < 1:
+        raise ValueError(f"substeps must be at least 1, got {substeps}")
     return NeuronModel(
         name="hh",
         units=HH_UNITS,
         defaults=HH_DEFAULTS,
-        simulate=partial(simulate_hh, steady_state=steady_state),
+        simulate=partial(simulate_hh, steady_state=steady_state, substeps=substeps),
         spikes_of=hh_spike_times,
-        description="Traub-Miles Hodgkin-Huxley neuron (Brian2 HH examples), exponential Euler",
+        description="Traub-Miles Hodgkin-Huxley neuron (Brian2 HH examples), exponential Euler "
+                    f"in {substeps} steps per sample",
         # C divides; gl is the only conductance open while the gates start at 0 (g_tot divides)
         positive=frozenset({"gl", "C"}),
         nonnegative=frozenset({"g_na", "g_kd"}),

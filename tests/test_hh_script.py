@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import neuron_fitting_of_hh_model as hh
-from models.hh import HH_DEFAULTS, make_hh
+from models.hh import HH_DEFAULTS, HH_SUBSTEPS, make_hh
 from tests.fitting_helpers import write_csv
+from utils.fitting.config import parse_flags
 from utils.fitting.methods import METHODS, GradientFree
 from utils.fitting.optim import Tracker, clean
 from utils.fitting.problem import simulate_cell
@@ -135,7 +136,7 @@ def test_bad_input_one_line_nothing_written(tmp_path, capsys, args, message):
 
 @pytest.mark.parametrize("args", [["--methods", "gradient,foo"], ["--dt", "-1"],
                                   ["--target", "both"], ["--n_starts", "0"],
-                                  ["--confirm", "-1"]])
+                                  ["--confirm", "-1"], ["--substeps", "0"]])
 def test_bad_arguments_exit_2(tmp_path, capsys, args):
     with pytest.raises(SystemExit) as exc:
         hh.main([*args, "--out_dir", str(tmp_path / "never")])
@@ -152,3 +153,11 @@ def test_nan_in_recordings_is_refused(tmp_path, capsys):
             write_csv(tmp_path / "V.csv", v), "--dt", "0.01", "--out_dir", str(tmp_path / "o")]
     assert cli(hh.main, args) == 1
     assert "trace 2, sample 8 is nan" in capsys.readouterr().err
+
+
+def test_substeps_default_is_the_models_and_reaches_it():
+    """--substeps defaults to models/hh.py's HH_SUBSTEPS (the command line cannot import it)
+    and sets the simulated model's substeps."""
+    assert parse_flags(hh.DEFAULTS, []).substeps == HH_SUBSTEPS
+    model = hh.DEFAULTS.make_model(parse_flags(hh.DEFAULTS, ["--substeps", "1"]))
+    assert model.simulate.keywords["substeps"] == 1
