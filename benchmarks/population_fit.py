@@ -242,6 +242,8 @@ def fit_argv(truth: dict, seed: int, out_dir: Path, extra: Sequence[str],
     """The fitting script's command line for the population file (one cell with `cells`)."""
     argv = [sys.executable, "neuron_fitting_of_hh_model.py", "--data", truth["file"],
             "--fit", ",".join(FREE), "--methods", "gradient", "--seed", str(seed),
+            # the model's own recordings with Gaussian noise: the plain MSE over every sweep
+            "--spike_weight", "0", "--test_sweeps", "none",
             "--out_dir", str(out_dir), *extra]
     return argv + (["--cells", cells] if cells is not None else [])
 
