@@ -100,14 +100,17 @@ def test_a_method_added_by_one_registry_entry_runs_through_the_script(tmp_path, 
 
 
 def test_user_recordings_with_fixed_parameter(tmp_path):
-    """Recordings made with vth -63 are fitted with vth fixed: the three others come back."""
+    """Recordings made with vth -63 are fitted with vth fixed: the three others come back (the
+    plain MSE: the spike-aware loss of recordings leaves gl 1.5% off on these noise-free
+    traces of the model itself)."""
     cur = hh.authors_protocol(0.01)[:3]
     truth = {**HH_DEFAULTS, "vth": -63.0, "gl": 0.01, "g_na": 20.0, "g_kd": 6.0}
     v, _ = simulate_cell(make_hh(), truth, cur, 0.01)
     i_csv, v_csv = write_csv(tmp_path / "I.csv", cur * 1e3), write_csv(tmp_path / "V.csv", v)
     metrics = hh.main(["--data_current", i_csv, "--current_unit", "pA", "--data_voltage", v_csv,
                        "--dt", "0.01", "--fit", "gl,g_na,g_kd", "--fix", "vth=-63",
-                       "--methods", "gradient", "--n_starts", "4", "--out_dir",
+                       "--spike_weight", "0", "--methods", "gradient", "--n_starts", "4",
+                       "--out_dir",
                        str(tmp_path / "rec")])
     assert metrics["truth"] is None and metrics["fixed_params"]["vth"] == -63.0
     fitted = metrics["methods"]["gradient"]["params"]
