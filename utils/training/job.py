@@ -73,6 +73,22 @@ def simulated_values(values: Dict[str, Any], explicit: set,
     return out
 
 
+def connectome_values(values: Dict[str, Any], explicit: set) -> Dict[str, Any]:
+    """The flag values with --n_rec set to the size of a data connectome (celegans, file);
+    UserError if another --n_rec was given or the connectome cannot be read."""
+    net = TrainingJob.from_flat(values).config.net
+    try:
+        size = net.data_size()
+    except ValueError as err:  # models.networks.connectome.ConnectomeError: one line
+        raise UserError(str(err)) from None
+    if size is None:
+        return values
+    if "n_rec" in explicit and values["n_rec"] != size:
+        raise UserError(f"--n_rec {values['n_rec']}: the {net.resolved().conn_method} "
+                        f"connectome has {size} neurons; leave --n_rec out")
+    return dict(values, n_rec=size)
+
+
 def run_job(values: Dict[str, Any], explicit: set) -> Dict[str, Any]:
     """Train or simulate as the flag `values` say (`explicit`: the flags given); returns the
     metrics written."""
@@ -87,6 +103,8 @@ def run_job(values: Dict[str, Any], explicit: set) -> Dict[str, Any]:
         else:
             check_matches(ckpt["config"], values, explicit | {"n_rec", "conn_method", "neuron"},
                           ("n_rec", "conn_method", "neuron"), f"checkpoint {ckpt['path']}")
+    if ckpt is None or values["mode"] != "sim":  # a checkpoint holds its connectome
+        values = connectome_values(values, explicit)
     job = TrainingJob.from_flat(values)
     job.config.validate()
     check_memory(job.config)
