@@ -136,16 +136,18 @@ def check_connectome(cfg: Any) -> None:
                                   f"{cfg.conn_method} connectome has {known}")
 
 
-def make_connectome(cfg: Any, rng: np.random.Generator,
+def make_connectome(cfg: Any, seed: int,
                     arrays: Optional[Dict[str, np.ndarray]] = None) -> Optional[Connectome]:
     """The connectome of network settings `cfg` in network order (E first), its input and
     readout populations set by cfg.input_pops / cfg.readout_pops; read from saved `arrays`
-    if given; None for the generic connectivities."""
+    if given; None for the generic connectivities. A drawn one (pd14) comes from its own
+    generator seeded by [seed, 2], so that the network's other draws are the same whether
+    the connectome is drawn or read from files."""
     if arrays is not None:
         return Connectome.from_arrays(arrays)
     if cfg.conn_method not in CONNECTOMES:
         return None
-    conn = CONNECTOMES[cfg.conn_method](cfg, rng)
+    conn = CONNECTOMES[cfg.conn_method](cfg, np.random.default_rng([seed, 2]))
     if conn.n != cfg.n_rec:
         raise ConnectomeError(f"--n_rec {cfg.n_rec}: the {cfg.conn_method} connectome has "
                               f"{conn.n} neurons")

@@ -61,7 +61,7 @@ class EINetwork(brainstate.nn.Module):
             self.check_structure(structure)
         rng = np.random.default_rng(seed)
         saved = structure if structure is not None and "cell_id" in structure else None
-        self.connectome = make_connectome(cfg, rng, saved)
+        self.connectome = make_connectome(cfg, seed, saved)
         conn = self.connectome
         self.n_exc, self.n_inh = (cfg.n_exc, cfg.n_inh) if conn is None else (conn.n_exc,
                                                                               conn.n_inh)
