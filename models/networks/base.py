@@ -99,8 +99,9 @@ class EINetwork(brainstate.nn.Module):
             w_in = init(self.conn_in, cfg.ff_scale, rng)
             w_e, w_i = initial_weights(conn, cfg.rec_scale, cfg.w_ei_ratio)
             w_out = self._readout_weights(conn, rng)
-        self.w_in = Projection(w_in, self.conn_in, "dense" if conn is None else self.layout,
-                               event_driven)
+        # input to some cells: a dense product with a fixed mask (a CSR product's backward
+        # pass is slower than dense at the input's density)
+        self.w_in = Projection(w_in, self.conn_in, "dense" if conn is None else "masked")
         self.w_e = Projection(w_e, self.conn_e, self.layout, event_driven)
         self.w_i = Projection(w_i, self.conn_i, self.layout, event_driven)
         self.w_out = brainstate.ParamState({"weight": jnp.asarray(w_out)})

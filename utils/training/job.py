@@ -79,6 +79,8 @@ def simulated_values(values: Dict[str, Any], explicit: set,
 def connectome_values(values: Dict[str, Any], explicit: set) -> Dict[str, Any]:
     """The flag values with --n_rec set to the size of a data connectome (celegans, file);
     UserError if another --n_rec was given or the connectome cannot be read."""
+    if values["connectome"] is not None and values["conn_method"] == "dense":
+        values = dict(values, conn_method="file")  # the default: --connectome alone
     net = TrainingJob.from_flat(values).config.net
     try:
         size = net.data_size()
