@@ -239,3 +239,31 @@ print(json.dumps({n: [make_trainer(cfg.replace(devices=n), task).train_step(
                           capture_output=True, text=True)
     r = json.loads(done.stdout.strip().splitlines()[-1])
     assert abs(r["2"][0] / r["1"][0] - 1) < 1e-5
+
+
+# ----------------------------------------------------------------------------- by population
+def test_population_blocks_and_rates_by_hand():
+    from utils.training.populations import population_blocks, population_rates
+
+    signed = np.zeros((4, 4))
+    signed[0, 1], signed[0, 2], signed[1, 2] = 0.5, 1.5, 1.0   # E cells 0, 1 (population a)
+    signed[3, 0] = -2.0                                         # I cell 3 (population b)
+    pop = np.array(["a", "a", "b", "b"])
+    blocks = population_blocks(signed, pop, ["a", "b"])
+    # target x source: a <- a has 1 synapse of 4 pairs, b <- a 2 of 4 (mean 1.25)
+    assert blocks["probability"] == [[0.25, 0.25], [0.5, 0.0]]
+    assert blocks["mean_weight"] == [[0.5, -2.0], [1.25, None]]
+    rates = population_rates(np.array([[2, 0, 1, 3], [0, 0, 1, 1]]), pop, ["a", "b"], 0.5)
+    assert rates == {"a": 1.0, "b": 3.0}  # a: (2 + 0) / 2 trials / 2 cells / 0.5 s
+
+
+def test_a_run_on_a_connectome_writes_its_population_figures(tmp_path):
+    out = tmp_path / "run"
+    metrics = task_training.main(TINY_DATA + ["--conn_method", "pd14", "--n_rec", "80",
+                                              "--epochs", "2", "--out_dir", str(out)])
+    pops = metrics["activity"]["populations"]
+    assert pops["names"] == ["L23E", "L4E", "L5E", "L6E", "L23I", "L4I", "L5I", "L6I"]
+    assert set(pops["blocks"]) == {"before", "after"} and sum(pops["sizes"].values()) == 80
+    assert all(pops["rates_hz"][p] >= 0 for p in pops["names"])
+    assert (out / "connectivity_populations.png").stat().st_size > 10_000
+    assert (out / "rates_populations.png").stat().st_size > 5_000
