@@ -137,6 +137,9 @@ class NetConfig(Settings):
     Ath: float = setting(1.0, "gif: threshold increase per spike", type=nonneg_float)
     n_in: int = setting(100, "input channels (the task's)", cli=False)
     n_out: int = setting(2, "readout units (the task's choices)", cli=False)
+    n_background: int = setting(0, "the task's last input channels that are background "
+                                "(noise): in a network from anatomy they reach every cell",
+                                cli=False)
 
     @property
     def n_exc(self) -> int:

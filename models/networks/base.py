@@ -39,8 +39,8 @@ class EINetwork(brainstate.nn.Module):
     the neuron's arrays) replaces the first two draws. A network from anatomy
     (models.networks.anatomy) takes its cells, E and I counts, synapses, initial recurrent
     magnitudes, input cells and readout cells from its connectome (`self.connectome`, E cells
-    first; None for the generic networks); the input weights reach the input cells only, the
-    readout reads the readout cells only. `layout` ('auto', 'dense', 'masked',
+    first; None for the generic networks); the input weights reach the input cells only
+    (background channels: every cell), the readout reads the readout cells only. `layout` ('auto', 'dense', 'masked',
     'csr') and `event_driven` choose how sparse projections are held (models.networks.
     projection); spikes pass a triangular surrogate gradient of height 0.3 and half-width
     `surrogate_width` (Bellec et al. 2018).
@@ -95,7 +95,7 @@ class EINetwork(brainstate.nn.Module):
             w_i = init(self.conn_i, cfg.rec_scale * cfg.w_ei_ratio, rng)
             w_out = (rng.standard_normal((n, cfg.n_out)) / np.sqrt(n)).astype(np.float32)
         else:
-            self.conn_in = Connectivity(cfg.n_in, n, np.repeat(conn.input[None], cfg.n_in, 0))
+            self.conn_in = Connectivity(cfg.n_in, n, self._input_mask(conn))
             w_in = init(self.conn_in, cfg.ff_scale, rng)
             w_e, w_i = initial_weights(conn, cfg.rec_scale, cfg.w_ei_ratio)
             w_out = self._readout_weights(conn, rng)
@@ -105,6 +105,15 @@ class EINetwork(brainstate.nn.Module):
         self.w_e = Projection(w_e, self.conn_e, self.layout, event_driven)
         self.w_i = Projection(w_i, self.conn_i, self.layout, event_driven)
         self.w_out = brainstate.ParamState({"weight": jnp.asarray(w_out)})
+
+    def _input_mask(self, conn: Connectome) -> np.ndarray:
+        """(n_in, n) synapses of the input: the task's signal channels reach the input cells,
+        its last n_background channels (background) every cell, as the external drive of
+        Potjans and Diesmann's model reaches every population."""
+        n_in, n_bg = self.cfg.n_in, self.cfg.n_background
+        mask = np.repeat(conn.input[None], n_in, 0)
+        mask[n_in - n_bg:] = True
+        return mask
 
     def _readout_weights(self, conn: Connectome, rng: np.random.Generator) -> np.ndarray:
         """N(0, 1/n_readout) from the readout cells, zero from the others (which the readout
