@@ -270,3 +270,22 @@ def test_a_run_on_a_connectome_writes_its_population_figures(tmp_path):
     assert all(pops["rates_hz"][p] >= 0 for p in pops["names"])
     assert (out / "connectivity_populations.png").stat().st_size > 10_000
     assert (out / "rates_populations.png").stat().st_size > 5_000
+
+
+def test_a_connectome_registered_with_one_entry_trains(monkeypatch, tiny_task):
+    from models.networks import anatomy
+    from models.networks.connectome import Connectome
+
+    def ring(cfg, rng):  # 12 cells on a ring, every third inhibitory
+        n = cfg.n_rec
+        return Connectome(np.array([f"c{i}" for i in range(n)]), np.arange(n) % 3 == 2,
+                          np.array(["ring"] * n), np.ones(n, bool), np.arange(n) < 6,
+                          np.arange(n), (np.arange(n) + 1) % n, np.ones(n))
+
+    monkeypatch.setitem(anatomy.CONNECTOMES, "ring", ring)
+    config = TINY_CONFIG.replace(conn_method="ring", n_rec=12)
+    config.validate()
+    trainer = make_trainer(config, tiny_task)
+    assert (trainer.net.n_exc, trainer.net.n_inh) == (8, 4)
+    assert (trainer.net.recurrent_matrix() != 0).sum() == 12
+    assert np.isfinite(trainer.train_step(tiny_task.sample(8, 0))[0])

@@ -25,7 +25,7 @@ from models.networks.connectivity import CONNECTIVITIES
 from models.registry import Registry, load
 from utils.settings import (Settings, nonneg_float, positive_float, setting)
 
-__all__ = ["NetConfig", "NeuronSpec", "NEURONS", "build_net", "EXC_FRACTION", "CONN_METHODS"]
+__all__ = ["NetConfig", "NeuronSpec", "NEURONS", "build_net", "EXC_FRACTION", "conn_methods"]
 
 EXC_FRACTION = 0.8
 
@@ -34,8 +34,6 @@ def conn_methods() -> Dict[str, Any]:
     """Every --conn_method: the generic connectivities, then the connectomes."""
     return {**CONNECTIVITIES, **CONNECTOMES}
 
-
-CONN_METHODS = tuple(conn_methods())
 
 
 @dataclass(frozen=True)
@@ -170,8 +168,8 @@ class NetConfig(Settings):
         cfg = self.resolved()
         if cfg.neuron not in NEURONS:
             raise ValueError(f"--neuron must be one of {tuple(NEURONS)}, got {cfg.neuron!r}")
-        if cfg.conn_method not in CONN_METHODS:
-            raise ValueError(f"--conn_method must be one of {CONN_METHODS}, got "
+        if cfg.conn_method not in conn_methods():
+            raise ValueError(f"--conn_method must be one of {tuple(conn_methods())}, got "
                              f"{cfg.conn_method!r}")
         cfg.check_anatomy()
         for name in ("tau_neu", "ff_scale", "rec_scale", "tau_I2", "tau_I1", "tau_th"):
