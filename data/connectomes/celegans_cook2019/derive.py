@@ -1,7 +1,7 @@
 """Derive cells.csv and edges.csv of this folder from the cect 0.3.5 wheel (MIT).
 
-    pip download --no-deps cect==0.3.5 -d /tmp/cect
-    python data/connectomes/celegans_cook2019/derive.py /tmp/cect/cect-0.3.5-py3-none-any.whl
+    pip download --no-deps cect==0.3.5 -d cect_wheel
+    python data/connectomes/celegans_cook2019/derive.py cect_wheel/cect-0.3.5-py3-none-any.whl
 
 Reads, without importing cect: the 302 hermaphrodite neuron names and their Cook et al. (2019)
 classes (cect/Cells.py, list literals), the chemical-synapse count matrix of Cook et al. 2019
