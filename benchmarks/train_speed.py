@@ -1,4 +1,5 @@
-"""Seconds per BPTT training batch: dense vs rand vs gaussian connectivity, by network size.
+"""Seconds per BPTT training batch: dense vs rand vs gaussian connectivity (and the pd14
+microcircuit, --conn_methods pd14), by network size.
 
 Each configuration runs in a fresh process (utils/training/bench.py): one warm-up step, then
 the median of --steps steps; with --forward also the forward pass alone (backward = step -
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[200, 1000, 4000],
                    help="n_rec values")
     p.add_argument("--conn_methods", nargs="+", default=list(CONNECTIVITIES),
-                   choices=CONNECTIVITIES, help="connectivities to compare")
+                   choices=[*CONNECTIVITIES, "pd14"], help="connectivities to compare")
     p.add_argument("--backends", nargs="+", default=["default"],
                    choices=["default", "numba", "jax_raw"],
                    help="brainevent CPU backends for the sparse nets")

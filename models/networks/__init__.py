@@ -2,6 +2,8 @@
 et al. (2024, arXiv 2406.19708), section "task training".
 
     connectivity.py  CONNECTIVITIES (dense, rand, gaussian), drawing masks and initial weights
+    anatomy.py       CONNECTOMES (pd14, celegans, file): networks from anatomical data
+    connectome.py    Connectome, and its CSV files (--connectome DIR)
     projection.py    Projection: non-negative weights (Dale's law) in braintrace's products
     base.py          EINetwork: what every network shares (projections, readout, states)
     alif.py, gif.py  one network class per neuron model
@@ -17,13 +19,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
+from models.networks.anatomy import (CONNECTOMES, PD14_MIN_N, check_connectome, data_size,
+                                     split_pops)
 from models.networks.connectivity import CONNECTIVITIES
 from models.registry import Registry, load
 from utils.settings import (Settings, nonneg_float, positive_float, setting)
 
-__all__ = ["NetConfig", "NeuronSpec", "NEURONS", "build_net", "EXC_FRACTION"]
+__all__ = ["NetConfig", "NeuronSpec", "NEURONS", "build_net", "EXC_FRACTION", "conn_methods"]
 
 EXC_FRACTION = 0.8
+
+
+def conn_methods() -> Dict[str, Any]:
+    """Every --conn_method: the generic connectivities, then the connectomes."""
+    return {**CONNECTIVITIES, **CONNECTOMES}
+
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,22 @@ class NetConfig(Settings):
         choices=lambda: NEURONS)
     conn_method: str = setting(
         "dense", "recurrent connectivity: dense all-to-all, rand fixed probability, gaussian "
-        "ring", choices=lambda: CONNECTIVITIES)
-    n_rec: int = setting(200, "number of recurrent neurons (80% E, 20% I)", type=int)
+        "ring (80% E, 20% I); or from anatomy: pd14 the cortical microcircuit of Potjans & "
+        "Diesmann 2014 scaled to --n_rec, celegans the C. elegans chemical connectome (Cook et "
+        "al. 2019; --n_rec is its 302 neurons), file a connectome of your own (--connectome)",
+        choices=conn_methods)
+    connectome: Optional[str] = setting(
+        None, "folder with cells.csv and edges.csv of your own connectome (implies "
+        "--conn_method file; format in README, \"Networks from anatomy\")")
+    input_pops: str = setting(
+        "", "populations of a connectome that receive the input, comma-separated",
+        default_text="the connectome's own: pd14 L4E,L4I,L6E,L6I; celegans sensory; file the "
+        "input column of its cells.csv")
+    readout_pops: str = setting(
+        "", "populations of a connectome that the readout reads, comma-separated",
+        default_text="pd14 L5E; celegans motor; file the readout column of its cells.csv")
+    n_rec: int = setting(200, "number of recurrent neurons (the data's size for celegans and "
+                         "file)", type=int)
     w_ei_ratio: float = setting(4.0, "initial inhibitory / excitatory weight ratio",
                                 type=positive_float)
     conn_prob: float = setting(0.1, "connection probability of --conn_method rand",
@@ -111,6 +135,9 @@ class NetConfig(Settings):
     Ath: float = setting(1.0, "gif: threshold increase per spike", type=nonneg_float)
     n_in: int = setting(100, "input channels (the task's)", cli=False)
     n_out: int = setting(2, "readout units (the task's choices)", cli=False)
+    n_background: int = setting(0, "the task's last input channels that are background "
+                                "(noise): in a network from anatomy they reach every cell",
+                                cli=False)
 
     @property
     def n_exc(self) -> int:
@@ -130,17 +157,21 @@ class NetConfig(Settings):
         if self.neuron not in NEURONS:
             return self
         defaults = self.spec.defaults
-        return self.replace(**{k: defaults[k] for k in self.flag_names()
-                               if getattr(self, k) is None and k in defaults})
+        changes = {k: defaults[k] for k in self.flag_names()
+                   if getattr(self, k) is None and k in defaults}
+        if self.connectome is not None and self.conn_method == "dense":
+            changes["conn_method"] = "file"
+        return self.replace(**changes)
 
     def check(self) -> None:
         """ValueError naming the flag of the first setting out of range."""
         cfg = self.resolved()
         if cfg.neuron not in NEURONS:
             raise ValueError(f"--neuron must be one of {tuple(NEURONS)}, got {cfg.neuron!r}")
-        if cfg.conn_method not in CONNECTIVITIES:
-            raise ValueError(f"--conn_method must be one of {tuple(CONNECTIVITIES)}, got "
+        if cfg.conn_method not in conn_methods():
+            raise ValueError(f"--conn_method must be one of {tuple(conn_methods())}, got "
                              f"{cfg.conn_method!r}")
+        cfg.check_anatomy()
         for name in ("tau_neu", "ff_scale", "rec_scale", "tau_I2", "tau_I1", "tau_th"):
             if not getattr(cfg, name) > 0:
                 raise ValueError(f"--{name} must be > 0, got {getattr(cfg, name)}")
@@ -153,6 +184,29 @@ class NetConfig(Settings):
             raise ValueError(f"--conn_prob must be in (0, 1], got {cfg.conn_prob}")
         if cfg.dt > min(cfg.tau_neu, cfg.tau_syn, cfg.tau_out):
             raise ValueError(f"--dt {cfg.dt} ms is larger than a time constant")
+
+
+    def check_anatomy(self) -> None:
+        """ValueError for anatomy flags that do not fit --conn_method."""
+        if self.connectome is not None and self.conn_method != "file":
+            raise ValueError(f"--connectome is a connectome of your own: it cannot be used "
+                             f"with --conn_method {self.conn_method}")
+        if self.conn_method == "file" and not self.connectome:
+            raise ValueError("--conn_method file needs --connectome DIR")
+        if (split_pops(self.input_pops) or split_pops(self.readout_pops)) and \
+                self.conn_method not in CONNECTOMES:
+            raise ValueError(f"--input_pops and --readout_pops need a network with populations "
+                             f"(--conn_method {', '.join(CONNECTOMES)}), not {self.conn_method}")
+        if self.conn_method == "pd14" and self.n_rec < PD14_MIN_N:
+            raise ValueError(f"--n_rec must be >= {PD14_MIN_N} for pd14 (every population "
+                             f"needs a cell), got {self.n_rec}")
+        if self.conn_method in CONNECTOMES:
+            check_connectome(self)  # reads a data connectome (cached)
+
+    def data_size(self) -> Optional[int]:
+        """The number of cells of a data connectome (celegans, file: --n_rec must be it),
+        else None; reads the data."""
+        return data_size(self.resolved())
 
 
 def build_net(cfg: NetConfig, seed: int, **kwargs: Any) -> Any:

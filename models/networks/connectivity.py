@@ -95,13 +95,18 @@ def make_connectivity(
 
 
 def draw_connectivity(cfg: Any, layout: str, rng: np.random.Generator,
-                      structure: Optional[Dict[str, np.ndarray]] = None
-                      ) -> tuple[str, Connectivity, Connectivity]:
+                      structure: Optional[Dict[str, np.ndarray]] = None,
+                      connectome: Any = None) -> tuple[str, Connectivity, Connectivity]:
     """The recurrent layout ("auto": dense for dense nets, else CSR) and the E and I
-    connectivity of network settings `cfg`, drawn from `rng` (E first) or read from a saved
+    connectivity of network settings `cfg`: those of an ordered `connectome`
+    (models.networks.connectome), else drawn from `rng` (E first) or read from a saved
     `structure`."""
     if layout == "auto":
         layout = "dense" if cfg.conn_method == "dense" else "csr"
+    if connectome is not None:
+        exists, n_exc, n = connectome.matrix() > 0, connectome.n_exc, connectome.n
+        return (layout, Connectivity(n_exc, n, exists[:n_exc]),
+                Connectivity(n - n_exc, n, exists[n_exc:]))
     n_exc, n_inh, n = cfg.n_exc, cfg.n_inh, cfg.n_rec
     if structure is not None:
         return (layout, Connectivity(n_exc, n, structure.get("mask_E")),

@@ -59,14 +59,15 @@ def weight_distribution_test(w: np.ndarray, families: Sequence[str] = tuple(FAMI
     each family its AIC minus the best's (> 10: essentially no support, Burnham & Anderson
     2002, sec. 2.6). "skew_log_w" is the sample skewness of ln w (0 for a log-normal, < 0 for
     a left-skewed ln w such as a half-normal's). Fits are None with fewer than `min_n`
-    positive weights."""
+    positive weights or fewer than 3 distinct ones (e.g. a connectome's initial weights, one
+    value per synapse count: no continuous family fits them)."""
     w = np.asarray(w, dtype=float).ravel()
     pos = w[w >= ZERO_TOL]
     out: Dict[str, Any] = {"n": int(w.size), "n_positive": int(pos.size),
                            "fraction_exact_zero": float(np.mean(w == 0)) if w.size else 0.0,
                            "fraction_below_tol": float(np.mean(w < ZERO_TOL)) if w.size else 0.0,
                            "fits": None, "best": None, "delta_aic": None, "skew_log_w": None}
-    if pos.size < min_n:
+    if pos.size < min_n or np.unique(pos).size < 3:
         return out
     fits = {name: fit_family(name, pos) for name in families}
     best = min(fits, key=lambda n: fits[n]["aic"])

@@ -170,8 +170,10 @@ class TrainConfig(Settings):
 class RunOptions(Settings):
     """What task_training.py does with a TrainConfig, and where."""
 
-    mode: str = setting("train", "train the network, or simulate trials and plot activity",
-                        choices=("train", "sim"))
+    mode: str = setting("train", "train the network; sim: simulate trials and plot activity; "
+                        "connectome: write the network's connectome (cells.csv, edges.csv; "
+                        "--conn_method pd14, celegans or file) into the run folder, to read "
+                        "back with --connectome", choices=("train", "sim", "connectome"))
     out_dir: Optional[str] = setting(None, "run folder (default results/task_training/<time>/)")
     checkpoint: Optional[str] = setting(None, "checkpoint (.npz or run folder) to simulate "
                                         "(--mode sim) or to start from")

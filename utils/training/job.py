@@ -13,9 +13,12 @@ import jax
 from jax.experimental import multihost_utils
 
 from models.networks import NetConfig
-from utils.run import RunStatus, UserError, check_out_dir, make_out_dir, write_config
+from models.networks.anatomy import CONNECTOMES, make_connectome
+from models.networks.connectome import CELLS_FILE, EDGES_FILE, write_connectome
+from utils.run import (RunStatus, UserError, check_out_dir, make_out_dir, write_config,
+                       write_metrics)
 from utils.training.checkpoint import load_checkpoint, upgrade_config
-from utils.training.config import TrainingJob
+from utils.training.config import TrainConfig, TrainingJob
 from utils.training.figures import show_pngs
 from utils.training.memory import check_memory
 from utils.training.parallel import first_line, init_distributed, is_main_process, lost_peer
@@ -73,6 +76,24 @@ def simulated_values(values: Dict[str, Any], explicit: set,
     return out
 
 
+def connectome_values(values: Dict[str, Any], explicit: set) -> Dict[str, Any]:
+    """The flag values with --n_rec set to the size of a data connectome (celegans, file);
+    UserError if another --n_rec was given or the connectome cannot be read."""
+    if values["connectome"] is not None and values["conn_method"] == "dense":
+        values = dict(values, conn_method="file")  # the default: --connectome alone
+    net = TrainingJob.from_flat(values).config.net
+    try:
+        size = net.data_size()
+    except ValueError as err:  # models.networks.connectome.ConnectomeError: one line
+        raise UserError(str(err)) from None
+    if size is None:
+        return values
+    if "n_rec" in explicit and values["n_rec"] != size:
+        raise UserError(f"--n_rec {values['n_rec']}: the {net.resolved().conn_method} "
+                        f"connectome has {size} neurons; leave --n_rec out")
+    return dict(values, n_rec=size)
+
+
 def run_job(values: Dict[str, Any], explicit: set) -> Dict[str, Any]:
     """Train or simulate as the flag `values` say (`explicit`: the flags given); returns the
     metrics written."""
@@ -87,8 +108,13 @@ def run_job(values: Dict[str, Any], explicit: set) -> Dict[str, Any]:
         else:
             check_matches(ckpt["config"], values, explicit | {"n_rec", "conn_method", "neuron"},
                           ("n_rec", "conn_method", "neuron"), f"checkpoint {ckpt['path']}")
+    if ckpt is None or values["mode"] != "sim":  # a checkpoint holds its connectome
+        values = connectome_values(values, explicit)
     job = TrainingJob.from_flat(values)
     job.config.validate()
+    if job.run.mode == "connectome" and job.config.net.resolved().conn_method not in CONNECTOMES:
+        raise UserError(f"--mode connectome writes a connectome: use --conn_method "
+                        f"{', '.join(CONNECTOMES)}, not {job.config.net.conn_method}")
     check_memory(job.config)
     run = job.run
     resume = load_checkpoint(Path(run.resume) / "last.npz") if run.resume else None
@@ -123,6 +149,21 @@ def run_folder(out_dir: Optional[str], continuing: bool, scratch: contextlib.Exi
     return make_out_dir(SCRIPT, out_dir, reuse=continuing)
 
 
+def export_connectome(config: TrainConfig, out_dir: Path) -> Dict[str, Any]:
+    """Write the connectome of `config`'s network (as drawn from --seed) into `out_dir`;
+    the metrics written."""
+    conn = make_connectome(config.net.resolved(), config.seed)
+    write_connectome(conn, out_dir)
+    metrics = {"mode": "connectome", "conn_method": config.net.resolved().conn_method,
+               "n_rec": conn.n, "n_exc": conn.n_exc, "n_inh": conn.n_inh,
+               "n_edges": int(conn.pre.size), "populations": conn.populations(),
+               "input_cells": int(conn.input.sum()), "readout_cells": int(conn.readout.sum())}
+    write_metrics(out_dir, metrics)
+    print(f"wrote {CELLS_FILE} and {EDGES_FILE} ({conn.n} cells, {conn.pre.size} edges) to "
+          f"{out_dir}; train it with --connectome {out_dir}")
+    return metrics
+
+
 def run_in(out_dir: Path, job: TrainingJob, ckpt: Optional[Dict[str, Any]],
            resume: Optional[Dict[str, Any]]) -> tuple[Dict[str, Any], list]:
     """Write the configuration into `out_dir`, then train or simulate there; (metrics,
@@ -134,6 +175,8 @@ def run_in(out_dir: Path, job: TrainingJob, ckpt: Optional[Dict[str, Any]],
     # The one task of this run, passed to everything that needs it.
     task = make_task(config.task, config.net.dt, config.t_delay, config.num_cue)
     with RunStatus(out_dir):
+        if run.mode == "connectome":
+            return export_connectome(config, out_dir), []
         if run.mode == "sim":
             if ckpt is None:
                 print("no --checkpoint given: simulating freshly initialised weights",

@@ -24,6 +24,7 @@ from utils.training.analysis import (activity_statistics, delay_mask, weight_dis
                                      window_bins)
 from utils.training.figures import (plot_activity, plot_activity_stats, plot_connectivity,
                                     plot_training_curve, plot_weight_distributions)
+from utils.training.populations import population_summary
 from utils.training.task import SeededTrials, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, Trials, make_trainer
 
@@ -97,6 +98,12 @@ def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice
                          out_dir / "connectivity.png")]
     activity = dict(stats["summary"], sim_acc=float(sim["correct"].mean()),
                     n_sim_trials=int(len(data)))
+    if trainer.net.connectome is not None:
+        trial_s = sim["readout"].shape[0] * dt / 1e3
+        activity["populations"], figs = population_summary(
+            trainer.net, weights, sim["counts"]["trial"][0], trial_s)
+        paths += [save_figure(fig, out_dir / name) for fig, name in
+                  zip(figs, ("connectivity_populations.png", "rates_populations.png"))]
     return activity, tests, paths
 
 

@@ -29,12 +29,21 @@ __all__ = ["TrainConfig", "Trainer", "make_trainer", "build_network", "build_opt
            "learning_rate", "weight_penalty", "log_space_gradients", "multiplicative_step"]
 
 # ----------------------------------------------------------------------------- parts
+def background_channels(task: Any) -> int:
+    """How many of the task's last input channels are background noise (its input group
+    'noise', when it ends the inputs), else 0."""
+    noise = task.input_groups().get("noise")
+    return noise.stop - noise.start if noise is not None and noise.stop == task.num_inputs \
+        else 0
+
+
 def build_network(config: TrainConfig, n_in: int, structure: Optional[Dict[str, Any]] = None,
-                  surrogate_width: Optional[float] = None) -> EINetwork:
-    """The network for `config`, its states batched to config.batch_size; the rule chooses the
-    sparse layout and (unless `surrogate_width` is given) the surrogate width."""
+                  surrogate_width: Optional[float] = None, n_background: int = 0) -> EINetwork:
+    """The network for `config` with `n_in` inputs, the last `n_background` of them
+    background, its states batched to config.batch_size; the rule chooses the sparse layout
+    and (unless `surrogate_width` is given) the surrogate width."""
     config = config.resolved()
-    rule, net_cfg = config.rule, config.net.replace(n_in=n_in)
+    rule, net_cfg = config.rule, config.net.replace(n_in=n_in, n_background=n_background)
     layout, event_driven = ("dense", False) if net_cfg.conn_method == "dense" else \
         rule.sparse_layout
     width = rule.surrogate_width_for(net_cfg.neuron) if surrogate_width is None else \
@@ -313,5 +322,6 @@ def make_trainer(config: TrainConfig, task: Any, structure: Optional[Dict[str, A
         raise ValueError(f"unknown learning rule {config.method!r}; expected one of "
                          f"{tuple(RULES)}")
     config = config.resolved()
-    net = build_network(config, task.num_inputs, structure, surrogate_width)
+    net = build_network(config, task.num_inputs, structure, surrogate_width,
+                        background_channels(task))
     return Trainer(config, net, build_optimizer(config))

@@ -1,0 +1,146 @@
+"""Networks from anatomy seen by population: the block matrices a modeller expects
+(connection probability and mean signed weight, target x source, before and after training)
+and firing rates by population, with their figures."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["signed_matrix", "population_blocks", "population_rates",
+           "plot_population_blocks", "plot_population_rates", "population_summary",
+           "source_table"]
+
+
+def signed_matrix(net: Any, synapses: Dict[str, np.ndarray]) -> np.ndarray:
+    """The signed recurrent matrix (pre x post; I rows negative) of a network with masks,
+    from its synapse values in row-major order (`Projection.synapse_values`)."""
+    n = net.cfg.n_rec
+    out = np.zeros((n, n))
+    rows = {"w_e": slice(0, net.n_exc), "w_i": slice(net.n_exc, n)}
+    for name, conn, sign in (("w_e", net.conn_e, 1.0), ("w_i", net.conn_i, -1.0)):
+        block = np.zeros((conn.n_pre, conn.n_post))
+        block[np.nonzero(conn.mask)] = sign * np.asarray(synapses[name], dtype=float)
+        out[rows[name]] = block
+    return out
+
+
+def population_blocks(signed: np.ndarray, population: np.ndarray,
+                      names: List[str]) -> Dict[str, Any]:
+    """Per (target, source) population pair: the measured connection probability (existing
+    synapses / pairs, autapses counted as pairs) and the mean signed weight of the existing
+    synapses (None where there are none). Lists of lists, target rows x source columns."""
+    members = [population == p for p in names]
+    prob, mean = [], []
+    for tgt in members:
+        prob.append([])
+        mean.append([])
+        for src in members:
+            block = signed[np.ix_(src, tgt)]
+            exists = block != 0
+            prob[-1].append(float(exists.mean()))
+            mean[-1].append(float(block[exists].mean()) if exists.any() else None)
+    return {"probability": prob, "mean_weight": mean}
+
+
+def population_rates(counts: np.ndarray, population: np.ndarray, names: List[str],
+                     trial_s: float) -> Dict[str, float]:
+    """Mean firing rate (Hz) of each population from spike counts (trials, n_rec) per trial
+    of `trial_s` seconds."""
+    per_cell = np.asarray(counts, dtype=float).mean(axis=0) / trial_s
+    return {p: float(per_cell[population == p].mean()) for p in names}
+
+
+def _grid(ax: Any, values: np.ndarray, names: List[str], title: str, cmap: str,
+          vmin: float, vmax: float, fmt: str) -> Any:
+    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("source population")
+    ax.set_ylabel("target population")
+    ax.set_title(title, fontsize=9)
+    if len(names) <= 10:
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v) and v != 0:
+                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=5)
+    return im
+
+
+def plot_population_blocks(names: List[str], blocks: Dict[str, Dict[str, Any]],
+                           table: Optional[np.ndarray] = None) -> Figure:
+    """Measured connection probability by population pair (and the source table's, if
+    given) and the mean signed weight at each stage of `blocks` (e.g. before / after)."""
+    panels = 1 + (table is not None) + len(blocks)
+    fig = Figure(figsize=(4.2 * panels, 4.2))
+    axes = fig.subplots(1, panels)
+    first = next(iter(blocks.values()))
+    prob = np.array(first["probability"], dtype=float)
+    pmax = max(prob.max(), 0.0 if table is None else float(np.max(table)), 1e-6)
+    im = _grid(axes[0], prob, names, "connection probability (measured)", "viridis", 0, pmax,
+               ".2f")
+    fig.colorbar(im, ax=axes[0], fraction=0.046)
+    k = 1
+    if table is not None:
+        im = _grid(axes[1], np.asarray(table), names, "connection probability (source table)",
+                   "viridis", 0, pmax, ".2f")
+        fig.colorbar(im, ax=axes[1], fraction=0.046)
+        k = 2
+    means = {s: np.array([[np.nan if v is None else v for v in row] for row in b["mean_weight"]])
+             for s, b in blocks.items()}
+    vmax = max(float(np.nanmax(np.abs(m))) if np.isfinite(m).any() else 0.0
+               for m in means.values()) or 1.0
+    for ax, (stage, m) in zip(axes[k:], means.items()):
+        im = _grid(ax, m, names, f"mean signed weight ({stage})", "RdBu_r", -vmax, vmax, ".2g")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def plot_population_rates(rates: Dict[str, float], inhibitory: Dict[str, bool]) -> Figure:
+    """Mean firing rate of each population (red: excitatory, blue: inhibitory)."""
+    fig = Figure(figsize=(max(4.0, 0.6 * len(rates) + 2), 3.5))
+    ax = fig.subplots()
+    names = list(rates)
+    ax.bar(range(len(names)), [rates[p] for p in names],
+           color=["tab:blue" if inhibitory[p] else "tab:red" for p in names])
+    ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
+    ax.set_ylabel("mean rate (Hz)")
+    ax.set_title("firing rate by population (held-out trials)")
+    fig.tight_layout()
+    return fig
+
+
+def source_table(conn_method: str, names: List[str]) -> Optional[np.ndarray]:
+    """The connection probabilities the network was drawn from (pd14: Potjans & Diesmann's
+    table, in the order of `names`), else None."""
+    if conn_method != "pd14":
+        return None
+    from models.networks.anatomy import PD14_POPULATIONS, PD14_PROBABILITY
+
+    idx = [PD14_POPULATIONS.index(p) for p in names]
+    return PD14_PROBABILITY[np.ix_(idx, idx)]
+
+
+def population_summary(net: Any, weights: Dict[str, Dict[str, np.ndarray]],
+                       counts: np.ndarray, trial_s: float) -> tuple[Dict[str, Any], list]:
+    """(metrics, figures) of a network from anatomy: block matrices at every stage of
+    `weights` (stage -> synapse values by projection) and rates by population from spike
+    counts (trials, n_rec). A population mixing E and I cells is split into its E and I
+    parts (named POP:E, POP:I)."""
+    conn = net.connectome
+    population = np.array([f"{p}:{'I' if i else 'E'}" for p, i in
+                           zip(conn.population, conn.inhibitory)])
+    mixed = {p for p in conn.populations()
+             if len(set(conn.inhibitory[conn.population == p].tolist())) > 1}
+    population = np.where(np.isin(conn.population, list(mixed)), population, conn.population)
+    names = list(dict.fromkeys(population.tolist()))
+    blocks = {stage: population_blocks(signed_matrix(net, w), population, names)
+              for stage, w in weights.items()}
+    rates = population_rates(counts, population, names, trial_s)
+    inhibitory = {p: bool(conn.inhibitory[population == p].all()) for p in names}
+    metrics = {"names": names, "blocks": blocks, "rates_hz": rates,
+               "sizes": {p: int((population == p).sum()) for p in names}}
+    figures = [plot_population_blocks(names, blocks, source_table(net.cfg.conn_method, names)),
+               plot_population_rates(rates, inhibitory)]
+    return metrics, figures
