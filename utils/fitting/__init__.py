@@ -4,12 +4,19 @@
                    command line, run_fitting (what the scripts call)
     methods.py     METHODS, the registry of fitting methods by name (light: no optimizer)
     problem.py     Box, Problem, make_problem, synthetic target, traces_of / simulate_cell
+    recorded.py    what recordings add: held-out sweeps, spike weight, gamma window, anchors
+    features.py    a recording's spikes, noise, passive properties and spike threshold
     objectives.py  make_objectives: the real loss and the stages of gradient-based methods
     optim.py       what every optimizer shares: Objectives, Stage, OptimResult, Tracker
+    starts.py      starts drawn, anchored and screened; batched calls of many points
     multistart.py  lock-step multi-start L-BFGS-B, staging, run_method
     searchers.py   Levenberg-Marquardt, nevergrad and scikit-optimize wrappers
     metrics.py     spike-train losses and scores (van Rossum, gamma factor)
+    verdict.py     scores per sweep (held-out ones too) and why a fit is poor
+    efeatures.py   eFEL features of cell and model side by side
     data.py        loading recordings from CSV files
+    recordings/    reading cells from NWB and ABF files
+    population.py  fitting many recorded cells in one run
     plots.py       figures of a run
     pipeline.py    fit_all, the results table, run (a parsed run, end to end)
 
