@@ -45,6 +45,7 @@ def test_sharded_objectives_equal_one_device_and_split_the_rows():
     assert r["loss"] < 1e-12 and r["value"] < 1e-12 and r["grad"] < 1e-10
 
 
+@pytest.mark.slow  # 8-16 s; the default run stays under 5 minutes
 def test_a_fit_on_four_devices_returns_the_one_device_result(tmp_path):
     argv = ["--fit", "gl,g_na,g_kd", "--methods", "gradient,DE", "--n_starts", "3",
             "--maxiter", "8", "--budget", "30", "--popsize", "10", "--seed", "2"]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import task_training
 from utils.run import cli
@@ -37,6 +38,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # 8-16 s; the default run stays under 5 minutes
 def test_four_devices_train_like_one():
     done = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=FOUR, check=True,
                           capture_output=True, text=True)

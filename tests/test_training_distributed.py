@@ -42,6 +42,7 @@ def history(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@pytest.mark.slow  # 8-16 s; the default run stays under 5 minutes
 def test_two_processes_train_like_one(tmp_path, unrendered_figures):
     port, out = free_port(), tmp_path / "two"
     procs = [subprocess.Popen([sys.executable, "task_training.py", *TINY_RUN,
@@ -131,6 +132,7 @@ def test_a_refused_run_folder_is_refused_by_every_process(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["other_run.txt"]
 
 
+@pytest.mark.slow  # 8-16 s; the default run stays under 5 minutes
 def test_ctrl_c_to_one_process_stops_both_after_the_same_batch(tmp_path):
     port, out = free_port(), tmp_path / "run"
     argv = [*TINY_RUN[:TINY_RUN.index("--epochs")], "--epochs", "100000", "--eval_every",
