@@ -44,7 +44,8 @@ def plot_traces(problem: Problem, traces: Traces, path: Path, show: bool = False
     t = np.arange(problem.current.shape[1]) * problem.dt
     for j in range(n_tr):
         axes[0, j].plot(t, problem.current[j], color="k", lw=0.8)
-        axes[0, j].set_title(f"trace {j + 1}", fontsize=9)
+        axes[0, j].set_title(f"sweep {problem.numbers[j]}" if problem.numbers
+                             else f"trace {j + 1}", fontsize=9)
     axes[0, 0].set_ylabel("I (nA)")
     for i, (method, (v, spikes)) in enumerate(traces.items(), start=1):
         for j in range(n_tr):
