@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from utils.fitting.config import FitDefaults, run_fitting
+from utils.fitting.config import FitDefaults
+from utils.fitting.entry import run_fitting
 from utils.run import cli, exit_now
 
 # The authors' protocols: (amplitude nA, duration ms) segments, one list per trace.

@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from utils.fitting.config import FitConfig, FitDefaults, run_fitting
+from utils.fitting.config import FitConfig, FitDefaults
+from utils.fitting.entry import run_fitting
 from utils.settings import positive_int, setting
 from utils.run import cli, exit_now
 

@@ -21,8 +21,9 @@ import signal
 import sys
 from typing import Any, Dict, Optional, Sequence
 
+from utils.distributed_env import DISTRIBUTED_ENV
 from utils.run import cli
-from utils.training.config import DISTRIBUTED_ENV, TrainingJob
+from utils.training.config import TrainingJob
 
 DISTRIBUTED_HELP = ("several processes or hosts train one network together (each batch split "
                     "over all their devices; process 0 writes the run folder) when these are "

@@ -16,6 +16,7 @@ from tests.test_recordings import CUR, VOLT
 from tests.test_recordings_damaged import delete, shorten, unpair
 from tests.test_training_distributed import ROOT, free_port, process_env
 from utils.fitting import population
+from utils.fitting.rows import FIT_STATES, cell_row
 from utils.fitting.problem import simulate_cell
 from utils.run import UserError, cli
 
@@ -50,7 +51,7 @@ def lab_file(tmp_path_factory):
 
 def fitted(status: str) -> str:
     """'fit' for a row with fitted parameters (good or poor: tiny budgets), else its status."""
-    return "fit" if status in population.FIT_STATES else status
+    return "fit" if status in FIT_STATES else status
 
 
 def rows_of(out):
@@ -275,7 +276,7 @@ def test_a_folder_without_a_readable_cell_is_refused_before_writing(tmp_path):
 
 def test_the_printed_table_shows_long_identifiers_in_full():
     ids = ["recordings_2026/mouse_01/cell.nwb:e0", "recordings_2026/mouse_02/cell.nwb:e0"]
-    rows = [population.cell_row(i, ["gl"], None, 0.1, "why") for i in ids]
+    rows = [cell_row(i, ["gl"], None, 0.1, "why") for i in ids]
     lines = population.format_cells_table(["gl"], rows, {"gl": "uS"}).splitlines()
     assert [line.split()[0] for line in lines[2::2]] == ids
     assert lines[3].strip() == "why" and lines[2].index("skipped") == len(ids[0]) + 1

@@ -1,7 +1,8 @@
 """Fitting point neurons to recordings by gradient and gradient-free optimizers.
 
     config.py      FitConfig (every setting of a run), FitDefaults (what a script sets), the
-                   command line, run_fitting (what the scripts call)
+                   command line
+    entry.py       run_fitting (what the scripts call): one fit or many recorded cells
     methods.py     METHODS, the registry of fitting methods by name (light: no optimizer)
     problem.py     Box, Problem, make_problem, synthetic target, traces_of / simulate_cell
     recorded.py    what recordings add: held-out sweeps, spike weight, gamma window, anchors
@@ -17,8 +18,9 @@
     data.py        loading recordings from CSV files
     recordings/    reading cells from NWB and ABF files
     population.py  fitting many recorded cells in one run
+    rows.py        a cell's row in cells.csv and metrics.json
     plots.py       figures of a run
-    pipeline.py    fit_all, the results table, run (a parsed run, end to end)
+    pipeline.py    fit_all, the results table, run_problem (one problem, end to end)
 
 Imports flow scripts -> utils.fitting -> models; the names below are the public ones. Each is
 imported on first use, so that a script's command line (config.py) does not import JAX.
@@ -29,8 +31,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "utils.fitting.config": ["FitConfig", "FitDefaults", "build_parser", "parse_flags",
-                             "run_fitting"],
+    "utils.fitting.config": ["FitConfig", "FitDefaults", "build_parser", "parse_flags"],
+    "utils.fitting.entry": ["run_fitting"],
     "utils.fitting.methods": ["METHODS", "GradientBased", "GradientFree", "method_names",
                               "default_methods", "parse_methods"],
     "utils.fitting.problem": ["Box", "Problem", "make_problem", "parse_assignments",

@@ -3,7 +3,8 @@
 from them.
 
 Light on purpose: the command line (and --help) is built without importing JAX, SciPy or any
-optimizer; `run_fitting` imports the fitting pipeline only once the flags are parsed.
+optimizer; `utils.fitting.entry.run_fitting` imports the fitting pipeline only once the flags
+are parsed.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from models import NEURON_MODELS
 from utils.fitting.methods import default_methods, method_names, methods_help, parse_methods
+from utils.distributed_env import DISTRIBUTED_ENV
 from utils.fitting.recordings import parse_index_list
 from utils.settings import (Settings, nonneg_float, nonneg_int, positive_float, positive_int,
                             setting)
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     from models.spec import NeuronModel
 
-__all__ = ["FitConfig", "FitDefaults", "build_parser", "parse_flags", "run_fitting",
+__all__ = ["FitConfig", "FitDefaults", "build_parser", "parse_flags",
            "LAYOUT_CHOICES", "CURRENT_UNITS"]
 
 CURRENT_UNITS = {"nA": 1.0, "pA": 1e-3, "A": 1e9}  # --current_unit: factor to nA
@@ -203,8 +205,6 @@ class FitDefaults:
 
 def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
     """Every flag of a fitting script: a flag per setting of `d.config`."""
-    from utils.training.config import DISTRIBUTED_ENV
-
     parser = argparse.ArgumentParser(
         prog=f"{d.script}.py",
         description=f"Fit a {d.title} to membrane potentials or spike trains, by gradient and "
@@ -219,12 +219,3 @@ def build_parser(d: FitDefaults) -> argparse.ArgumentParser:
 def parse_flags(d: FitDefaults, argv: Sequence[str] | None = None) -> FitConfig:
     """The settings a script's command line gives (argparse exits on a bad flag)."""
     return d.config.from_flat(vars(build_parser(d).parse_args(argv)))
-
-
-def run_fitting(d: FitDefaults, argv: Sequence[str] | None = None) -> dict:
-    """Parse the script's flags, then run the fit (utils/fitting/pipeline.py: run); returns
-    the metrics written. --help and a bad flag end before JAX is imported."""
-    config = parse_flags(d, argv)
-    from utils.fitting.pipeline import run  # JAX, SciPy: only once there is a fit to run
-
-    return run(d, config)

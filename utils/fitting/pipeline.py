@@ -1,5 +1,5 @@
 """The neuron-fitting run shared by the GIF and HH scripts, once their flags are parsed
-(utils/fitting/config.py: run_fitting): running every method, scoring the fits, the results
+(utils/fitting/entry.py: run_fitting): running every method, scoring the fits, the results
 table, metrics.json and figures."""
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from utils.fitting.optim import BAD_LOSS, OptimResult
 from utils.fitting.efeatures import compare_features, format_features
 from utils.fitting.plots import plot_all, plot_test_sweeps, preload_pyplot
 from utils.fitting.problem import Problem, make_problem, traces_of
+from utils.fitting.rows import cell_row, write_cells_csv
 from utils.fitting.verdict import (held_out_traces, judge, summarize, sweep_scores,
                                    test_scores)
 from utils.run import RunStatus, UserError, make_out_dir, write_config, write_metrics
 
 __all__ = ["problem_from_flags", "Fits", "score", "fit_all", "method_entry", "format_table",
-           "run", "run_problem"]
+           "run_problem"]
 
 
 def problem_from_flags(d: FitDefaults, argv: Sequence[str]) -> Problem:
@@ -271,23 +272,6 @@ def _metrics(problem: Problem, fits: Fits) -> dict:
     return metrics
 
 
-def run(d: FitDefaults, config: FitConfig) -> dict:
-    """Validate every input, then create a fresh run folder, write config.json, fit inside
-    RunStatus (status.json), print the table, write metrics.json and figures; returns the
-    metrics.
-
-    Nothing is written before the settings and data are validated, and an existing non-empty
-    --out_dir is refused. Ctrl-C keeps the methods finished so far: metrics.json gets them
-    with "interrupted": true (no figures), then KeyboardInterrupt goes on to the caller (exit
-    130 through utils.run.cli). A run in which no method reached a finite loss fails with a
-    UserError after writing its metrics."""
-    if config.data:
-        from utils.fitting.population import run_cells
-
-        return run_cells(d, config)
-    return run_problem(d, config, make_problem(d.make_model(config), d, config))
-
-
 def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                 cell: str | None = None) -> dict:
     """`run` on a problem built already; `cell`: the identifier of the one recorded cell it
@@ -308,9 +292,7 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
         if report is not None:
             metrics["features"] = report
         if cell is not None:
-            from utils.fitting.population import cell_row, write_cells_csv
-
-            metrics["cells"] = [cell_row(cell, problem.free, fits, wall_s=None)]
+            metrics["cells"] = [cell_row(cell, problem.free, fits.metrics, wall_s=None)]
             write_cells_csv(out_dir, problem.free, metrics["cells"])
         write_metrics(out_dir, metrics)
         if fits.metrics:

@@ -6,10 +6,7 @@ distribution across cells. A cell that cannot be fitted is a row with its status
 Ctrl-C keeps the finished cells' rows."""
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import math
 import sys
 import time
 from pathlib import Path
@@ -28,15 +25,11 @@ from utils.fitting.problem import Problem, cell_problem, check_flags, traces_of
 from utils.fitting.recorded import HeldOut
 from utils.fitting.recordings import (Cell, find_files, left_out_lines, read_cells,
                                       select_cells)
-from utils.run import (RunStatus, UserError, atomic_write_bytes, make_out_dir, write_config,
-                       write_metrics)
+from utils.fitting.rows import FIT_STATES, cell_row, write_cells_csv
+from utils.run import RunStatus, UserError, make_out_dir, write_config, write_metrics
 
-__all__ = ["load_cells", "cell_row", "write_cells_csv", "fit_cells", "format_cells_table",
-           "run_cells"]
+__all__ = ["load_cells", "recorded_problem", "fit_cells", "format_cells_table", "run_cells"]
 
-FIT_STATES = ("fitted", "poor")  # a row with fitted parameters
-COLUMNS = ("cell", "method", "loss", "rmse_mV", "gamma", "n_evals", "wall_s", "status",
-           "reason")
 
 
 def load_cells(config: FitConfig) -> list[tuple[Cell, Cell | None]]:
@@ -82,52 +75,6 @@ def _refuse_unusable(cells: Sequence[Cell]) -> None:
     if cells and all(c.reason for c in cells):
         raise UserError(f"none of the {len(cells)} cells can be fitted: {cells[0].reason} "
                         f"(and {len(cells) - 1} more)")
-
-
-def cell_row(cell: str, free: Sequence[str], fits: Fits | None, wall_s: float | None,
-             reason: str | None = None) -> dict:
-    """A cell's row: its best method's parameters and scores; status fitted, failed (no
-    finite loss) or skipped (`reason`: why it could not be fitted)."""
-    row = {"cell": cell, "method": None, "params": {n: None for n in free}, "loss": None,
-           "rmse_mV": None, "gamma": None, "n_evals": None, "wall_s": wall_s,
-           "status": "skipped", "reason": reason}
-    if fits is None or not fits.metrics:
-        return row
-    method, best = min(fits.metrics.items(),
-                       key=lambda kv: math.inf if kv[1]["loss"] is None else kv[1]["loss"])
-    row.update(method=method, params=best["params"], loss=best["loss"],
-               rmse_mV=best["rmse_mV"], gamma=best["gamma"],
-               n_evals=sum(m["n_evals"] for m in fits.metrics.values()))
-    if wall_s is None:
-        row["wall_s"] = sum(m["wall_s"] for m in fits.metrics.values())
-    if best["loss"] is None:
-        row.update(status="failed", reason="no method reached a finite loss")
-    else:
-        row.update(status=best.get("status", "fitted"), reason=best.get("reason"))
-        for key in ("fitted_sweeps", "test"):
-            if key in best:
-                row[key] = best[key]
-    return row
-
-
-def _csv_value(value) -> str:
-    return "" if value is None else format(value, ".10g") if isinstance(value, float) \
-        else str(value)
-
-
-def write_cells_csv(out_dir: Path, free: Sequence[str], rows: Sequence[dict]) -> Path:
-    """cells.csv (atomically): one row per cell, the fitted parameters after its identifier
-    and method."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([COLUMNS[0], COLUMNS[1], *free, *COLUMNS[2:]])
-    for r in rows:
-        writer.writerow([_csv_value(r["cell"]), _csv_value(r["method"]),
-                         *(_csv_value(r["params"][n]) for n in free),
-                         *(_csv_value(r[c]) for c in COLUMNS[2:])])
-    path = Path(out_dir) / "cells.csv"
-    atomic_write_bytes(path, buf.getvalue().encode())
-    return path
 
 
 EVAL_BYTES = 2 * 1024 ** 3  # memory one batched evaluation of a cohort's starts may take
@@ -182,7 +129,7 @@ def _fit_batch(config: FitConfig, batch: Sequence[tuple[Cell, Problem]]) -> list
             entry, traces, history = method_entry(problem, [rep[c] for rep in runs])
             fits.metrics[method], fits.traces[method] = entry, traces
             fits.histories[method] = history
-        row = cell_row(cell.id, problem.free, fits, None)
+        row = cell_row(cell.id, problem.free, fits.metrics, None)
         row.update(dt_ms=problem.dt, sweeps=[s.number for s in cell.sweeps],
                    estimates=problem.estimates.as_dict() if problem.estimates else None,
                    methods={m: {k: v for k, v in e.items() if k != "history"}

@@ -16,6 +16,7 @@ from typing import Optional
 
 from models.networks import NEURONS, NetConfig, per_neuron
 from models.registry import Registry
+from utils.distributed_env import DISTRIBUTED_ENV
 from utils.run import UserError
 from utils.settings import (Settings, group, nonneg_float, positive_float, positive_int,
                             setting)
@@ -28,16 +29,6 @@ RULES = Registry({"bptt": "utils.training.rules:bptt", "diag": "utils.training.r
 TASKS = Registry({"evidence_accumulation": "utils.training.task:EvidenceAccumulationTask"})
 OPTIMIZERS = Registry({"adam": "optax:adam", "sgd": "optax:sgd"})
 LOSSES = ("step", "mean")
-
-# environment variable -> meaning (README, "Benchmarks and speed", several processes or hosts)
-DISTRIBUTED_ENV = {
-    "JAX_COORDINATOR_ADDRESS": "host:port of process 0, which every process connects to",
-    "JAX_NUM_PROCESSES": "number of processes taking part",
-    "JAX_PROCESS_ID": "this process's index, 0 .. JAX_NUM_PROCESSES - 1",
-    "JAX_INIT_TIMEOUT": "seconds to wait for the coordinator and the other processes "
-                        "(default 120)",
-}
-
 
 @dataclass(frozen=True)
 class TrainConfig(Settings):

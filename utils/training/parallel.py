@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from utils.devices import local_devices
 from utils.run import UserError
-from utils.training.config import DISTRIBUTED_ENV
+from utils.distributed_env import DISTRIBUTED_ENV
 
 __all__ = ["DISTRIBUTED_ENV", "init_distributed", "is_main_process", "data_mesh", "replicate",
            "shard_batch", "gather", "gather_json", "any_process", "first_line", "lost_peer"]
