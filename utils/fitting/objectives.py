@@ -85,12 +85,13 @@ def _cell_data(problem: Problem) -> Data:
         with jax.enable_x64(True):
             data["filtered"] = np.asarray(alpha_filter(jnp.asarray(grid), problem.dt,
                                                        problem.spike_tau))
+    mask = (subthreshold_mask(problem.spikes_target, n_steps, problem.dt)
+            if problem.spike_weight else np.ones(problem.current.shape))
     if problem.spike_weight:
         # residuals of a silent model: the target's filtered trains, scaled as van_rossum_loss
         per_sample = problem.dt / (problem.spike_tau * len(problem.current))
         silent = np.sum(data["filtered"] ** 2) * per_sample
         data["spike_scale"] = np.sqrt(per_sample * problem.spike_weight / max(silent, 1e-12))
-        mask = subthreshold_mask(problem.spikes_target, n_steps, problem.dt)
         data["v_weight"] = mask / np.sqrt(max(1, mask.sum()))
         data["v_cap"] = np.float64(problem.v_cap)
         data["v_sub"] = np.asarray(capped(problem.v_target, problem.v_cap))
@@ -102,8 +103,7 @@ def _cell_data(problem: Problem) -> Data:
         data[f"n_spikes_{f}"] = np.float64(max(1, int(forced.sum())))
         if problem.v_target is not None:
             data[f"v_target_{f}"] = np.asarray(problem.v_target, float)[:, ::f][:, :n_c]
-            weight = (np.ones_like(data[f"v_target_{f}"]) if not problem.spike_weight else
-                      subthreshold_mask(problem.spikes_target, n_steps, problem.dt)[:, ::f][:, :n_c])
+            weight = mask[:, ::f][:, :n_c]
             data[f"v_weight_{f}"] = weight / np.sqrt(max(1, weight.sum()))
     return data
 

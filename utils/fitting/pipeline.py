@@ -20,8 +20,7 @@ from utils.fitting.efeatures import compare_features, format_features
 from utils.fitting.plots import plot_all, plot_test_sweeps, preload_pyplot
 from utils.fitting.problem import Problem, make_problem, traces_of
 from utils.fitting.rows import cell_row, write_cells_csv
-from utils.fitting.verdict import (held_out_traces, judge, summarize, sweep_scores,
-                                   test_scores)
+from utils.fitting.verdict import held_out_traces, judge, score_sweeps, test_scores
 from utils.run import RunStatus, UserError, make_out_dir, write_config, write_metrics
 
 __all__ = ["problem_from_flags", "Fits", "score", "fit_all", "method_entry", "format_table",
@@ -90,10 +89,9 @@ def _judged(problem: Problem, z: np.ndarray, params: dict, v: np.ndarray, spikes
     out: dict = {}
     fitted = None
     if problem.v_target is not None:
-        scores = sweep_scores(problem.current, problem.v_target, v, problem.spikes_target,
+        fitted = score_sweeps(problem.current, problem.v_target, v, problem.spikes_target,
                               spikes, problem.dt, problem.gamma_window, problem.sweep_numbers)
-        fitted = summarize(scores)
-        out["fitted_sweeps"] = fitted
+        out["fitted_sweeps"] = {k: x for k, x in fitted.items() if k != "sweeps"}
     test = test_scores(problem, params)
     if test is not None:
         out["test"] = test
@@ -211,17 +209,17 @@ def best_method(fits: Fits) -> str | None:
     return min(finite, key=finite.get) if finite else None
 
 
-def recording_report(problem: Problem, fits: Fits) -> dict | None:
-    """For a fit of recordings: the best method's eFEL features beside the cell's on the
-    fitted sweeps and the held-out ones (utils/fitting/efeatures.py); None otherwise."""
-    method = best_method(fits)
+def recording_report(problem: Problem, fits: Fits, method: str | None,
+                     v_test: np.ndarray | None) -> dict | None:
+    """For a fit of recordings: `method`'s eFEL features beside the cell's on the fitted
+    sweeps and, given its voltage on them (`v_test`), the held-out ones
+    (utils/fitting/efeatures.py); None otherwise."""
     if problem.truth is not None or problem.v_target is None or method is None:
         return None
     report = {"method": method, "fitted_sweeps": compare_features(
         problem.current, problem.v_target, fits.traces[method][0], problem.dt,
         problem.sweep_numbers)}
-    if problem.test is not None:
-        v_test = held_out_traces(problem, fits.metrics[method]["params"])[0]
+    if v_test is not None:
         report["test_sweeps"] = compare_features(problem.test.current, problem.test.voltage,
                                                  v_test, problem.dt, problem.test.numbers)
     return report
@@ -288,7 +286,10 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                        # (a display backend is set up in the main thread: not with --show)
                        first_batch=None if config.show else preload_pyplot)
         metrics = _metrics(problem, fits)
-        report = recording_report(problem, fits)
+        method = best_method(fits)
+        v_test = (held_out_traces(problem, fits.metrics[method]["params"])[0]
+                  if problem.test is not None and method is not None else None)
+        report = recording_report(problem, fits, method, v_test)
         if report is not None:
             metrics["features"] = report
         if cell is not None:
@@ -306,11 +307,9 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                   f"{', '.join(fits.metrics) or 'no method'} in {out_dir}", file=sys.stderr)
             raise KeyboardInterrupt
         plot_all(problem, fits.metrics, fits.histories, fits.traces, out_dir, show=config.show)
-        if report is not None and "test_sweeps" in report:
-            method = report["method"]
-            plot_test_sweeps(problem, method, held_out_traces(problem, fits.metrics[method][
-                "params"])[0], fits.metrics[method]["test"], out_dir / "test_sweeps.png",
-                show=config.show)
+        if report is not None and v_test is not None:
+            plot_test_sweeps(problem, method, v_test, fits.metrics[method]["test"],
+                             out_dir / "test_sweeps.png", show=config.show)
         print(f"results in {out_dir}")
         if not any(r["loss"] is not None for r in fits.metrics.values()):
             raise UserError(f"no method reached a finite loss (results in {out_dir})")

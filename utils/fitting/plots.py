@@ -132,6 +132,9 @@ def plot_all(problem: Problem, results: Mapping[str, dict], histories: Mapping[s
     return paths
 
 
+MAX_CELL_PANELS = 12  # cells and held-out sweeps drawn in one figure (the first ones)
+
+
 def plot_test_sweeps(problem: Problem, method: str, v_model: np.ndarray, test: dict,
                      path: Path, show: bool = False) -> Path:
     """The held-out sweeps (up to MAX_CELL_PANELS): recording in gray, the fitted model in
@@ -163,8 +166,6 @@ def plot_test_sweeps(problem: Problem, method: str, v_model: np.ndarray, test: d
                  fontsize=10)
     return save_figure(fig, path, show)
 
-
-MAX_CELL_PANELS = 12  # cells drawn in cells_fits.png (the first ones fitted)
 
 
 def plot_cell_fits(panels: Mapping[str, tuple], path: Path, show: bool = False,

@@ -14,8 +14,8 @@ from utils.fitting.metrics import gamma_factor
 from utils.fitting.problem import Problem, simulate_cell
 from utils.fitting.recorded import recording_spikes
 
-__all__ = ["SPIKE_COUNT_TOL", "NOISE_FACTOR", "R2_MIN", "AT_BOUND", "sweep_scores",
-           "summarize", "held_out_traces", "test_scores", "judge"]
+__all__ = ["SPIKE_COUNT_TOL", "NOISE_FACTOR", "R2_MIN", "AT_BOUND", "score_sweeps",
+           "held_out_traces", "test_scores", "judge"]
 
 SPIKE_COUNT_TOL = 0.5   # spike counts of model and cell differing by more than this fraction
 NOISE_FACTOR = 10.0     # a subthreshold RMSE above this many times the baseline noise ...
@@ -31,49 +31,39 @@ def _latency(spikes: np.ndarray, current: np.ndarray, dt: float) -> float | None
     return float(later[0] - onset) if later.size else None
 
 
-def sweep_scores(current: np.ndarray, voltage: np.ndarray, v_model: np.ndarray,
+def score_sweeps(current: np.ndarray, voltage: np.ndarray, v_model: np.ndarray,
                  data_spikes: Sequence[np.ndarray], model_spikes: Sequence[np.ndarray],
-                 dt: float, window: float, numbers: Sequence[int] | None = None) -> list[dict]:
-    """Per sweep: its number, the spike counts and first-spike latencies (ms after the
-    stimulus first changes) of cell and model, the gamma factor (None where undefined) and
-    the RMSE (mV) over the samples away from the spikes of both."""
+                 dt: float, window: float, numbers: Sequence[int] | None = None) -> dict:
+    """`sweeps`: per sweep its number, the spike counts and first-spike latencies (ms after
+    the stimulus first changes) of cell and model, the gamma factor (None where undefined)
+    and the RMSE (mV) over the samples away from the spikes of both; then over all sweeps the
+    spike totals, the medians of gamma (sweeps where the cell fires and it is defined) and of
+    the RMSE, and the fraction of the recording's subthreshold variance (pooled) that the
+    model explains (R^2; below 0 a constant at the mean would do better)."""
     n_steps = voltage.shape[1]
     keep = (subthreshold_mask(data_spikes, n_steps, dt)
             & subthreshold_mask(model_spikes, n_steps, dt))
-    out = []
+    sweeps = []
     for k, (i, v, vm, ds, ms, m) in enumerate(zip(current, voltage, v_model, data_spikes,
                                                  model_spikes, keep)):
         rmse = float(np.sqrt(np.mean((vm[m] - v[m]) ** 2))) if m.any() else None
-        out.append({"sweep": int(numbers[k]) if numbers is not None else k,
-                    "_sse": float(np.sum((vm[m] - v[m]) ** 2)), "_v": v[m],
-                    "spikes_cell": int(len(ds)), "spikes_model": int(len(ms)),
-                    "latency_cell_ms": _latency(ds, i, dt),
-                    "latency_model_ms": _latency(ms, i, dt),
-                    "gamma": gamma_factor(ms, ds, window, n_steps * dt) if len(ds) else None,
-                    "subthreshold_rmse_mV": rmse})
-    return out
-
-
-def summarize(scores: Sequence[dict]) -> dict:
-    """Totals and medians over sweeps: spike counts, gamma (sweeps where the cell fires and
-    it is defined), subthreshold RMSE, and the fraction of the recording's subthreshold
-    variance (pooled over the sweeps) that the model explains (R^2; below 0 a constant at
-    the mean would do better)."""
-    gammas = [s["gamma"] for s in scores if s["gamma"] is not None]
-    rmses = [s["subthreshold_rmse_mV"] for s in scores if s["subthreshold_rmse_mV"] is not None]
-    v = np.concatenate([s["_v"] for s in scores]) if scores else np.zeros(0)
+        sweeps.append({"sweep": int(numbers[k]) if numbers is not None else k,
+                       "spikes_cell": int(len(ds)), "spikes_model": int(len(ms)),
+                       "latency_cell_ms": _latency(ds, i, dt),
+                       "latency_model_ms": _latency(ms, i, dt),
+                       "gamma": gamma_factor(ms, ds, window, n_steps * dt) if len(ds) else None,
+                       "subthreshold_rmse_mV": rmse})
+    v, vm = voltage[keep], v_model[keep]
     spread = float(np.sum((v - v.mean()) ** 2)) if v.size else 0.0
-    r2 = 1.0 - sum(s["_sse"] for s in scores) / spread if spread > 0 else None
-    return {"spikes_cell": sum(s["spikes_cell"] for s in scores),
-            "spikes_model": sum(s["spikes_model"] for s in scores),
+    gammas = [s["gamma"] for s in sweeps if s["gamma"] is not None]
+    rmses = [s["subthreshold_rmse_mV"] for s in sweeps if s["subthreshold_rmse_mV"] is not None]
+    return {"sweeps": sweeps,
+            "spikes_cell": sum(s["spikes_cell"] for s in sweeps),
+            "spikes_model": sum(s["spikes_model"] for s in sweeps),
             "median_gamma": float(np.median(gammas)) if gammas else None,
             "median_subthreshold_rmse_mV": float(np.median(rmses)) if rmses else None,
-            "subthreshold_r2": r2}
-
-
-def _public(scores: Sequence[dict]) -> list[dict]:
-    """Per-sweep scores without the summary's working values."""
-    return [{k: v for k, v in s.items() if not k.startswith("_")} for s in scores]
+            "subthreshold_r2": 1.0 - float(np.sum((vm - v) ** 2)) / spread if spread > 0
+            else None}
 
 
 def held_out_traces(problem: Problem, params: Mapping[str, float]) -> tuple[np.ndarray, list]:
@@ -84,16 +74,15 @@ def held_out_traces(problem: Problem, params: Mapping[str, float]) -> tuple[np.n
 
 
 def test_scores(problem: Problem, params: Mapping[str, float]) -> dict | None:
-    """The scores of a fit on the problem's held-out sweeps: `sweeps` (sweep_scores) and
-    their summary; None without held-out sweeps."""
+    """The scores of a fit on the problem's held-out sweeps (score_sweeps); None without
+    held-out sweeps."""
     held = problem.test
     if held is None:
         return None
     v, model_spikes = held_out_traces(problem, params)
     data_spikes = recording_spikes(problem.model, held.voltage, problem.dt)
-    scores = sweep_scores(held.current, held.voltage, v, data_spikes, model_spikes, problem.dt,
-                          problem.gamma_window, held.numbers)
-    return {"sweeps": _public(scores), **summarize(scores)}
+    return score_sweeps(held.current, held.voltage, v, data_spikes, model_spikes, problem.dt,
+                        problem.gamma_window, held.numbers)
 
 
 def _count_reason(summary: dict, where: str) -> str | None:
@@ -110,7 +99,7 @@ def judge(problem: Problem, z: np.ndarray, fitted: dict, test: dict | None) -> l
     """Why a fit is poor (empty: it is not): parameters at a bound, spike counts off on the
     fitted or held-out sweeps (by more than SPIKE_COUNT_TOL), a subthreshold RMSE above
     NOISE_FACTOR x the baseline noise that explains less than R2_MIN of the subthreshold
-    variance. `fitted`: summarize() of the fitted sweeps."""
+    variance. `fitted`: score_sweeps() of the fitted sweeps."""
     reasons = []
     at = [f"{n} at its {'lower' if zk < 0.5 else 'upper'} bound"
           for n, zk in zip(problem.free, z) if min(zk, 1.0 - zk) < AT_BOUND]
