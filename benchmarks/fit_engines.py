@@ -83,10 +83,10 @@ def compare(name: str, residuals, vg, starts: np.ndarray, maxiter: int, repeats:
     evaluations."""
     jax_fit = optax_multistart(residuals, maxiter)
     row = {"case": name, "starts": len(starts), "maxiter": maxiter}
-    for engine, run in (("scipy", lambda: lbfgsb_multistart(vg, starts, maxiter=maxiter)),
-                        ("scipy_confirm3", lambda: lbfgsb_multistart(vg, starts,
+    for engine, run in (("scipy", lambda: lbfgsb_multistart(vg, [starts], maxiter=maxiter)[0]),
+                        ("scipy_confirm3", lambda: lbfgsb_multistart(vg, [starts],
                                                                      maxiter=maxiter,
-                                                                     confirm=3)),
+                                                                     confirm=3)[0]),
                         ("optax", lambda: jax.block_until_ready(jax_fit(jnp.asarray(starts))))):
         walls = []
         for _ in range(repeats):

@@ -31,7 +31,7 @@ def run(problem, method: str, *, n_starts: int, budget: int, seed: int, presearc
     obj = make_objectives(problem)
     if not presearch:
         obj = replace(obj, stages=(obj.real,))
-    res = run_method(method, obj, len(problem.free), n_starts=n_starts, budget=budget,
+    res, = run_method(method, obj, len(problem.free), n_starts=n_starts, budget=budget,
                      popsize=popsize, maxiter=200, seed=seed)
     params = dict(zip(problem.free, problem.box.to_params(res.z)))
     v, spikes = traces_of(problem, params)

@@ -15,8 +15,29 @@ from benchmarks.common import time_to
 from neuron_fitting_of_hh_model import DEFAULTS
 from utils.fitting import make_objectives, method_names, problem_from_flags, traces_of
 from utils.fitting.metrics import mean_gamma
-from utils.fitting.multistart import lbfgsb_multistart, lbfgsb_sequential, run_method
+from utils.fitting.multistart import lbfgsb_multistart, run_method
+from utils.fitting.optim import OptimResult, Progress, Tracker, clean, of_cell
 from utils.run import atomic_write_json
+
+
+def lbfgsb_sequential(value_and_grad, starts: np.ndarray, maxiter: int = 200,
+                      progress: Progress | None = None) -> OptimResult:
+    """The runs of lbfgsb_multistart one after another, one point per evaluation
+    (value_and_grad(Z [B, D]) of one cell): what the lock-step batching is measured against."""
+    import scipy.optimize
+
+    tracker = Tracker("gradient", progress)
+
+    def fun(z):
+        f, g = clean(*value_and_grad(z[None]))
+        tracker.record(z[None], f)
+        return float(f[0]), g[0]
+
+    for z0 in starts:
+        scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B",
+                                bounds=[(0.0, 1.0)] * starts.shape[1], options={"maxiter": maxiter})
+    return tracker.result()
+
 
 def problem_for(argv: list[str]):
     return problem_from_flags(DEFAULTS, argv)
@@ -31,7 +52,7 @@ def noisy_recordings(quick: bool, seed: int) -> dict:
     for method in method_names():
         obj = make_objectives(problem)
         bayes = method == "bayesian"  # a GP refit per asked point: its cost grows fast
-        res = run_method(method, obj, 3, n_starts=4, maxiter=100, seed=seed,
+        res, = run_method(method, obj, 3, n_starts=4, maxiter=100, seed=seed,
                          budget=100 if bayes else budget, popsize=20 if bayes else 100)
         print(f"  {method}: {res.wall_s:.1f} s", flush=True)
         x = problem.box.to_params(res.z)
@@ -46,10 +67,12 @@ def lockstep_vs_loop(seed: int) -> dict:
     problem = problem_for(["--fit", "gl,g_na,g_kd,vth"])
     starts = np.random.default_rng(seed).uniform(size=(8, 4))
     out = {}
-    for name, fn in [("lockstep_batched", lbfgsb_multistart), ("sequential_loop", lbfgsb_sequential)]:
+    runs = [("lockstep_batched", lambda vg: lbfgsb_multistart(vg, [starts], maxiter=100)[0]),
+            ("sequential_loop", lambda vg: lbfgsb_sequential(of_cell(vg, 0), starts, maxiter=100))]
+    for name, run in runs:
         vg = make_objectives(problem).real.value_and_grad
         t0 = time.perf_counter()
-        res = fn(vg, starts, maxiter=100)
+        res = run(vg)
         out[name] = {"wall_s": time.perf_counter() - t0, "loss": res.loss, "n_evals": res.n_evals}
     return out
 
@@ -57,8 +80,8 @@ def lockstep_vs_loop(seed: int) -> dict:
 def spike_target(quick: bool, seed: int) -> dict:
     problem = problem_for(["--target", "spike"])
     obj = make_objectives(problem)
-    loss = obj.loss
-    res = run_method("gradient", obj, 4, n_starts=10, maxiter=100 if quick else 200,
+    loss = of_cell(obj.loss, 0)
+    res, = run_method("gradient", obj, 4, n_starts=10, maxiter=100 if quick else 200,
                      seed=seed, budget=1, popsize=1)
     rng = np.random.default_rng(seed + 1)
     z = rng.uniform(size=(res.n_evals, 4))

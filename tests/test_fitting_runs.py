@@ -15,6 +15,7 @@ from models.hh import HH_DEFAULTS, make_hh
 from tests.fitting_helpers import python_sigint, write_csv
 from utils.fitting.methods import METHODS, GradientFree
 from utils.fitting.multistart import lbfgsb_multistart
+from utils.fitting.optim import one_cell
 from utils.fitting.optim import Tracker, clean
 from utils.fitting.pipeline import format_table, problem_from_flags
 from utils.fitting.problem import simulate_cell
@@ -255,7 +256,7 @@ def test_lockstep_threads_stop_cleanly_on_ctrl_c():
     before = threading.active_count()
     starts = np.random.default_rng(0).uniform(size=(6, 2))
     with python_sigint(), pytest.raises(KeyboardInterrupt):
-        lbfgsb_multistart(value_and_grad, starts, maxiter=1000)
+        lbfgsb_multistart(one_cell(value_and_grad), [starts], maxiter=1000)
     assert threading.active_count() == before
     n = len(calls)
     assert 3 <= n <= 4  # at most the evaluation already under way finishes

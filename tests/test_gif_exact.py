@@ -22,7 +22,7 @@ def test_noise_free_gif_target_is_recovered_exactly_from_every_seed():
     obj = make_objectives(problem)  # compiled once for all seeds
     truth = np.array([problem.truth[n] for n in problem.free])
     for seed in (0, 1, 2):
-        res = run_method("gradient", obj, len(problem.free), n_starts=4, budget=0, popsize=1,
+        res, = run_method("gradient", obj, len(problem.free), n_starts=4, budget=0, popsize=1,
                          maxiter=200, seed=seed, n_refine=2, confirm=3)
         rel = np.abs(problem.box.to_params(res.z) - truth) / truth
         assert res.loss < 1e-12 and rel.max() < 1e-6, (seed, res.loss, rel)

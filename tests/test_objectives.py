@@ -9,7 +9,7 @@ import pytest
 import neuron_fitting_of_gif_model as gif
 import neuron_fitting_of_hh_model as hh
 from utils.fitting import make_objectives, problem_from_flags, traces_of
-from utils.fitting.objectives import FORWARD_MODE_MAX_DIM, Cohort, cohort_key
+from utils.fitting.objectives import FORWARD_MODE_MAX_DIM, cohort_key
 from utils.fitting.metrics import gamma_factor
 
 Z = np.random.default_rng(0).uniform(0.2, 0.8, size=(3, 4))
@@ -116,7 +116,7 @@ def test_cohort_rows_are_scored_on_their_own_cells_recording():
     """HH rows of three cells in one call: each row's loss is the voltage MSE against its own
     cell's target (simulated apart), its gradient that of finite differences."""
     problems = three_cells(hh, [])
-    cohort = Cohort(problems)
+    cohort = make_objectives(problems)
     assert len({cohort_key(p) for p in problems}) == 1
     z = np.random.default_rng(2).uniform(0.2, 0.8, size=(6, len(problems[0].free)))
     cells = np.array([2, 0, 1, 1, 0, 2])
@@ -138,7 +138,7 @@ def test_a_cohorts_presearch_forces_each_cells_own_spikes():
     """GIF rows of two cells whose spikes differ: the coarse presearch of each row is that of
     its own cell's problem alone."""
     problems = three_cells(gif, [])[:2]
-    stage = Cohort(problems).stages[0]
+    stage = make_objectives(problems).stages[0]
     assert stage.name == "coarse"
     z = np.random.default_rng(3).uniform(0.2, 0.8, size=(4, len(problems[0].free)))
     cells = np.array([1, 0, 0, 1])
@@ -153,4 +153,4 @@ def test_a_cohorts_presearch_forces_each_cells_own_spikes():
 def test_problems_of_another_kind_are_not_one_cohort():
     a = problem_from_flags(hh.DEFAULTS, [])
     with pytest.raises(ValueError, match="one kind"):
-        Cohort([a, problem_from_flags(hh.DEFAULTS, ["--fit", "gl,g_na"])])
+        make_objectives([a, problem_from_flags(hh.DEFAULTS, ["--fit", "gl,g_na"])])

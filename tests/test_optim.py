@@ -3,10 +3,10 @@ the registry."""
 import numpy as np
 import pytest
 
+from benchmarks.hh_fitting import lbfgsb_sequential
 from utils.fitting.methods import METHODS, GradientBased, method_names
-from utils.fitting.multistart import (lbfgsb_cells, lbfgsb_multistart, lbfgsb_sequential,
-                                      run_method, staged, staged_cells)
-from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult, Stage, confirmed
+from utils.fitting.multistart import lbfgsb_multistart, run_method, staged
+from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult, Stage, confirmed, one_cell
 from utils.fitting.searchers import levenberg_marquardt
 from utils.fitting.starts import MAX_ROWS, _bucket, batched_calls
 
@@ -38,7 +38,7 @@ def gauss_newton(z):
             2 * np.einsum("bmd,bme->bde", jac, jac))
 
 
-OBJ = Objectives(loss, (Stage("real", value_and_grad, gauss_newton),))
+OBJ = Objectives(one_cell(loss), (Stage("real", one_cell(value_and_grad), one_cell(gauss_newton)),))
 
 
 def _best():
@@ -49,7 +49,7 @@ def _best():
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_each_method_finds_the_minimum(method):
     budget = 40 if method == "bayesian" else 60
-    res = run_method(method, OBJ, 2, n_starts=4, budget=budget, popsize=10, maxiter=50, seed=3)
+    res, = run_method(method, OBJ, 2, n_starts=4, budget=budget, popsize=10, maxiter=50, seed=3)
     assert res.loss < _best() + (0.05 if method in GRADIENT_FREE else 1e-6)
     assert np.all((res.z >= 0) & (res.z <= 1))
     if method in GRADIENT_FREE:
@@ -60,8 +60,8 @@ def test_each_method_finds_the_minimum(method):
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_same_seed_same_result(method):
     kw = dict(n_starts=3, budget=30, popsize=10, maxiter=20)
-    a = run_method(method, OBJ, 2, seed=5, **kw)
-    b = run_method(method, OBJ, 2, seed=5, **kw)
+    a, = run_method(method, OBJ, 2, seed=5, **kw)
+    b, = run_method(method, OBJ, 2, seed=5, **kw)
     assert a.loss == b.loss and np.array_equal(a.z, b.z) and a.n_evals == b.n_evals
 
 
@@ -73,7 +73,7 @@ def test_lockstep_batching_equals_sequential_runs():
         calls.append(len(z))
         return value_and_grad(z)
 
-    batched = lbfgsb_multistart(counting, starts, maxiter=30)
+    batched, = lbfgsb_multistart(one_cell(counting), [starts], maxiter=30)
     seq = lbfgsb_sequential(value_and_grad, starts, maxiter=30)
     assert batched.loss == pytest.approx(seq.loss, abs=1e-12)
     assert batched.n_evals == seq.n_evals
@@ -113,7 +113,7 @@ def test_nan_losses_do_not_break_the_search():
         out = loss(z)
         out[z[:, 0] > 0.8] = np.nan
         return out
-    res = run_method("DE", Objectives(nan_loss), 2, n_starts=1, budget=40, popsize=10,
+    res, = run_method("DE", Objectives(one_cell(nan_loss)), 2, n_starts=1, budget=40, popsize=10,
                      maxiter=1, seed=0)
     assert np.isfinite(res.loss)
 
@@ -152,6 +152,11 @@ def test_levenberg_marquardt_converges_in_few_iterations_on_a_least_squares_prob
     assert len(calls) < 30
 
 
+def cellwise(run):
+    """A stage run of one cell (starts [S, D] -> result) as one over a list of cells."""
+    return lambda zs: [run(zs[0])]
+
+
 def _shifted(shift: float):
     """A surrogate of `loss` with its minimum moved by `shift`, scoring points on `loss`."""
     def fn(z):
@@ -168,7 +173,7 @@ def test_gradient_methods_run_coarse_presearch_and_real_stages(method):
     calls = []
 
     def counted(fn, name):
-        def call(z):
+        def call(z, cells):
             calls.append((name, len(z)))
             return fn(z)
         return call
@@ -178,13 +183,13 @@ def test_gradient_methods_run_coarse_presearch_and_real_stages(method):
             return (*gauss_newton(z - shift), loss(z))
         return fn
 
-    obj = Objectives(loss, (
+    obj = Objectives(one_cell(loss), (
         Stage("coarse", counted(_shifted(0.05), "coarse"), counted(gn_of(0.05), "coarse"),
               surrogate=True),
         Stage("presearch", counted(_shifted(0.01), "fine"), counted(gn_of(0.01), "fine"),
               surrogate=True),
         Stage("real", counted(value_and_grad, "real"), counted(gauss_newton, "real"))))
-    res = run_method(method, obj, 2, n_starts=6, budget=0, popsize=1, maxiter=50, seed=1,
+    res, = run_method(method, obj, 2, n_starts=6, budget=0, popsize=1, maxiter=50, seed=1,
                      n_refine=2)
     order = [name for name, _ in calls]
     assert order[0] == "coarse" and order[-1] == "real"
@@ -210,7 +215,7 @@ def test_staged_keeps_the_best_point_of_an_earlier_stage():
         return OptimResult("x", z[0] + 0.1, 0.5, 2, 0.0, [(0.0, 2, 0.5)],
                            [(z[0] + 0.1, 0.5, 0.5)])
 
-    res = staged([first, second], np.zeros((4, 2)), n_refine=1)
+    res, = staged([cellwise(first), cellwise(second)], [np.zeros((4, 2))], n_refine=1)
     assert res.loss == 0.1 and np.array_equal(res.z, good[0]) and res.n_evals == 5
     assert [h[2] for h in res.history] == [0.1, 0.1]
 
@@ -236,7 +241,7 @@ def test_a_later_stage_refines_the_best_point_then_the_surrogates_then_by_real_l
         seen.extend(starts.tolist())
         return OptimResult("x", starts[0], 0.2, 1, 0.0, [(0.0, 1, 0.2)], [])
 
-    staged([first, second], np.zeros((4, 2)), n_refine=n_refine)
+    staged([cellwise(first), cellwise(second)], [np.zeros((4, 2))], n_refine=n_refine)
     assert seen == [z[name].tolist() for name in expected]
 
 
@@ -251,9 +256,10 @@ def test_a_registered_gradient_based_method_runs_its_own_stage_builder(monkeypat
 
     monkeypatch.setitem(METHODS, "mine", GradientBased(one_lbfgsb_stage, "test method"))
     assert "mine" in method_names("gradient-based")
-    obj = Objectives(loss, (Stage("presearch", _shifted(0.01), None, surrogate=True),
-                            Stage("real", value_and_grad, None)))
-    res = run_method("mine", obj, 2, n_starts=4, budget=0, popsize=1, maxiter=50, seed=0,
+    obj = Objectives(one_cell(loss), (
+        Stage("presearch", one_cell(_shifted(0.01)), None, surrogate=True),
+        Stage("real", one_cell(value_and_grad), None)))
+    res, = run_method("mine", obj, 2, n_starts=4, budget=0, popsize=1, maxiter=50, seed=0,
                      n_refine=2)
     assert seen == [("presearch", 0, True), ("real", 1, False)]
     assert res.loss < _best() + 1e-6
@@ -261,7 +267,7 @@ def test_a_registered_gradient_based_method_runs_its_own_stage_builder(monkeypat
 
 def test_gradient_based_method_refuses_a_problem_without_derivatives():
     with pytest.raises(ValueError, match="needs derivatives"):
-        run_method("gradient", Objectives(loss), 2, n_starts=2, budget=0, popsize=1,
+        run_method("gradient", Objectives(one_cell(loss)), 2, n_starts=2, budget=0, popsize=1,
                    maxiter=5, seed=0)
 
 
@@ -286,7 +292,7 @@ def test_broken_starts_do_not_stop_the_others():
         return np.where(z[:, 0] < 0.5, np.nan, f), g
 
     starts = np.array([[0.1, 0.5], [0.2, 0.5], [0.3, 0.5], [0.4, 0.5], [0.9, 0.9]])
-    res = lbfgsb_multistart(nan_left, starts, maxiter=100, confirm=3)
+    res, = lbfgsb_multistart(one_cell(nan_left), [starts], maxiter=100, confirm=3)
     best_right = min(loss(np.array([[x, y]]))[0] for x in np.linspace(0.5, 1, 101)
                      for y in np.linspace(0, 1, 101))
     assert res.loss < best_right + 1e-6
@@ -297,8 +303,8 @@ def test_confirm_stops_the_starts_early_with_the_same_best(method):
     """12 starts on the bumpy toy loss (several local minima): stopping once 3 starts agree on
     the best costs fewer evaluations and finds the same minimum as running every start."""
     kw = dict(n_starts=12, budget=0, popsize=1, maxiter=100, seed=0)
-    every = run_method(method, OBJ, 2, confirm=0, **kw)
-    early = run_method(method, OBJ, 2, confirm=3, **kw)
+    every, = run_method(method, OBJ, 2, confirm=0, **kw)
+    early, = run_method(method, OBJ, 2, confirm=3, **kw)
     assert early.loss == pytest.approx(every.loss, rel=1e-9, abs=1e-12)
     assert early.loss < _best() + 1e-6
     assert early.n_evals < every.n_evals
@@ -306,7 +312,7 @@ def test_confirm_stops_the_starts_early_with_the_same_best(method):
 
 def shifted(shift):
     """The toy problem with its minimum moved by `shift` (another cell's recording)."""
-    return lambda z: value_and_grad(z - shift)
+    return lambda z, cells: value_and_grad(z - shift)
 
 
 @pytest.mark.parametrize("confirm", [0, 2])
@@ -319,18 +325,19 @@ def test_cells_fitted_together_each_get_their_own_runs_result(confirm):
         return value_and_grad(z - shifts[cells])
 
     starts = [np.random.default_rng(c).uniform(size=(6, 2)) for c in range(3)]
-    together = lbfgsb_cells(cells_vg, starts, maxiter=50, confirm=confirm)
+    together = lbfgsb_multistart(cells_vg, starts, maxiter=50, confirm=confirm)
     for c, res in enumerate(together):
-        alone = lbfgsb_multistart(shifted(shifts[c]), starts[c], maxiter=50, confirm=confirm)
+        alone, = lbfgsb_multistart(shifted(shifts[c]), [starts[c]], maxiter=50,
+                                   confirm=confirm)
         np.testing.assert_array_equal(res.z, alone.z)
         assert (res.loss, res.n_evals) == (alone.loss, alone.n_evals)
         assert len(res.finals) == len(alone.finals)
     if confirm:
-        full = lbfgsb_cells(cells_vg, starts, maxiter=50, confirm=0)
+        full = lbfgsb_multistart(cells_vg, starts, maxiter=50, confirm=0)
         assert sum(r.n_evals for r in together) < sum(r.n_evals for r in full)
 
 
-def test_staged_cells_refine_each_cells_own_points():
+def test_staged_refines_each_cells_own_points():
     """Two stages over two cells: each cell's second stage starts from its own first stage's
     best point."""
     shifts = np.array([[0.0, 0.0], [0.2, -0.2]])
@@ -338,12 +345,13 @@ def test_staged_cells_refine_each_cells_own_points():
 
     def stage(zs):
         seen.append([np.array(z) for z in zs])
-        return [lbfgsb_multistart(shifted(shifts[c]), z, maxiter=30) for c, z in enumerate(zs)]
+        return [lbfgsb_multistart(shifted(shifts[c]), [z], maxiter=30)[0]
+                for c, z in enumerate(zs)]
 
     starts = [np.random.default_rng(0).uniform(size=(4, 2))] * 2
-    results = staged_cells([stage, stage], starts, n_refine=1)
+    results = staged([stage, stage], starts, n_refine=1)
     for c, res in enumerate(results):
-        first = lbfgsb_multistart(shifted(shifts[c]), starts[c], maxiter=30)
+        first, = lbfgsb_multistart(shifted(shifts[c]), [starts[c]], maxiter=30)
         np.testing.assert_array_equal(seen[1][c], first.z[None])
         assert res.loss <= first.loss
     assert not np.array_equal(seen[1][0], seen[1][1])

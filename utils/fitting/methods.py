@@ -9,7 +9,8 @@ Adding a method is one function and one registry entry, e.g. a gradient-free one
     METHODS["random"] = GradientFree(random_search, "uniform random search")
 
 A gradient-based entry (`GradientBased`) gives instead how to run one stage of the objectives
-(see utils/fitting/multistart.py: lbfgsb_stage); the starts and the staging are shared.
+over the starts of every cell fitted (see utils/fitting/multistart.py: lbfgsb_stage); the
+starts and the staging are shared.
 """
 from __future__ import annotations
 
@@ -24,12 +25,9 @@ if TYPE_CHECKING:
 
     from utils.fitting.optim import OptimResult, Progress, Stage
 
-    # stage(stage, index, maxiter, progress, confirm) -> run from starts [S, D]
+    # stage(stage, index, maxiter, progress, confirm) -> run from each cell's starts [S, D]
     StageRunner = Callable[[Stage, int, int, Progress | None, int],
-                           Callable[[np.ndarray], OptimResult]]
-    # cells_stage(stage, index, maxiter, confirm) -> run from each cell's starts [S, D]
-    CellsStageRunner = Callable[[Any, int, int, int],
-                                Callable[[list[np.ndarray]], list[OptimResult]]]
+                           Callable[[list[np.ndarray]], list[OptimResult]]]
     # minimize(loss, dim, *, budget, popsize, seed, progress) -> OptimResult
     Minimizer = Callable[..., OptimResult]
 
@@ -44,26 +42,19 @@ def _resolve(entry: Any) -> Any:
 
 @dataclass(frozen=True)
 class GradientBased:
-    """A local method on the objectives' stages, run from `n_starts` uniform random starts: the
+    """A local method on the objectives' stages, run from `n_starts` starts per cell: the
     first stage from every start, each later one from `n_refine` points of the one before
-    (utils/fitting/multistart.py: staged). `stage` builds the run of one stage; `maxiter` is
-    per start and stage."""
+    (utils/fitting/multistart.py: staged). `stage` builds the run of one stage over the
+    starts of every cell (together or in turn); `maxiter` is per start and stage."""
 
     stage: StageRunner | str
     help: str
     default: bool = True  # in the scripts' default --methods
-    # the run of one stage over the starts of many cells at once (a cohort), if the method
-    # has one (utils/fitting/multistart.py: lbfgsb_cells_stage); else cells run in turn
-    cells_stage: CellsStageRunner | str | None = None
     kind: ClassVar[str] = "gradient-based"
 
     def stage_runner(self) -> StageRunner:
         """`stage`, imported if given by reference."""
         return _resolve(self.stage)
-
-    def cells_stage_runner(self) -> CellsStageRunner:
-        """`cells_stage`, imported if given by reference."""
-        return _resolve(self.cells_stage)
 
 
 @dataclass(frozen=True)
@@ -87,8 +78,7 @@ _SEARCHERS = "utils.fitting.searchers"
 # name stays the key of metrics.json (earlier results, figures), `lbfgsb` says what it is.
 METHODS: dict[str, GradientBased | GradientFree] = {
     "gradient": GradientBased("utils.fitting.multistart:lbfgsb_stage",
-                              "multi-start L-BFGS-B on JAX gradients",
-                              cells_stage="utils.fitting.multistart:lbfgsb_cells_stage"),
+                              "multi-start L-BFGS-B on JAX gradients"),
     "lm": GradientBased(f"{_SEARCHERS}:lm_stage",
                         "multi-start Levenberg-Marquardt on JAX Jacobians",
                         default=False),  # the authors' comparison has no lm

@@ -8,24 +8,19 @@ from __future__ import annotations
 import threading
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.optimize
 import threadpoolctl
 
-if TYPE_CHECKING:
-    from utils.fitting.objectives import Cohort, CohortStage
-
 from utils.fitting.methods import METHODS, GradientBased, GradientFree
 from utils.fitting.starts import MIN_ROWS, after_screening, batched_calls, screened_starts
-from utils.fitting.optim import (BAD_LOSS, CONFIRM_ATOL, CONFIRM_RTOL, BatchValueGrad,
-                                 CellValueGrad,
+from utils.fitting.optim import (BAD_LOSS, CONFIRM_ATOL, CONFIRM_RTOL, CellValueGrad,
                                  Objectives, OptimResult, Progress, Stage, Tracker, clean,
-                                 confirmed)
+                                 confirmed, of_cell)
 
-__all__ = ["lbfgsb_cells", "lbfgsb_multistart", "lbfgsb_sequential", "staged_cells", "staged",
-           "lbfgsb_stage", "lbfgsb_cells_stage", "run_method", "run_method_on_cohort"]
+__all__ = ["lbfgsb_multistart", "staged", "lbfgsb_stage", "run_method"]
 
 
 class _Stopped(Exception):
@@ -162,13 +157,14 @@ def _join_all(threads: Sequence[threading.Thread], lock: _Lockstep) -> None:
 # wherever the loss is 1 or more.
 
 
-def lbfgsb_cells(value_and_grad: CellValueGrad, starts: Sequence[np.ndarray],
-                 maxiter: int = 200, progress: Progress | None = None,
-                 confirm: int = 0, gain_rtol: float | None = None,
-                 min_rows: int = MIN_ROWS) -> list[OptimResult]:
-    """Independent L-BFGS-B runs from the starts [S_c, D] of each cell c, the evaluations of
-    every run of every cell batched in lockstep (value_and_grad(Z, cells)); with `confirm` > 0
-    a cell's remaining runs stop once that many of its runs have converged to its best loss.
+def lbfgsb_multistart(value_and_grad: CellValueGrad, starts: Sequence[np.ndarray],
+                      maxiter: int = 200, progress: Progress | None = None,
+                      confirm: int = 0, gain_rtol: float | None = None,
+                      min_rows: int = MIN_ROWS) -> list[OptimResult]:
+    """Independent L-BFGS-B runs from the starts [S_c, D] of each cell c (one cell or many),
+    the evaluations of every run of every cell batched in lockstep (value_and_grad(Z, cells));
+    with `confirm` > 0 a cell's remaining runs stop once that many of its runs have converged
+    to its best loss.
     A run has converged by scipy's test or, with `gain_rtol`, once an iteration gains less
     than that fraction of its loss. Calls are padded to at least `min_rows` rows. One result
     per cell."""
@@ -219,21 +215,11 @@ def lbfgsb_cells(value_and_grad: CellValueGrad, starts: Sequence[np.ndarray],
     return results
 
 
-def lbfgsb_multistart(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
-                      progress: Progress | None = None, confirm: int = 0,
-                      gain_rtol: float | None = None, min_rows: int = MIN_ROWS) -> OptimResult:
-    """Independent L-BFGS-B runs from each start of one cell, their evaluations batched in
-    lockstep; with `confirm` > 0 the remaining runs stop once that many have converged to the
-    best loss; `gain_rtol` and `min_rows` as in lbfgsb_cells."""
-    return lbfgsb_cells(lambda z, cells: value_and_grad(z), [starts], maxiter, progress,
-                        confirm, gain_rtol, min_rows)[0]
-
-
 CellsRun = Callable[[Sequence[np.ndarray]], list[OptimResult]]  # starts of each cell -> results
 
 
-def staged_cells(stages: Sequence[CellsRun], starts: Sequence[np.ndarray],
-                 n_refine: int) -> list[OptimResult]:
+def staged(stages: Sequence[CellsRun], starts: Sequence[np.ndarray],
+           n_refine: int) -> list[OptimResult]:
     """Run the first stage (a local method on a smooth surrogate objective: it only has to find
     the basin) from every start of each cell, then each later stage from `n_refine` distinct
     points of the stage before, chosen per cell (`_refine_starts`); the last stage is the same
@@ -261,14 +247,6 @@ def staged_cells(stages: Sequence[CellsRun], starts: Sequence[np.ndarray],
             for res, b, e, h in zip(results, best, n_evals, history)]
 
 
-def staged(stages: Sequence[Callable[[np.ndarray], OptimResult]], starts: np.ndarray,
-           n_refine: int) -> OptimResult:
-    """`staged_cells` for one cell."""
-    def one(stage):
-        return lambda zs: [stage(zs[0])]
-    return staged_cells([one(s) for s in stages], [starts], n_refine)[0]
-
-
 def _refine_starts(best: OptimResult, finals: Sequence[tuple[np.ndarray, float, float]],
                    n: int) -> np.ndarray:
     """Up to `n` points [n, D] for the next stage, in this order: the best point scored on the
@@ -287,23 +265,7 @@ def _refine_starts(best: OptimResult, finals: Sequence[tuple[np.ndarray, float, 
     return np.stack([z for _, z in chosen])
 
 
-def lbfgsb_sequential(value_and_grad: BatchValueGrad, starts: np.ndarray, maxiter: int = 200,
-                      progress: Progress | None = None) -> OptimResult:
-    """The same runs one after another, one point per evaluation (kept for the benchmark)."""
-    tracker = Tracker("gradient", progress)
-
-    def fun(z):
-        f, g = clean(*value_and_grad(z[None]))
-        tracker.record(z[None], f)
-        return float(f[0]), g[0]
-
-    for z0 in starts:
-        scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B",
-                                bounds=[(0.0, 1.0)] * starts.shape[1], options={"maxiter": maxiter})
-    return tracker.result()
-
-
-def _stage_settings(stage: Stage | CohortStage, index: int, maxiter: int) -> dict:
+def _stage_settings(stage: Stage, index: int, maxiter: int) -> dict:
     """L-BFGS-B's settings on a stage. A first surrogate stage only has to find the basin: at
     most 50 iterations, scipy's convergence test. The stages that polish an earlier stage's
     ends (index > 0) and a real loss converge by the gain relative to the loss (the stage's
@@ -317,79 +279,48 @@ def _stage_settings(stage: Stage | CohortStage, index: int, maxiter: int) -> dic
 
 
 def lbfgsb_stage(stage: Stage, index: int, maxiter: int, progress: Progress | None,
-                 confirm: int) -> Callable[[np.ndarray], OptimResult]:
-    """Multi-start L-BFGS-B on one stage (settings: `_stage_settings`). The starts stop once
-    `confirm` > 0 agree on the best."""
+                 confirm: int) -> CellsRun:
+    """Multi-start L-BFGS-B on one stage (settings: `_stage_settings`), the starts of every
+    cell evaluated together; a cell's starts stop once `confirm` > 0 of them agree on its
+    best."""
     return partial(lbfgsb_multistart, stage.value_and_grad, progress=progress,
                    confirm=confirm, **_stage_settings(stage, index, maxiter))
 
 
-def lbfgsb_cells_stage(stage: CohortStage, index: int, maxiter: int,
-                       confirm: int) -> CellsRun:
-    """`lbfgsb_stage` over the starts of many cells, evaluated together."""
-    return partial(lbfgsb_cells, stage.value_and_grad, confirm=confirm,
-                   **_stage_settings(stage, index, maxiter))
-
-
 def run_method(method: str, obj: Objectives, dim: int, *, n_starts: int, budget: int,
                popsize: int, maxiter: int, seed: int, progress: Progress | None = None,
-               n_refine: int = 2, confirm: int = 0) -> OptimResult:
-    """Run one registered method by name. Starts of the gradient-based methods are drawn
-    uniformly from `seed`; with several stages they run in stages (see staged); `confirm` > 0
-    stops the starts of each stage once that many have converged to its best loss.
+               n_refine: int = 2, confirm: int = 0) -> list[OptimResult]:
+    """Run one registered method by name on every cell of the objectives (one or many), one
+    result per cell. A gradient-based method starts each cell from the same `n_starts` points
+    drawn from `seed` (around the cell's anchor, if any; the best of `obj.screen` x n_starts
+    where the loss is rugged) and runs its stages in turn (`staged`); `confirm` > 0 stops a
+    cell's starts of a stage once that many have converged to its best loss. A gradient-free
+    method runs the cells in turn, each from `seed`.
 
     The optimizers' own arithmetic (L-BFGS-B updates, Levenberg-Marquardt solves, GP refits)
     is on D x D matrices: one BLAS thread, as more threads only wait for a core on such tiny
     calls; the simulations run in XLA's own threads and are not affected."""
-    _check_method(method)
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        return _run(METHODS[method], method, obj, dim, n_starts=n_starts, budget=budget,
-                    popsize=popsize, maxiter=maxiter, seed=seed, progress=progress,
-                    n_refine=n_refine, confirm=confirm)
-
-
-def _check_method(method: str) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-
-
-def run_method_on_cohort(method: str, cohort: Cohort, dim: int, *, n_starts: int,
-                         budget: int, popsize: int, maxiter: int, seed: int, n_refine: int = 2,
-                         confirm: int = 0) -> list[OptimResult]:
-    """`run_method` on every cell of a cohort, one result per cell. A method that can run on
-    many cells at once (GradientBased.cells_stage: L-BFGS-B) evaluates the starts of every cell
-    together, each cell drawing the same starts from `seed` and racing them on its own; any
-    other runs the cells in turn."""
-    _check_method(method)
     opt = METHODS[method]
-    if getattr(opt, "cells_stage", None) is None:
-        return [run_method(method, cohort.for_cell(cell), dim, n_starts=n_starts,
-                           budget=budget, popsize=popsize, maxiter=maxiter, seed=seed,
-                           n_refine=n_refine, confirm=confirm)
-                for cell in range(len(cohort))]
-    starts, screened = screened_starts(cohort.loss, n_starts, dim, seed,
-                                        [cohort.anchor(c) for c in range(len(cohort))],
-                                        cohort.screen)
-    runs = [opt.cells_stage_runner()(stage, k, maxiter, confirm)
-            for k, stage in enumerate(cohort.stages)]
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        results = staged_cells(runs, starts, min(n_refine, n_starts))
-    return results if screened is None else [after_screening(s, r)
-                                             for s, r in zip(screened, results)]
+        if isinstance(opt, GradientFree):
+            return [opt.minimizer()(of_cell(obj.loss, c), dim, budget=budget, popsize=popsize,
+                                    seed=seed, progress=progress) for c in range(len(obj))]
+        return _gradient_based(opt, method, obj, dim, n_starts=n_starts, maxiter=maxiter,
+                               seed=seed, progress=progress, n_refine=n_refine,
+                               confirm=confirm)
 
 
-def _run(opt: GradientBased | GradientFree, method: str, obj: Objectives, dim: int, *,
-         n_starts: int, budget: int, popsize: int, maxiter: int, seed: int,
-         progress: Progress | None, n_refine: int, confirm: int) -> OptimResult:
-    if isinstance(opt, GradientFree):
-        return opt.minimizer()(obj.loss, dim, budget=budget, popsize=popsize, seed=seed,
-                               progress=progress)
+def _gradient_based(opt: GradientBased, method: str, obj: Objectives, dim: int, *,
+                    n_starts: int, maxiter: int, seed: int, progress: Progress | None,
+                    n_refine: int, confirm: int) -> list[OptimResult]:
     if not obj.stages:
         raise ValueError(f"method {method!r} needs derivatives this problem does not provide")
-    (starts,), screened = screened_starts(lambda z, cells: obj.loss(z), n_starts, dim, seed,
-                                           [obj.anchor], obj.screen, progress)
+    starts, screened = screened_starts(obj.loss, n_starts, dim, seed, obj.anchors, obj.screen,
+                                       progress)
     runs = [opt.stage_runner()(stage, k, maxiter, progress, confirm)
             for k, stage in enumerate(obj.stages)]
-    result = runs[0](starts) if len(runs) == 1 else staged(runs, starts,
-                                                           min(n_refine, n_starts))
-    return result if screened is None else after_screening(screened[0], result)
+    results = staged(runs, starts, min(n_refine, n_starts))
+    return results if screened is None else [after_screening(s, r)
+                                             for s, r in zip(screened, results)]

@@ -1,12 +1,12 @@
 """The objectives of fitting problems over unit coordinates Z [B, D]: the real loss and the
 stages a gradient-based method runs. NumPy in and out, each one compiled call, run in float64.
 
-Cells are fitted as a `Cohort`: problems that differ only in their recordings (same model,
+Cells are fitted as a cohort: problems that differ only in their recordings (same model,
 settings, free parameters, box and trace shapes). Their recordings are stacked and given to the
 compiled functions as arguments, never as constants, so that one compilation serves every cell
 of the cohort (and the disk cache serves later runs on other recordings), and each row of a
 batch names the cell it belongs to: starts of many cells are evaluated together. A single
-cell's problem is a cohort of one (`make_objectives`).
+cell's problem is a cohort of one (`make_objectives` takes one problem or many).
 
 Every loss is a sum of squared residuals: the voltage MSE, the van Rossum distance, and the
 presearch's voltage MSE plus threshold penalty. Models with `simulate_forced` (GIF) get a
@@ -17,7 +17,6 @@ parameters. It is smooth where the real objective is rugged (see README). Where 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import jax
@@ -32,7 +31,7 @@ from utils.fitting.optim import GAIN_RTOL, SPIKING_GAIN_RTOL, Objectives, Stage
 from utils.fitting.starts import LONG_MIN_ROWS, MIN_ROWS
 from utils.fitting.problem import Problem
 
-__all__ = ["Cohort", "CohortStage", "Rows", "cohort_key", "make_objectives", "population_mesh",
+__all__ = ["Rows", "cohort_key", "make_objectives", "anchor_of", "population_mesh",
            "forced_spike_steps", "threshold_residuals", "real_residuals", "forced_residuals",
            "sum_of_squares", "value_and_grad", "gauss_newton"]
 
@@ -229,15 +228,17 @@ def _shard_rows(x: np.ndarray, mesh: Mesh | None) -> jax.Array:
 def _numpy_in_out(fn, data: Data, mesh: Mesh | None = None):
     """`fn(z, cells, data)` compiled, called in float64 as call(Z [B, D], cells [B]) on NumPy
     input (rows sharded over `mesh`, if given: XLA partitions the simulation of the
-    population; the cohort's data copied to every device), returning NumPy arrays."""
+    population; the cohort's data copied to every device), returning NumPy arrays. Without
+    `cells` every row is the first cell's (a cohort of one)."""
     jitted = jax.jit(fn)
     with jax.enable_x64(True):
         placed = jax.tree.map(jnp.asarray, data) if mesh is None else jax.device_put(
             data, NamedSharding(mesh, PartitionSpec()))
 
-    def call(z: np.ndarray, cells: np.ndarray):
+    def call(z: np.ndarray, cells: np.ndarray | None = None):
         with jax.enable_x64(True):
             z = np.asarray(z, dtype=float)
+            cells = np.zeros(len(z), np.int32) if cells is None else cells
             out = jitted(_shard_rows(z, mesh), _shard_rows(np.asarray(cells, np.int32), mesh),
                          placed)
             rows = len(z)
@@ -288,90 +289,51 @@ def gauss_newton(residuals: RowResiduals, rows: Rows, score: RowResiduals | None
     return lambda z, cells, data: rows.map(one, z, cells, data)
 
 
-# --------------------------------------------------------------------------- cohorts
+# --------------------------------------------------------------------------- objectives
 
-CellCall = Callable[[np.ndarray, np.ndarray], tuple]  # (Z [B, D], cells [B]) -> outputs
-
-
-@dataclass(frozen=True)
-class CohortStage:
-    """A stage (utils/fitting/optim.py: Stage) over the rows of many cells: each call takes
-    Z [B, D] and the cell of each row [B]."""
-
-    name: str
-    value_and_grad: CellCall
-    gauss_newton: CellCall
-    surrogate: bool = False
-    gain_rtol: float = GAIN_RTOL
-    min_rows: int = MIN_ROWS
-
-    def for_cell(self, cell: int) -> Stage:
-        """The stage of one cell: its calls take Z alone."""
-        def one(fn):
-            return lambda z: fn(z, np.full(len(z), cell, np.int32))
-        return Stage(self.name, one(self.value_and_grad), one(self.gauss_newton),
-                     self.surrogate, self.gain_rtol, self.min_rows)
+def _stage(name: str, residuals: RowResiduals, rows: Rows, data: Data, mesh: Mesh | None,
+           settings: dict, score: RowResiduals | None = None) -> Stage:
+    """A stage; a surrogate one (given the real residuals as `score`) reports the real loss at
+    its points."""
+    return Stage(name, _numpy_in_out(value_and_grad(residuals, rows, score), data, mesh),
+                 _numpy_in_out(gauss_newton(residuals, rows, score), data, mesh),
+                 surrogate=score is not None, **settings)
 
 
-class Cohort:
-    """The objectives of cells fitted together: problems with equal `cohort_key`. `loss(Z,
-    cells)` is the real loss; `stages` the coarse-grid presearch ("coarse") and the presearch
-    on dt ("presearch") where the problems have them, each scoring its points on the real
-    loss, then the real loss with its derivatives ("real"). With `devices` > 1 (None: every
-    local device) each call shards its rows over them."""
-
-    def __init__(self, problems: Sequence[Problem], devices: int | None = 1):
-        keys = {cohort_key(p) for p in problems}
-        if len(keys) != 1:
-            raise ValueError(f"a cohort needs problems of one kind, got {len(keys)} kinds")
-        self.problems = list(problems)
-        first = self.problems[0]
-        cells = [_cell_data(p) for p in self.problems]
-        data = {k: np.stack([c[k] for c in cells]) for k in cells[0]}
-        mesh = population_mesh(devices)
-        rows = Rows(shared=len(self.problems) == 1)
-        real = real_residuals(first)
-        self.loss = _numpy_in_out(sum_of_squares(real, rows), data, mesh)
-        # a loss with a spike-train term is smooth only between changes of spike count (where
-        # L-BFGS-B's steps shrink without end: stop once they gain little) and rugged across
-        # them: the starts are the best of many drawn
-        self.screen = SCREEN_FACTOR if first.spike_weight else 0
-        # long sweeps: a call costs about the same for up to 32 rows, a compiled shape more
-        settings = {"gain_rtol": SPIKING_GAIN_RTOL if first.spike_weight else GAIN_RTOL,
-                    "min_rows": LONG_MIN_ROWS if first.current.size >= LONG_SWEEPS
-                    else MIN_ROWS}
-        self.stages = tuple(
-            [self._stage("presearch" if f == 1 else "coarse", forced_residuals(first, f), rows,
-                         data, mesh, settings, real)
-             for f in _presearch_factors(first)]
-            + [self._stage("real", real, rows, data, mesh, settings)])
-
-    @staticmethod
-    def _stage(name: str, residuals: RowResiduals, rows: Rows, data: Data, mesh: Mesh | None,
-               settings: dict, score: RowResiduals | None = None) -> CohortStage:
-        """A stage; a surrogate one (given the real residuals as `score`) reports the real loss
-        at its points."""
-        return CohortStage(name,
-                           _numpy_in_out(value_and_grad(residuals, rows, score), data, mesh),
-                           _numpy_in_out(gauss_newton(residuals, rows, score), data, mesh),
-                           surrogate=score is not None, **settings)
-
-    def __len__(self) -> int:
-        return len(self.problems)
-
-    def for_cell(self, cell: int) -> Objectives:
-        """The objectives of one cell (what the single-cell methods take)."""
-        loss = self.loss
-        return Objectives(loss=lambda z: loss(z, np.full(len(z), cell, np.int32)),
-                          stages=tuple(s.for_cell(cell) for s in self.stages),
-                          anchor=self.anchor(cell), screen=self.screen)
-
-    def anchor(self, cell: int) -> np.ndarray | None:
-        """The unit coordinates a cell's data suggest as starts (Box.anchor_of), or None."""
-        problem = self.problems[cell]
-        return problem.box.anchor_of(problem.free, problem.anchor)
+def anchor_of(problem: Problem) -> np.ndarray | None:
+    """The unit coordinates a cell's data suggest as starts (Box.anchor_of), or None."""
+    return problem.box.anchor_of(problem.free, problem.anchor)
 
 
-def make_objectives(problem: Problem, devices: int | None = 1) -> Objectives:
-    """The problem's real loss and its stages (see Cohort), compiled for this problem alone."""
-    return Cohort([problem], devices).for_cell(0)
+def make_objectives(problems: Problem | Sequence[Problem],
+                    devices: int | None = 1) -> Objectives:
+    """The objectives of the cells fitted together: problems with equal `cohort_key` (one
+    problem: a cohort of one). `loss(Z, cells)` is the real loss; `stages` the coarse-grid
+    presearch ("coarse") and the presearch on dt ("presearch") where the problems have them,
+    each scoring its points on the real loss, then the real loss with its derivatives
+    ("real"). With `devices` > 1 (None: every local device) each call shards its rows over
+    them."""
+    problems = [problems] if isinstance(problems, Problem) else list(problems)
+    keys = {cohort_key(p) for p in problems}
+    if len(keys) != 1:
+        raise ValueError(f"a cohort needs problems of one kind, got {len(keys)} kinds")
+    first = problems[0]
+    cells = [_cell_data(p) for p in problems]
+    data = {k: np.stack([c[k] for c in cells]) for k in cells[0]}
+    mesh = population_mesh(devices)
+    rows = Rows(shared=len(problems) == 1)
+    real = real_residuals(first)
+    # a loss with a spike-train term is smooth only between changes of spike count (where
+    # L-BFGS-B's steps shrink without end: stop once they gain little) and rugged across them:
+    # the starts are the best of many drawn
+    screen = SCREEN_FACTOR if first.spike_weight else 0
+    # long sweeps: a call costs about the same for up to 32 rows, a compiled shape more
+    settings = {"gain_rtol": SPIKING_GAIN_RTOL if first.spike_weight else GAIN_RTOL,
+                "min_rows": LONG_MIN_ROWS if first.current.size >= LONG_SWEEPS else MIN_ROWS}
+    stages = tuple(
+        [_stage("presearch" if f == 1 else "coarse", forced_residuals(first, f), rows, data,
+                mesh, settings, real)
+         for f in _presearch_factors(first)]
+        + [_stage("real", real, rows, data, mesh, settings)])
+    return Objectives(loss=_numpy_in_out(sum_of_squares(real, rows), data, mesh), stages=stages,
+                      anchors=tuple(anchor_of(p) for p in problems), screen=screen)

@@ -12,40 +12,41 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Stage", "Objectives", "OptimResult", "Tracker", "clean", "confirmed",
-           "CONFIRM_RTOL", "CONFIRM_ATOL", "BAD_LOSS", "BatchLoss", "BatchValueGrad",
-           "BatchGaussNewton", "CellValueGrad", "Progress"]
+__all__ = ["Stage", "Objectives", "OptimResult", "Tracker", "clean", "confirmed", "of_cell",
+           "one_cell", "CONFIRM_RTOL", "CONFIRM_ATOL", "BAD_LOSS", "BatchLoss", "CellLoss",
+           "CellValueGrad", "CellGaussNewton", "Progress"]
 
 BatchLoss = Callable[[np.ndarray], np.ndarray]                        # Z [B, D] -> loss [B]
-BatchValueGrad = Callable[[np.ndarray], tuple]  # -> loss [B], grad [B, D] (, score [B])
-# the same over the rows of many cells: (Z [B, D], the cell of each row [B]) -> ...
-CellValueGrad = Callable[[np.ndarray, np.ndarray], tuple]
+# over the rows of one or many cells: (Z [B, D], the cell of each row [B]) -> ...
+CellLoss = Callable[[np.ndarray, np.ndarray], np.ndarray]             # -> loss [B]
+CellValueGrad = Callable[[np.ndarray, np.ndarray], tuple]  # -> loss, grad [B, D] (, score)
 # -> loss [B], gradient [B, D], Gauss-Newton Hessian 2 J^T J [B, D, D] of a sum-of-squares
 # loss (, score [B]). A surrogate objective returns as `score` the real objective at the same
 # points: that is what the best-so-far record holds.
-BatchGaussNewton = Callable[[np.ndarray], tuple]
+CellGaussNewton = Callable[[np.ndarray, np.ndarray], tuple]
 Progress = Callable[[int, float], None]                               # (new evals, best loss)
 
 BAD_LOSS = 1e12  # stands in for a NaN or infinite loss
 GAIN_RTOL = 1e7 * np.finfo(float).eps  # scipy's default ftol (factr 1e7)
-SPIKING_GAIN_RTOL = 1e-5  # the same for losses with a spike-train term (objectives.Cohort)
+SPIKING_GAIN_RTOL = 1e-5  # the same for losses with a spike-train term (objectives.make_objectives)
 CONFIRM_RTOL = 1e-6  # converged losses this close (relative) count as the same minimum
 CONFIRM_ATOL = 1e-12  # ... or this close in absolute terms (losses near 0: noise-free targets)
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One objective a gradient-based method minimizes, with its derivatives, all batched over
-    unit coordinates Z [B, D]. A `surrogate` stage (a smooth stand-in used to find the basin)
-    returns the real loss at its points as the extra `score` output."""
+    """One objective a gradient-based method minimizes, with its derivatives, batched over the
+    rows of one or many cells: each call takes unit coordinates Z [B, D] and the cell of each
+    row [B]. A `surrogate` stage (a smooth stand-in used to find the basin) returns the real
+    loss at its points as the extra `score` output."""
 
     name: str
-    value_and_grad: BatchValueGrad
-    gauss_newton: BatchGaussNewton
+    value_and_grad: CellValueGrad
+    gauss_newton: CellGaussNewton
     surrogate: bool = False
     gain_rtol: float = GAIN_RTOL  # a polishing run ends when an iteration gains less (relative)
     min_rows: int = 8  # lockstep calls are padded to at least this many rows
@@ -53,14 +54,19 @@ class Stage:
 
 @dataclass(frozen=True)
 class Objectives:
-    """What the optimizers may call: the real `loss` (all a gradient-free method needs) and the
-    stages a gradient-based method runs in order, the last one on the real loss (none: a
-    problem without derivatives)."""
+    """What the optimizers may call, for the cells fitted together (one or many): the real
+    `loss` (all a gradient-free method needs) and the stages a gradient-based method runs in
+    order, the last one on the real loss (none: a problem without derivatives); every call
+    takes Z [B, D] and the cell of each row [B]. `anchors`: each cell's unit coordinates [D]
+    the data suggest (None or NaN: none); its length is the number of cells."""
 
-    loss: BatchLoss
+    loss: CellLoss
     stages: tuple[Stage, ...] = ()
-    anchor: np.ndarray | None = None  # unit coordinates [D] the data suggest (NaN: none)
+    anchors: tuple[np.ndarray | None, ...] = (None,)
     screen: int = 0  # gradient-based starts: the best of screen x n_starts drawn (0: drawn)
+
+    def __len__(self) -> int:
+        return len(self.anchors)
 
     @property
     def real(self) -> Stage:
@@ -72,6 +78,16 @@ class Objectives:
     def stage(self, name: str) -> Stage | None:
         """The stage called `name`, None if there is none."""
         return next((s for s in self.stages if s.name == name), None)
+
+
+def of_cell(fn: Callable, cell: int) -> Callable[[np.ndarray], Any]:
+    """A call over (Z, cells) as a call over Z alone, every row of cell `cell`."""
+    return lambda z: fn(z, np.full(len(z), cell, np.int32))
+
+
+def one_cell(fn: Callable[[np.ndarray], Any]) -> Callable:
+    """A call over Z alone (a function of one cell) as a call over (Z, cells)."""
+    return lambda z, cells: fn(z)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from utils.fitting.methods import METHODS
 from utils.fitting.metrics import gamma_undefined_rate, gamma_warning, mean_gamma
 from utils.fitting.multistart import run_method
 from utils.fitting.objectives import make_objectives, population_mesh
-from utils.fitting.optim import BAD_LOSS, OptimResult
+from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult
 from utils.fitting.efeatures import compare_features, format_features
 from utils.fitting.plots import plot_all, plot_test_sweeps, preload_pyplot
 from utils.fitting.problem import Problem, make_problem, traces_of
@@ -108,9 +108,9 @@ def _repeats_summary(runs: Sequence[OptimResult]) -> dict:
             "losses": losses, "wall_s": walls}
 
 
-def _run_with_progress(problem: Problem, method: str, objectives, desc: str,
+def _run_with_progress(objectives: Objectives, method: str, dim: int, desc: str,
                        show_progress: bool, first_batch: Callable[[], None] | None = None,
-                       **settings) -> OptimResult:
+                       **settings) -> list[OptimResult]:
     gradient_free = METHODS[method].kind == "gradient-free"
     with tqdm(total=settings["budget"] if gradient_free else None, desc=desc, unit="sim",
               disable=not show_progress, leave=False, mininterval=0.5) as bar:
@@ -122,24 +122,26 @@ def _run_with_progress(problem: Problem, method: str, objectives, desc: str,
             lowest[0] = min(lowest[0], best)
             bar.update(n)
             bar.set_postfix(best=f"{lowest[0]:.4g}" if _finite(lowest[0]) else "not finite")
-        return run_method(method, objectives, len(problem.free), progress=progress, **settings)
+        return run_method(method, objectives, dim, progress=progress, **settings)
 
 
-def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: int,
-            popsize: int, maxiter: int, seed: int, repeats: int = 1, n_refine: int = 2,
-            confirm: int = 0, show_progress: bool = True, devices: int | None = 1,
-            first_batch: Callable[[], None] | None = None) -> Fits:
-    """Run every method `repeats` times (seeds seed, seed + 1000, ...); the best run of each is
-    scored; populations are sharded over `devices` (None: all); `confirm` as in run_method;
-    `first_batch` is called when a run has evaluated its first batch. Ctrl-C ends the fit: the
-    methods already finished are returned, the one running (and those after it) listed in
-    `interrupted`."""
-    fits = Fits({}, {}, {})
+def fit_all(problems: Sequence[Problem], methods: Sequence[str], *, n_starts: int,
+            budget: int, popsize: int, maxiter: int, seed: int, repeats: int = 1,
+            n_refine: int = 2, confirm: int = 0, show_progress: bool = True,
+            devices: int | None = 1,
+            first_batch: Callable[[], None] | None = None) -> list[Fits]:
+    """Run every method on the problems (one cell, or cells of one kind fitted together: see
+    utils/fitting/objectives.py), `repeats` times (seeds seed, seed + 1000, ...); each cell's
+    best run of each method is scored. Populations are sharded over `devices` (None: all);
+    `confirm` as in run_method; `first_batch` is called when a run has evaluated its first
+    batch. One Fits per problem. Ctrl-C ends the fit: the methods already finished are
+    returned, the one running (and those after it) listed in `interrupted`."""
+    fits = [Fits({}, {}, {}) for _ in problems]
     for k, method in enumerate(methods):
         try:
             # fresh: each method pays its own compilation
-            objectives = make_objectives(problem, devices)
-            runs = [_run_with_progress(problem, method, objectives,
+            objectives = make_objectives(problems, devices)
+            runs = [_run_with_progress(objectives, method, len(problems[0].free),
                                        f"{method}" + (f" {r + 1}/{repeats}" if repeats > 1
                                                       else ""),
                                        show_progress, first_batch, n_starts=n_starts,
@@ -147,11 +149,12 @@ def fit_all(problem: Problem, methods: Sequence[str], *, n_starts: int, budget: 
                                        seed=seed + 1000 * r, n_refine=n_refine,
                                        confirm=confirm)
                     for r in range(repeats)]
-            entry, traces, history = method_entry(problem, runs)
         except KeyboardInterrupt:
-            return fits._replace(interrupted=tuple(methods[k:]))
-        fits.metrics[method], fits.traces[method] = entry, traces
-        fits.histories[method] = history
+            return [f._replace(interrupted=tuple(methods[k:])) for f in fits]
+        for c, (problem, cell_fits) in enumerate(zip(problems, fits)):
+            entry, traces, history = method_entry(problem, [rep[c] for rep in runs])
+            cell_fits.metrics[method], cell_fits.traces[method] = entry, traces
+            cell_fits.histories[method] = history
     return fits
 
 
@@ -278,7 +281,7 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
     out_dir = make_out_dir(d.script, config.out_dir, reuse=False)
     write_config(out_dir, config.to_flat())
     with RunStatus(out_dir):
-        fits = fit_all(problem, config.methods, n_starts=config.n_starts,
+        fits, = fit_all([problem], config.methods, n_starts=config.n_starts,
                        budget=config.budget, popsize=config.popsize, maxiter=config.maxiter,
                        seed=config.seed, repeats=config.repeats, n_refine=config.n_refine,
                        confirm=config.confirm, devices=config.devices,

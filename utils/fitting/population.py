@@ -17,9 +17,8 @@ from tqdm import tqdm
 
 from models.spec import NeuronModel
 from utils.fitting.config import FitConfig, FitDefaults
-from utils.fitting.multistart import run_method_on_cohort
-from utils.fitting.objectives import Cohort, cohort_key, population_mesh
-from utils.fitting.pipeline import Fits, method_entry, run_problem
+from utils.fitting.objectives import cohort_key, population_mesh
+from utils.fitting.pipeline import fit_all, run_problem
 from utils.fitting.plots import MAX_CELL_PANELS, plot_cells
 from utils.fitting.problem import Problem, cell_problem, check_flags, traces_of
 from utils.fitting.recorded import HeldOut
@@ -112,23 +111,17 @@ def _cohort_batches(problems: Sequence[tuple[Cell, Problem]],
 
 
 def _fit_batch(config: FitConfig, batch: Sequence[tuple[Cell, Problem]]) -> list[tuple]:
-    """Fit the cells of one cohort batch together, method by method (`--repeats` times each,
-    seeds seed, seed + 1000, ...); each cell's (row, problem, fits)."""
-    cohort = Cohort([p for _, p in batch], config.devices)
-    per_method = {}
-    for method in config.methods:
-        per_method[method] = [run_method_on_cohort(
-            method, cohort, len(batch[0][1].free), n_starts=config.n_starts,
-            budget=config.budget, popsize=config.popsize, maxiter=config.maxiter,
-            seed=config.seed + 1000 * r, n_refine=config.n_refine, confirm=config.confirm)
-            for r in range(config.repeats)]
+    """Fit the cells of one cohort batch together (pipeline.fit_all); each cell's (row,
+    problem, fits). KeyboardInterrupt if Ctrl-C stopped the fit."""
+    problems = [p for _, p in batch]
+    every = fit_all(problems, config.methods, n_starts=config.n_starts, budget=config.budget,
+                    popsize=config.popsize, maxiter=config.maxiter, seed=config.seed,
+                    repeats=config.repeats, n_refine=config.n_refine, confirm=config.confirm,
+                    show_progress=False, devices=config.devices)
+    if every[0].was_interrupted:
+        raise KeyboardInterrupt
     out = []
-    for c, (cell, problem) in enumerate(batch):
-        fits = Fits({}, {}, {})
-        for method, runs in per_method.items():
-            entry, traces, history = method_entry(problem, [rep[c] for rep in runs])
-            fits.metrics[method], fits.traces[method] = entry, traces
-            fits.histories[method] = history
+    for (cell, problem), fits in zip(batch, every):
         row = cell_row(cell.id, problem.free, fits.metrics, None)
         row.update(dt_ms=problem.dt, sweeps=[s.number for s in cell.sweeps],
                    estimates=problem.estimates.as_dict() if problem.estimates else None,

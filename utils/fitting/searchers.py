@@ -6,12 +6,12 @@ runs).
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-from utils.fitting.optim import (BAD_LOSS, BatchGaussNewton, BatchLoss, OptimResult, Progress,
-                                 Stage, Tracker, clean, confirmed)
+from utils.fitting.optim import (BAD_LOSS, BatchLoss, OptimResult, Progress, Stage, Tracker,
+                                 clean, confirmed, of_cell)
 
 __all__ = ["levenberg_marquardt", "lm_stage", "nevergrad_minimize", "bayesian_minimize",
            "differential_evolution", "particle_swarm", "two_points_de"]
@@ -45,7 +45,7 @@ def _lm_steps(z: np.ndarray, g: np.ndarray, h: np.ndarray, lam: np.ndarray) -> n
     return steps
 
 
-def levenberg_marquardt(gauss_newton: BatchGaussNewton, starts: np.ndarray, maxiter: int = 100,
+def levenberg_marquardt(gauss_newton: Callable[[np.ndarray], tuple], starts: np.ndarray, maxiter: int = 100,
                         progress: Progress | None = None, ftol: float = 1e-9,
                         confirm: int = 0) -> OptimResult:
     """Multi-start Levenberg-Marquardt on a sum-of-squares loss inside the unit box: every start
@@ -129,11 +129,16 @@ def bayesian_minimize(loss: BatchLoss, dim: int, budget: int, popsize: int, seed
 
 
 def lm_stage(stage: Stage, index: int, maxiter: int, progress: Progress | None,
-             confirm: int) -> Callable[[np.ndarray], OptimResult]:
-    """Multi-start Levenberg-Marquardt on one stage; a loose ftol on a surrogate stage; the
-    starts stop once `confirm` > 0 agree on the best."""
-    return partial(levenberg_marquardt, stage.gauss_newton, maxiter=maxiter, progress=progress,
-                   ftol=1e-6 if stage.surrogate else 1e-9, confirm=confirm)
+             confirm: int) -> Callable[[Sequence[np.ndarray]], list[OptimResult]]:
+    """Multi-start Levenberg-Marquardt on one stage, the cells in turn (each from its starts
+    [S_c, D]); a loose ftol on a surrogate stage; a cell's starts stop once `confirm` > 0
+    agree on its best."""
+    def run(starts: Sequence[np.ndarray]) -> list[OptimResult]:
+        return [levenberg_marquardt(of_cell(stage.gauss_newton, c), s, maxiter=maxiter,
+                                    progress=progress, ftol=1e-6 if stage.surrogate else 1e-9,
+                                    confirm=confirm)
+                for c, s in enumerate(starts)]
+    return run
 
 
 # nevergrad's optimizers by their registry names, as the methods' registry refers to them
