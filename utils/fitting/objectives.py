@@ -228,7 +228,7 @@ def _shard_rows(x: np.ndarray, mesh: Mesh | None) -> jax.Array:
 def _numpy_in_out(fn, data: Data, mesh: Mesh | None = None):
     """`fn(z, cells, data)` compiled, called in float64 as call(Z [B, D], cells [B]) on NumPy
     input (rows sharded over `mesh`, if given: XLA partitions the simulation of the
-    population; the cohort's data copied to every device), returning NumPy arrays. Without
+    rows; the cohort's data copied to every device), returning NumPy arrays. Without
     `cells` every row is the first cell's (a cohort of one)."""
     jitted = jax.jit(fn)
     with jax.enable_x64(True):

@@ -132,9 +132,9 @@ def fit_all(problems: Sequence[Problem], methods: Sequence[str], *, n_starts: in
             first_batch: Callable[[], None] | None = None) -> list[Fits]:
     """Run every method on the problems (one cell, or cells of one kind fitted together: see
     utils/fitting/objectives.py), `repeats` times (seeds seed, seed + 1000, ...); each cell's
-    best run of each method is scored. Populations are sharded over `devices` (None: all);
-    `confirm` as in run_method; `first_batch` is called when a run has evaluated its first
-    batch. One Fits per problem. Ctrl-C ends the fit: the methods already finished are
+    best run of each method is scored. The rows of each batch are sharded over `devices`
+    (None: all); `confirm` as in run_method; `first_batch` is called when a run has evaluated
+    its first batch. One Fits per problem. Ctrl-C ends the fit: the methods already finished are
     returned, the one running (and those after it) listed in `interrupted`."""
     fits = [Fits({}, {}, {}) for _ in problems]
     for k, method in enumerate(methods):
