@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = sorted(p.parent for top in ("models", "utils") for p in (ROOT / top).rglob("__init__.py"))
+PACKAGES = sorted(p.parent for top in ("models", "utils")
+                  for p in (ROOT / top).rglob("__init__.py"))
 
 
 def modules_of(package: Path) -> list[str]:
