@@ -174,6 +174,7 @@ GIF = NeuronModel(
     positive=frozenset({"tau", "R"}),         # tau divides; R is a resistance
     nonnegative=frozenset({"k1", "k2"}),      # decay rates: negative ones make currents grow
     starts_from=gif_starts_from,
+    action_potentials=False,  # spikes are resets: no waveform in V
 )
 
 

@@ -41,6 +41,9 @@ class NeuronModel:
     # give (keys of utils.fitting.features.CellEstimates: v_rest mV, r_in MOhm, tau ms,
     # v_threshold mV; None where a recording does not show one); they place a fit's starts
     starts_from: Callable[[Mapping[str, float | None]], dict[str, float]] | None = None
+    # the voltage shows action potentials (HH); False: a spike is a threshold crossing followed
+    # by a reset (GIF), so the voltage holds no waveform for spike detectors to find
+    action_potentials: bool = True
 
     @property
     def param_names(self) -> tuple[str, ...]:

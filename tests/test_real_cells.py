@@ -13,6 +13,7 @@ from models.hh import HH_DEFAULTS, hh_starts_from
 from tests.fitting_helpers import write_csv
 from utils.fitting.features import (baseline_noise, estimate_cell, recorded_spike_times,
                                     subthreshold_mask)
+from utils.fitting.efeatures import compare_features
 from utils.fitting.starts import ANCHOR_SPREAD, draw_starts
 from utils.fitting import objectives
 from utils.fitting.objectives import make_objectives
@@ -152,6 +153,23 @@ def test_held_out_sweeps_are_scored_and_drawn(tmp_path):
     assert [r["sweep"] for r in on_disk["features"]["fitted_sweeps"]] == [0, 1]
     assert on_disk["features"]["test_sweeps"][0]["cell"]["spike_count_stimint"] > 0
     assert (out / "test_sweeps.png").stat().st_size > 0
+
+
+def test_a_reset_models_spikes_are_counted_by_efel_without_waveform_features():
+    """GIF's voltage holds no action potential: its spike times are marked for eFEL, which
+    then counts them; AP amplitude and width are not reported for it."""
+    gif = NEURON_MODELS["gif"]()
+    current = np.zeros((1, 4000))
+    current[0, 1000:3000] = 1.5  # nA: 30 mV above rest through 20 MOhm
+    v, s = simulate_cell(gif, gif.defaults, current, 0.1)
+    spikes = gif.spikes_of(v, s, 0.1)
+    assert len(spikes[0]) >= 3 and np.max(v) < -20.0  # spikes, but no waveform to detect
+    (plain,) = compare_features(current, v, v, 0.1, [0])
+    (marked,) = compare_features(current, v, v, 0.1, [0], spikes)
+    assert plain["model"]["spike_count_stimint"] == 0
+    assert marked["model"]["spike_count_stimint"] == len(spikes[0])
+    assert marked["model"]["AP_amplitude"] is None and marked["model"]["ISI_CV"] is not None
+    assert marked["model"]["voltage_base"] == pytest.approx(plain["model"]["voltage_base"])
 
 
 def test_a_spikeless_fit_of_a_spiking_cell_is_poor_and_says_why(tmp_path, capsys):

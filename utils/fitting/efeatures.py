@@ -1,6 +1,8 @@
 """Electrophysiological features of recording and fitted model side by side, by eFEL (the
 Blue Brain Project's feature extraction library, as BluePyOpt uses it), sweep by sweep over
-each sweep's first depolarizing step (its first step where none depolarizes)."""
+each sweep's first depolarizing step (its first step where none depolarizes). A model whose
+spikes are resets (GIF) has each spike marked in its voltage for eFEL to find, and no
+waveform features (AP amplitude and width)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -9,14 +11,17 @@ import numpy as np
 
 from utils.fitting.features import epochs
 
-__all__ = ["FEATURES", "sweep_features", "compare_features", "format_features"]
+__all__ = ["FEATURES", "WAVEFORM", "sweep_features", "marked_spikes", "compare_features",
+           "format_features"]
 
 # eFEL feature -> what the report calls it
 FEATURES = {"spike_count_stimint": "spike count", "AP_amplitude": "AP amplitude (mV)",
             "spike_half_width": "AP half width (ms)", "ISI_CV": "ISI CV",
             "adaptation_index2": "adaptation index", "voltage_base": "resting potential (mV)",
             "ohmic_input_resistance_vb_ssse": "input resistance (MOhm)"}
+WAVEFORM = ("AP_amplitude", "spike_half_width")  # what a reset model's voltage cannot show
 MARGIN_MS = 100.0  # of the trace kept before and after the step
+SPIKE_MARK_MV = 20.0  # a reset model's spike, as one sample eFEL's -20 mV detector crosses
 
 
 def _step(current: np.ndarray) -> tuple[int, int] | None:
@@ -46,12 +51,33 @@ def sweep_features(current: np.ndarray, voltage: np.ndarray, dt: float) -> dict:
             for name, v in values.items()}
 
 
+def marked_spikes(voltage: np.ndarray, times: np.ndarray, dt: float) -> np.ndarray:
+    """`voltage` [T] with the sample at each spike time (ms) set to SPIKE_MARK_MV."""
+    marked = np.array(voltage, dtype=float)
+    k = np.clip(np.round(np.asarray(times) / dt).astype(int), 0, len(marked) - 1)
+    marked[k] = SPIKE_MARK_MV
+    return marked
+
+
+def _model_features(current: np.ndarray, voltage: np.ndarray, dt: float,
+                    spikes: np.ndarray | None) -> dict:
+    """A model sweep's FEATURES; with `spikes` (a reset model's spike times) the spikes are
+    marked in the voltage and the waveform features are None."""
+    if spikes is None:
+        return sweep_features(current, voltage, dt)
+    found = sweep_features(current, marked_spikes(voltage, spikes, dt), dt)
+    return {name: None if name in WAVEFORM else v for name, v in found.items()}
+
+
 def compare_features(current: np.ndarray, v_cell: np.ndarray, v_model: np.ndarray, dt: float,
-                     numbers: Sequence[int]) -> list[dict]:
-    """Per sweep: its number and the features of the cell and of the model."""
+                     numbers: Sequence[int],
+                     model_spikes: Sequence[np.ndarray] | None = None) -> list[dict]:
+    """Per sweep: its number and the features of the cell and of the model (`model_spikes`:
+    the spike times of a model whose spikes are resets, per sweep)."""
+    spikes = model_spikes if model_spikes is not None else [None] * len(numbers)
     return [{"sweep": int(n), "cell": sweep_features(i, vc, dt),
-             "model": sweep_features(i, vm, dt)}
-            for n, i, vc, vm in zip(numbers, current, v_cell, v_model)]
+             "model": _model_features(i, vm, dt, sm)}
+            for n, i, vc, vm, sm in zip(numbers, current, v_cell, v_model, spikes)]
 
 
 def _median(rows: Sequence[dict], who: str, name: str) -> float | None:

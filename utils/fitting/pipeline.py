@@ -213,18 +213,22 @@ def best_method(fits: Fits) -> str | None:
 
 
 def recording_report(problem: Problem, fits: Fits, method: str | None,
-                     v_test: np.ndarray | None) -> dict | None:
+                     test: tuple[np.ndarray, list] | None) -> dict | None:
     """For a fit of recordings: `method`'s eFEL features beside the cell's on the fitted
-    sweeps and, given its voltage on them (`v_test`), the held-out ones
+    sweeps and, given its voltage and spike times on them (`test`), the held-out ones
     (utils/fitting/efeatures.py); None otherwise."""
     if problem.truth is not None or problem.v_target is None or method is None:
         return None
-    report = {"method": method, "fitted_sweeps": compare_features(
-        problem.current, problem.v_target, fits.traces[method][0], problem.dt,
-        problem.sweep_numbers)}
-    if v_test is not None:
-        report["test_sweeps"] = compare_features(problem.test.current, problem.test.voltage,
-                                                 v_test, problem.dt, problem.test.numbers)
+    resets = not problem.model.action_potentials  # eFEL finds the spikes marked in V
+
+    def features(current, v_cell, traces, numbers):
+        return compare_features(current, v_cell, traces[0], problem.dt, numbers,
+                                traces[1] if resets else None)
+    report = {"method": method, "fitted_sweeps": features(
+        problem.current, problem.v_target, fits.traces[method], problem.sweep_numbers)}
+    if test is not None:
+        report["test_sweeps"] = features(problem.test.current, problem.test.voltage, test,
+                                         problem.test.numbers)
     return report
 
 
@@ -282,17 +286,17 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
     write_config(out_dir, config.to_flat())
     with RunStatus(out_dir):
         fits, = fit_all([problem], config.methods, n_starts=config.n_starts,
-                       budget=config.budget, popsize=config.popsize, maxiter=config.maxiter,
-                       seed=config.seed, repeats=config.repeats, n_refine=config.n_refine,
-                       confirm=config.confirm, devices=config.devices,
-                       # pyplot's import then overlaps the simulations, not the compilation
-                       # (a display backend is set up in the main thread: not with --show)
-                       first_batch=None if config.show else preload_pyplot)
+                        budget=config.budget, popsize=config.popsize, maxiter=config.maxiter,
+                        seed=config.seed, repeats=config.repeats, n_refine=config.n_refine,
+                        confirm=config.confirm, devices=config.devices,
+                        # pyplot's import then overlaps the simulations, not the compilation
+                        # (a display backend is set up in the main thread: not with --show)
+                        first_batch=None if config.show else preload_pyplot)
         metrics = _metrics(problem, fits)
         method = best_method(fits)
-        v_test = (held_out_traces(problem, fits.metrics[method]["params"])[0]
-                  if problem.test is not None and method is not None else None)
-        report = recording_report(problem, fits, method, v_test)
+        test = (held_out_traces(problem, fits.metrics[method]["params"])
+                if problem.test is not None and method is not None else None)
+        report = recording_report(problem, fits, method, test)
         if report is not None:
             metrics["features"] = report
         if cell is not None:
@@ -310,8 +314,8 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                   f"{', '.join(fits.metrics) or 'no method'} in {out_dir}", file=sys.stderr)
             raise KeyboardInterrupt
         plot_all(problem, fits.metrics, fits.histories, fits.traces, out_dir, show=config.show)
-        if report is not None and v_test is not None:
-            plot_test_sweeps(problem, method, v_test, fits.metrics[method]["test"],
+        if report is not None and test is not None:
+            plot_test_sweeps(problem, method, test[0], fits.metrics[method]["test"],
                              out_dir / "test_sweeps.png", show=config.show)
         print(f"results in {out_dir}")
         if not any(r["loss"] is not None for r in fits.metrics.values()):
