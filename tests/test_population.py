@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import neuron_fitting_of_hh_model as hh
+from benchmarks.kit.nwb import write_nwb
 from models import NEURON_MODELS
-from tests.fitting_helpers import python_sigint, write_abf1, write_nwb
+from tests.fitting_helpers import python_sigint, write_abf1
 from tests.test_recordings import CUR, VOLT
 from tests.test_recordings_damaged import delete, shorten, unpair
 from tests.test_training_distributed import ROOT, free_port, process_env

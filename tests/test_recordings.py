@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import neuron_fitting_of_hh_model as hh
-from tests.fitting_helpers import write_abf1, write_nwb
+from benchmarks.kit.nwb import write_nwb
+from tests.fitting_helpers import write_abf1
 from utils.fitting.recordings import find_files, parse_index_list, read_cells, select_cells
 from utils.run import UserError
 

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.fitting_helpers import write_nwb
+from benchmarks.kit.nwb import write_nwb
 from tests.test_recordings import CUR, T, VOLT, refusal, two_cells
 from utils.fitting.data import check_recorded_cell
 from utils.fitting.recordings import find_files, left_out_lines, read_cells, select_cells
