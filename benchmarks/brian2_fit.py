@@ -2,7 +2,8 @@
 HH (`--model hh`) or GIF (`--model gif`) neuron.
 
 Runs in its own virtual environment (Brian2 wants numpy < 2), so it imports nothing from this
-repository; `python -m benchmarks.hh_peers`, `hh_dimensions` and `gif_dimensions` start it.
+repository but benchmarks/kit/brian2_model.py (Brian2 and numpy only); `python -m
+benchmarks.hh_peers`, `hh_dimensions`, `gif_dimensions` and `population_fit` start it.
 Set up once:
 
     python3 -m venv .venv-brian2 && .venv-brian2/bin/pip install -r benchmarks/requirements-brian2.txt

@@ -1,5 +1,5 @@
 """HH fitting as the number of free parameters grows: 3 (gl, g_na, g_kd), 6 (+ vth, C, EL) and
-8 (+ EK, ENa), on accurate recordings with noise (benchmarks/hh_peers.py makes them), by this
+8 (+ EK, ENa), on accurate recordings with noise (those of benchmarks/hh_peers.py), by this
 project's gradient, lm, DE and PSO (one fresh run of the script each size) and by Brian2 +
 nevergrad DE when its environment is set up.
 

@@ -2,12 +2,14 @@
 (benchmarks/hh_fitting.py) and checked against (tests/test_optim.py)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from utils.fitting.optim import OptimResult, Progress, Tracker, clean
 
 
-def lbfgsb_sequential(value_and_grad, starts: np.ndarray, maxiter: int = 200,
+def lbfgsb_sequential(value_and_grad: Callable, starts: np.ndarray, maxiter: int = 200,
                       progress: Progress | None = None) -> OptimResult:
     """The runs of lbfgsb_multistart one after another, one point per evaluation
     (value_and_grad(Z [B, D]) of one cell): what the lock-step batching is measured against."""
