@@ -1,5 +1,6 @@
 """Imports flow one way: no two modules of models/ and utils/ reach each other through their
-imports, lazy ones (inside functions) included."""
+imports, lazy ones (inside functions) included; no benchmark imports another (they share
+benchmarks/kit)."""
 import ast
 from pathlib import Path
 
@@ -40,3 +41,28 @@ def test_no_module_imports_itself_through_others():
 
 def test_the_finder_sees_a_circle():
     assert "a" in reachable({"a": {"b"}, "b": {"a"}}, "a")
+
+
+def benchmark_imports(path: Path) -> set[str]:
+    """The benchmarks' modules `path` imports, as benchmarks.NAME... (the Brian2 programs
+    import theirs from the benchmarks/ folder: kit.brian2_model)."""
+    local = {p.stem for p in (ROOT / "benchmarks").iterdir() if p.suffix == ".py" or p.is_dir()}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [f"{node.module}.{a.name}" if node.module == "benchmarks" else node.module
+                     for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found |= {n if n.startswith("benchmarks.") else f"benchmarks.{n}" for n in names
+                  if n.startswith("benchmarks.") or n.split(".")[0] in local}
+    return found
+
+
+def test_benchmarks_share_code_through_the_kit_only():
+    for path in (ROOT / "benchmarks").rglob("*.py"):
+        own = path.relative_to(ROOT / "benchmarks").parts[0].removesuffix(".py")
+        others = {m for m in benchmark_imports(path) if m.split(".")[1] not in ("kit", own)}
+        assert not others, f"{path.relative_to(ROOT)} imports {sorted(others)}"
