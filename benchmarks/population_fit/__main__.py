@@ -16,7 +16,7 @@ from benchmarks.kit.peers import add_brian2_python
 from benchmarks.population_fit import say
 from benchmarks.population_fit.fitters import brian2_runs, population_run, single_runs, split_run
 from benchmarks.population_fit.recordings import load_recordings, make_recordings, time_reader
-from benchmarks.population_fit.verdict import _num, accuracy, bars, report
+from benchmarks.population_fit.verdict import accuracy, bar_lines, bars, report
 from utils.run import atomic_write_bytes, nonneg_int, positive_float, positive_int
 
 
@@ -121,9 +121,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             shutil.rmtree(cache)
     print()
     print(result["table"])
-    for b in result["bars"]:
-        verdict = "not measured" if b["pass"] is None else "PASS" if b["pass"] else "FAIL"
-        print(f"{verdict:>12}  {b['bar']}: {_num(b['value'], '.4g')} ({b['target']})")
+    print("\n".join(bar_lines(result["bars"])))
     print(f"results in {out}")
     return result
 

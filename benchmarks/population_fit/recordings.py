@@ -91,7 +91,7 @@ def make_recordings(args: argparse.Namespace, out: Path) -> dict:
     cells = {name: (current, noisy[c]) for c, name in enumerate(names)}
     t0 = time.perf_counter()
     nwb = Path(write_nwb(data / NWB_NAME, cells, dt, dtype=np.float32,
-                         description="HH population simulated by Brian2 (benchmarks.population_fit)"))
+                         description="HH population simulated by Brian2 (population_fit)"))
     write_s = time.perf_counter() - t0
     np.save(data / "noisy.npy", noisy)
     ids = [f"{NWB_NAME}:{n}" for n in names]

@@ -70,6 +70,16 @@ def bars(cells: list[dict], pop: dict, single: dict | None, brian2: dict | None,
     return out
 
 
+def _verdict(bar: dict) -> str:
+    return "not measured" if bar["pass"] is None else "PASS" if bar["pass"] else "FAIL"
+
+
+def bar_lines(bars: list[dict]) -> list[str]:
+    """One line per bar for the terminal: its verdict, value and target."""
+    return [f"{_verdict(b):>12}  {b['bar']}: {_num(b['value'], '.4g')} ({b['target']})"
+            for b in bars]
+
+
 def _num(x, spec: str = ".3g") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -97,8 +107,7 @@ def report(result: dict) -> str:
                   f"| Brian2 + DE to the noise floor x {n} cells | {b2['total_s']:.1f} |"]
     lines += ["", "| bar | measured | target | result |", "|---|---|---|---|"]
     for b in result["bars"]:
-        verdict = "not measured" if b["pass"] is None else "PASS" if b["pass"] else "FAIL"
-        lines.append(f"| {b['bar']} | {_num(b['value'], '.4g')} | {b['target']} | {verdict} |")
+        lines.append(f"| {b['bar']} | {_num(b['value'], '.4g')} | {b['target']} | {_verdict(b)} |")
     cells = sorted(result["cells"], key=lambda c: -1.0 if c["max_rel_err"] is None
                    else -c["max_rel_err"])
     lines += ["", f"Cells by largest parameter error ({min(len(cells), 10)} of {n}):", "",
