@@ -5,7 +5,12 @@ import contextlib
 import signal
 from typing import Iterator
 
+import h5py
 import numpy as np
+import pytest
+
+from benchmarks.kit.nwb import write_nwb
+from utils.run import UserError
 
 
 @contextlib.contextmanager
@@ -49,3 +54,56 @@ def write_abf1(path, current_nA=None, voltage_mV=None, dt_ms: float = 0.01,
         fh.seek(0)
         fh.write(header)
     return str(path)
+
+
+# a tiny lab file: two cells of three 50-sample sweeps (tests/test_recordings*.py)
+T = 50
+CUR = np.linspace(0.0, 2.5, 3 * T).reshape(3, T)            # nA
+VOLT = -70.0 + np.linspace(0.0, 40.0, 3 * T).reshape(3, T)  # mV
+
+
+def two_cells(path, **kw):
+    return write_nwb(path, {"e0": (CUR, VOLT), "e1": (2 * CUR, VOLT + 5.0)}, **kw)
+
+
+def refusal(cell) -> str:
+    """The one line a cell is refused with (Cell.traces: its reason, or its sweeps')."""
+    with pytest.raises(UserError) as err:
+        cell.traces()
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+# damaging an NWB file in place
+def shorten(path, series: str, n: int) -> None:
+    """Keep the first `n` samples of an NWB series (its data's attributes kept)."""
+    with h5py.File(path, "r+") as h5:
+        group = h5[series]
+        attrs, data = dict(group["data"].attrs), group["data"][:n]
+        del group["data"]
+        group["data"] = data
+        group["data"].attrs.update(attrs)
+
+
+def delete(path, *names: str) -> None:
+    with h5py.File(path, "r+") as h5:
+        for name in names:
+            del h5[name]
+
+
+def strip_attr(path, attr: str) -> None:
+    """Remove `attr` from every series of the file."""
+    with h5py.File(path, "r+") as h5:
+        for where in ("acquisition", "stimulus/presentation"):
+            for group in h5[where].values():
+                del group.attrs[attr]
+
+
+def unpair(path) -> None:
+    """No sweep numbers, every series starting at 0 s: nothing says which stimulus goes with
+    which response (a file without an intracellular recordings table)."""
+    strip_attr(path, "sweep_number")
+    with h5py.File(path, "r+") as h5:
+        for where in ("acquisition", "stimulus/presentation"):
+            for group in h5[where].values():
+                group["starting_time"][()] = 0.0

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from utils.fitting.data import load_recordings, load_spike_times, load_traces
+from utils.fitting.recordings.csv_files import load_recordings, load_spike_times, load_traces
 from utils.run import UserError
 
 

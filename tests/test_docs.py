@@ -28,3 +28,16 @@ def test_the_link_reader_sees_images_and_links():
     text = "![a](figures/x.png) [b](docs/NOTES.md#s4) [c](https://example.org)"
     assert [m.group(1) for m in LINK.finditer(text)] == [
         "figures/x.png", "docs/NOTES.md#s4", "https://example.org"]
+
+
+def test_the_notes_name_every_flag_of_the_fitting_scripts():
+    """docs/NOTES.md documents every flag a fitting script's --help lists (the training
+    flags are documented by their --help, generated from TrainConfig)."""
+    import neuron_fitting_of_gif_model as gif
+    import neuron_fitting_of_hh_model as hh
+    from utils.fitting.config import build_parser
+
+    notes = (ROOT / "docs" / "NOTES.md").read_text()
+    flags = {o for d in (hh.DEFAULTS, gif.DEFAULTS) for a in build_parser(d)._actions
+             for o in a.option_strings if o.startswith("--") and o != "--help"}
+    assert len(flags) > 30 and sorted(f for f in flags if f"`{f}" not in notes) == []

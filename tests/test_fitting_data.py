@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.fitting.data import load_recordings, load_spike_times, load_traces
+from utils.fitting.recordings.csv_files import load_recordings, load_spike_times, load_traces
 from utils.run import UserError
 
 CUR = np.array([[0.0, 1.5, 1.5, 0.0], [0.0, 2.0, 2.0, 0.0]])

@@ -20,12 +20,12 @@ PROBE = """
 import json, numpy as np
 import neuron_fitting_of_hh_model as hh
 from utils.fitting import make_objectives, problem_from_flags
-from utils.fitting.objectives import _shard_rows, population_mesh
+from utils.fitting.objectives import _shard_rows, rows_mesh
 problem = problem_from_flags(hh.DEFAULTS, ["--fit", "gl,g_na,g_kd"])
 z = np.random.default_rng(0).uniform(size=(6, 3))  # 6 rows: padded to 8 on 4 devices
 one, four = make_objectives(problem, 1), make_objectives(problem, 4)
 (v1, g1), (v4, g4) = one.stages[-1].value_and_grad(z), four.stages[-1].value_and_grad(z)
-shards = [s.data.shape[0] for s in _shard_rows(z, population_mesh(4)).addressable_shards]
+shards = [s.data.shape[0] for s in _shard_rows(z, rows_mesh(4)).addressable_shards]
 print(json.dumps({"loss": float(np.max(np.abs(one.loss(z) / four.loss(z) - 1))),
                   "value": float(np.max(np.abs(v1 / v4 - 1))),
                   "grad": float(np.max(np.abs(g1 - g4)) / np.max(np.abs(g1))),

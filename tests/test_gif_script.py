@@ -25,7 +25,8 @@ def test_default_problem_writes_the_contract(tmp_path):
     assert (out / "traces.png").exists() and (out / "loss_vs_time.png").exists()
 
 
-@pytest.mark.parametrize("method", ["gradient", "lm"])
+# lm's staging: tests/test_optim.py; lm on a real problem: tests/test_hh_script.py
+@pytest.mark.parametrize("method", ["gradient", pytest.param("lm", marks=pytest.mark.slow)])
 def test_staged_gradient_finds_the_basin_on_a_short_problem(tmp_path, method):
     """Presearch with forced resets (coarse grid, then dt), then refinement: a, b, k1, k2
     within 2% on the first three protocols (where all four matter), from few starts (4: the

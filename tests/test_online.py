@@ -36,7 +36,8 @@ def _cos(a, b):
     return float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-@pytest.mark.parametrize("conn_method", ["dense", "rand", "gaussian"])
+@pytest.mark.parametrize("conn_method", ["dense", "rand",
+                                         pytest.param("gaussian", marks=pytest.mark.slow)])
 def test_online_gradients_point_like_bptt(conn_method, tiny_task):
     """Whole-trial online gradients vs BPTT's, per weight group, same weights and trials.
 

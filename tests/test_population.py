@@ -12,10 +12,8 @@ import pytest
 import neuron_fitting_of_hh_model as hh
 from benchmarks.kit.nwb import write_nwb
 from models import NEURON_MODELS
-from tests.fitting_helpers import python_sigint, write_abf1
-from tests.test_recordings import CUR, VOLT
-from tests.test_recordings_damaged import delete, shorten, unpair
-from tests.test_training_distributed import ROOT, free_port, process_env
+from tests.fitting_helpers import CUR, VOLT, delete, python_sigint, shorten, unpair, write_abf1
+from tests.process_helpers import ROOT, free_port, process_env
 from utils.fitting import population
 from utils.fitting.rows import FIT_STATES, cell_row
 from utils.fitting.problem import simulate_cell

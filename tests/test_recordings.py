@@ -8,27 +8,9 @@ import numpy as np
 import pytest
 
 import neuron_fitting_of_hh_model as hh
-from benchmarks.kit.nwb import write_nwb
-from tests.fitting_helpers import write_abf1
+from tests.fitting_helpers import CUR, T, VOLT, refusal, two_cells, write_abf1
 from utils.fitting.recordings import find_files, parse_index_list, read_cells, select_cells
 from utils.run import UserError
-
-T = 50
-CUR = np.linspace(0.0, 2.5, 3 * T).reshape(3, T)            # nA
-VOLT = -70.0 + np.linspace(0.0, 40.0, 3 * T).reshape(3, T)  # mV
-
-
-def two_cells(path, **kw):
-    return write_nwb(path, {"e0": (CUR, VOLT), "e1": (2 * CUR, VOLT + 5.0)}, **kw)
-
-
-def refusal(cell) -> str:
-    """The one line a cell is refused with (Cell.traces: its reason, or its sweeps')."""
-    with pytest.raises(UserError) as err:
-        cell.traces()
-    assert "\n" not in str(err.value)
-    return str(err.value)
-
 
 def file_refusal(path) -> str:
     """The reason of a file that cannot be read: one cell, named by the file, holding it."""

@@ -7,44 +7,11 @@ import numpy as np
 import pytest
 
 from benchmarks.kit.nwb import write_nwb
-from tests.test_recordings import CUR, T, VOLT, refusal, two_cells
-from utils.fitting.data import check_recorded_cell
+from tests.fitting_helpers import (CUR, T, VOLT, delete, refusal, shorten, strip_attr, two_cells,
+                                   unpair)
+from utils.fitting.recordings.csv_files import check_recorded_cell
 from utils.fitting.recordings import find_files, left_out_lines, read_cells, select_cells
 from utils.run import UserError
-
-
-def shorten(path, series: str, n: int) -> None:
-    """Keep the first `n` samples of an NWB series (its data's attributes kept)."""
-    with h5py.File(path, "r+") as h5:
-        group = h5[series]
-        attrs, data = dict(group["data"].attrs), group["data"][:n]
-        del group["data"]
-        group["data"] = data
-        group["data"].attrs.update(attrs)
-
-
-def delete(path, *names: str) -> None:
-    with h5py.File(path, "r+") as h5:
-        for name in names:
-            del h5[name]
-
-
-def strip_attr(path, attr: str) -> None:
-    """Remove `attr` from every series of the file."""
-    with h5py.File(path, "r+") as h5:
-        for where in ("acquisition", "stimulus/presentation"):
-            for group in h5[where].values():
-                del group.attrs[attr]
-
-
-def unpair(path) -> None:
-    """No sweep numbers, every series starting at 0 s: nothing says which stimulus goes with
-    which response (a file without an intracellular recordings table)."""
-    strip_attr(path, "sweep_number")
-    with h5py.File(path, "r+") as h5:
-        for where in ("acquisition", "stimulus/presentation"):
-            for group in h5[where].values():
-                group["starting_time"][()] = 0.0
 
 
 def test_a_sweep_whose_stimulus_and_response_differ_in_length_is_left_out(tmp_path):

@@ -2,9 +2,7 @@
 gloo, on 127.0.0.1) train like one process; a missing coordinator, a missing variable and a
 batch that does not split over the processes get one line each and write nothing."""
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,26 +14,13 @@ import numpy as np
 import pytest
 
 import task_training
+from tests.process_helpers import ROOT, free_port, process_env
 from utils.run import UserError, cli
 from utils.training import parallel
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY_RUN = ["--n_rec", "20", "--t_delay", "60", "--num_cue", "1", "--batch_size", "4",
             "--epochs", "2", "--eval_every", "1", "--n_val", "4", "--n_test", "4",
             "--seed", "3"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def process_env(port: int, pid: int, count: int = 2, timeout: int = 60) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device each
-    env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(count),
-               JAX_PROCESS_ID=str(pid), JAX_INIT_TIMEOUT=str(timeout))
-    return env
 
 
 def history(run_dir: Path) -> dict:

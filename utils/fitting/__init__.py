@@ -15,8 +15,7 @@
     metrics.py     spike-train losses and scores (van Rossum, gamma factor)
     verdict.py     scores per sweep (held-out ones too) and why a fit is poor
     efeatures.py   eFEL features of cell and model side by side
-    data.py        loading recordings from CSV files
-    recordings/    reading cells from NWB and ABF files
+    recordings/    reading recordings: cells from NWB and ABF files, traces from CSV files
     population.py  fitting many recorded cells in one run
     rows.py        a cell's row in cells.csv and metrics.json
     plots.py       figures of a run

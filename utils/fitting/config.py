@@ -73,8 +73,8 @@ class FitConfig(Settings):
                             type=positive_int)
     budget: int = setting(100, "simulations allowed to each gradient-free method",
                           type=positive_int)
-    devices: Optional[int] = setting(None, "devices to shard each population of parameter "
-                                     "sets (starts, candidates) over", type=positive_int,
+    devices: Optional[int] = setting(None, "devices to shard each batch of parameter sets "
+                                     "(starts, candidates) over", type=positive_int,
                                      default_text="every local device")
     popsize: int = setting(20, "candidates per round (one batched simulation) of "
                            "gradient-free methods", type=positive_int)

@@ -31,7 +31,7 @@ from utils.fitting.optim import GAIN_RTOL, SPIKING_GAIN_RTOL, Objectives, Stage
 from utils.fitting.starts import LONG_MIN_ROWS, MIN_ROWS
 from utils.fitting.problem import Problem
 
-__all__ = ["Rows", "cohort_key", "make_objectives", "anchor_of", "population_mesh",
+__all__ = ["Rows", "cohort_key", "make_objectives", "anchor_of", "rows_mesh",
            "forced_spike_steps", "threshold_residuals", "real_residuals", "forced_residuals",
            "sum_of_squares", "value_and_grad", "gauss_newton"]
 
@@ -207,9 +207,9 @@ def sum_of_squares(residuals: RowResiduals, rows: Rows) -> Residuals:
                                            z, cells, data)
 
 
-def population_mesh(devices: int | None) -> Mesh | None:
-    """A one-axis mesh ("pop") over the first `devices` local devices, to shard a population
-    of parameter sets; None for one device. UserError if more are asked than present."""
+def rows_mesh(devices: int | None) -> Mesh | None:
+    """A one-axis mesh ("pop") over the first `devices` local devices, to shard the rows of a
+    batch (parameter sets); None for one device. UserError if more are asked than present."""
     chosen = local_devices(devices)
     return Mesh(np.array(chosen), ("pop",)) if len(chosen) > 1 else None
 
@@ -228,7 +228,7 @@ def _shard_rows(x: np.ndarray, mesh: Mesh | None) -> jax.Array:
 def _numpy_in_out(fn, data: Data, mesh: Mesh | None = None):
     """`fn(z, cells, data)` compiled, called in float64 as call(Z [B, D], cells [B]) on NumPy
     input (rows sharded over `mesh`, if given: XLA partitions the simulation of the
-    population; the cohort's data copied to every device), returning NumPy arrays. Without
+    rows; the cohort's data copied to every device), returning NumPy arrays. Without
     `cells` every row is the first cell's (a cohort of one)."""
     jitted = jax.jit(fn)
     with jax.enable_x64(True):
@@ -320,7 +320,7 @@ def make_objectives(problems: Problem | Sequence[Problem],
     first = problems[0]
     cells = [_cell_data(p) for p in problems]
     data = {k: np.stack([c[k] for c in cells]) for k in cells[0]}
-    mesh = population_mesh(devices)
+    mesh = rows_mesh(devices)
     rows = Rows(shared=len(problems) == 1)
     real = real_residuals(first)
     # a loss with a spike-train term is smooth only between changes of spike count (where

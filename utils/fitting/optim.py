@@ -2,11 +2,11 @@
 it is given (`Objectives`, its `Stage`s), what it returns (`OptimResult`, kept by a `Tracker`),
 NaN-safe losses (`clean`) and the multi-start stopping rule (`confirmed`).
 
-Every method receives batched objectives (one compiled call evaluates a whole population) and
-returns an `OptimResult`. `n_evals` counts simulations of one parameter set; a gradient
-evaluation counts as one. The methods themselves: multistart.py (L-BFGS-B and the staging of
-gradient-based methods), searchers.py (Levenberg-Marquardt, nevergrad, scikit-optimize); their
-registry by name: methods.py.
+Every method receives batched objectives (one compiled call evaluates a whole batch of
+parameter sets) and returns an `OptimResult` per cell. `n_evals` counts simulations of one
+parameter set; a gradient evaluation counts as one. The methods themselves: multistart.py
+(L-BFGS-B and the staging of gradient-based methods), searchers.py (Levenberg-Marquardt,
+nevergrad, scikit-optimize); their registry by name: methods.py.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from utils.fitting.config import FitConfig, FitDefaults, parse_flags
 from utils.fitting.methods import METHODS
 from utils.fitting.metrics import gamma_undefined_rate, gamma_warning, mean_gamma
 from utils.fitting.multistart import run_method
-from utils.fitting.objectives import make_objectives, population_mesh
+from utils.fitting.objectives import make_objectives, rows_mesh
 from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult
 from utils.fitting.efeatures import compare_features, format_features
 from utils.fitting.plots import plot_all, plot_test_sweeps, preload_pyplot
@@ -132,9 +132,9 @@ def fit_all(problems: Sequence[Problem], methods: Sequence[str], *, n_starts: in
             first_batch: Callable[[], None] | None = None) -> list[Fits]:
     """Run every method on the problems (one cell, or cells of one kind fitted together: see
     utils/fitting/objectives.py), `repeats` times (seeds seed, seed + 1000, ...); each cell's
-    best run of each method is scored. Populations are sharded over `devices` (None: all);
-    `confirm` as in run_method; `first_batch` is called when a run has evaluated its first
-    batch. One Fits per problem. Ctrl-C ends the fit: the methods already finished are
+    best run of each method is scored. The rows of each batch are sharded over `devices`
+    (None: all); `confirm` as in run_method; `first_batch` is called when a run has evaluated
+    its first batch. One Fits per problem. Ctrl-C ends the fit: the methods already finished are
     returned, the one running (and those after it) listed in `interrupted`."""
     fits = [Fits({}, {}, {}) for _ in problems]
     for k, method in enumerate(methods):
@@ -277,7 +277,7 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                 cell: str | None = None) -> dict:
     """`run` on a problem built already; `cell`: the identifier of the one recorded cell it
     fits (--data), whose row goes into cells.csv and metrics.json's `cells` as well."""
-    population_mesh(config.devices)  # refuse more devices than present before writing
+    rows_mesh(config.devices)  # refuse more devices than present before writing
     out_dir = make_out_dir(d.script, config.out_dir, reuse=False)
     write_config(out_dir, config.to_flat())
     with RunStatus(out_dir):

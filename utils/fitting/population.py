@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from models.spec import NeuronModel
 from utils.fitting.config import FitConfig, FitDefaults
-from utils.fitting.objectives import cohort_key, population_mesh
+from utils.fitting.objectives import cohort_key, rows_mesh
 from utils.fitting.pipeline import fit_all, run_problem
 from utils.fitting.plots import MAX_CELL_PANELS, plot_cells
 from utils.fitting.problem import Problem, cell_problem, check_flags, traces_of
@@ -278,7 +278,7 @@ def run_cells(d: FitDefaults, config: FitConfig) -> dict:
     if len(cells) == 1 and not distributed:
         problem = recorded_problem(model, d, config, *pairs[0])
         return run_problem(d, config, problem, cell=cells[0].id)
-    population_mesh(config.devices)
+    rows_mesh(config.devices)
     main = is_main_process()
     out_dir = make_out_dir(d.script, config.out_dir, reuse=False) if main else None
     base = _base_metrics(config, model, free, fixed, cells)

@@ -12,7 +12,7 @@ import numpy as np
 
 from models.spec import NeuronModel
 from utils.fitting.config import FitConfig, FitDefaults
-from utils.fitting.data import (check_current, check_recorded_cell, check_voltage,
+from utils.fitting.recordings.csv_files import (check_current, check_recorded_cell, check_voltage,
                                 load_recordings)
 from utils.fitting.features import AP_LEVEL_MV, CellEstimates, estimate_cell
 from utils.fitting.recorded import (HeldOut, anchor, gamma_window, held_out_rows,

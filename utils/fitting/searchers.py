@@ -45,9 +45,9 @@ def _lm_steps(z: np.ndarray, g: np.ndarray, h: np.ndarray, lam: np.ndarray) -> n
     return steps
 
 
-def levenberg_marquardt(gauss_newton: Callable[[np.ndarray], tuple], starts: np.ndarray, maxiter: int = 100,
-                        progress: Progress | None = None, ftol: float = 1e-9,
-                        confirm: int = 0) -> OptimResult:
+def levenberg_marquardt(gauss_newton: Callable[[np.ndarray], tuple], starts: np.ndarray,
+                        maxiter: int = 100, progress: Progress | None = None,
+                        ftol: float = 1e-9, confirm: int = 0) -> OptimResult:
     """Multi-start Levenberg-Marquardt on a sum-of-squares loss inside the unit box: every start
     takes one trial step per iteration and all trial points share one batched Jacobian
     evaluation. A start stops when its step is predicted (by the Gauss-Newton model) or found

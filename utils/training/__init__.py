@@ -14,6 +14,9 @@ the benchmarks' (benchmarks/kit/training.py).
     memory.py      refuse a network too large for the memory, before allocating
     runs.py        train() and simulate_run(): one run written into a run folder
     job.py         what task_training.py does once its flags are read
+    parallel.py    several devices and processes: the data mesh, jax.distributed start-up
+    analysis.py    weight and activity statistics of a trained network
+    populations.py block matrices and rates by population (networks from anatomy)
     figures.py     activity, training-curve, weight and connectivity figures
 
 The package imports nothing itself; import what you need from its modules.

@@ -1,5 +1,12 @@
-"""Reading a lab's recordings for fitting: NWB (h5py) and ABF (pyabf) files holding
-current-clamp sweeps, one cell per electrode (NWB) or per file (ABF).
+"""Reading recordings for fitting: a lab's NWB (h5py) and ABF (pyabf) files holding
+current-clamp sweeps, one cell per electrode (NWB) or per file (ABF), and a user's CSV traces.
+
+    files.py      the files --data names, their cells' identifiers, reading them
+    cells.py      Cell, Sweep: a cell's sweeps, what was left out and why; --cells, --sweeps
+    nwb.py        NWB current-clamp series paired with their stimuli
+    abf.py        ABF sweeps and their stimulus
+    units.py      recorded units to mV and nA
+    csv_files.py  traces and spike times from CSV files (--data_current, --data_voltage)
 
 Conventions (docs/NOTES.md):
 - A cell's identifier is its file's path relative to the folder holding every file read (the

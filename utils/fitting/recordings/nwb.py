@@ -260,7 +260,7 @@ def read_nwb(path: Path, name: str | None = None) -> list[Cell]:
     """The cells (one per electrode, identified `name:electrode`, name the file's by default)
     of an NWB file, each with its current-clamp sweeps. Read with h5py along the NWB 2
     schema: pynwb builds an object for every group of the file first, 10-17 s for 100 cells
-    of 5 sweeps against 0.3 s (docs/NOTES.md)."""
+    of 5 sweeps against 1.3-1.5 s (docs/NOTES.md)."""
     with _open_nwb(path) as h5:
         pairs = _nwb_pairs(h5)
         _nwb_refuse(path, h5, pairs)
