@@ -2,7 +2,7 @@
 
 Runs in the Brian2 environment (README, "Benchmarks and speed"); benchmarks/population_fit.py
 starts it. Every cell runs every current trace as one Brian2 network (cells x traces neurons,
-Cython code generation), with the Traub-Miles equations of benchmarks/brian2_fit.py,
+Cython code generation), with the Traub-Miles equations of benchmarks/kit/brian2_model.py,
 integrated by `--method` (RK4) at `--dt / --substeps` and recorded every `--dt`:
 
     .venv-brian2/bin/python benchmarks/brian2_population.py --current I.csv --params P.json \
@@ -24,7 +24,7 @@ T_START = time.perf_counter()
 import brian2 as b2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from brian2_fit import build, set_initial, set_params  # noqa: E402  (same folder: sys.path[0])
+from kit.brian2_model import build, set_initial, set_params  # noqa: E402  (from benchmarks/)
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -47,7 +47,7 @@ def simulate(current: np.ndarray, dt: float, fixed: dict, cells: dict, substeps:
     n_cells = len(next(iter(cells.values())))
     n_traces, n_steps = current.shape
     net, group, monitor, duration = build("hh", current, dt, fixed, n_cells, method, substeps)
-    # neuron c * n_traces + j is cell c on trace j (brian2_fit.build tiles the traces)
+    # neuron c * n_traces + j is cell c on trace j (brian2_model.build tiles the traces)
     set_params(group, "hh", {k: np.asarray(v, float) for k, v in cells.items()}, n_traces)
     set_initial(group, "hh")
     net.run(duration)

@@ -1,7 +1,7 @@
 """The device check's timed steps, each in a fresh process, within one time budget.
 
 BPTT and ES-D-RTRL (expsm_diag) seconds per batch, dense and gaussian connectivity, on the
-default task (utils/training/bench.py's run_isolated, as benchmarks/rule_speed.py measures
+default task (benchmarks/kit/training.py's run_isolated, as benchmarks/rule_speed.py measures
 them), and one HH fit (neuron_fitting_of_hh_model.py --methods gradient). The smallest
 network comes first, then the fit, then the larger networks, so that a budget running out
 leaves the cheap answers. Each step may take at most its own timeout and what is left of
@@ -27,9 +27,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.rule_speed import check_bars
+from benchmarks.kit.base import ROOT, result_path, write_result
+from benchmarks.kit.training import run_isolated, speed_bars
 from utils.run import atomic_write_json, positive_float
-from utils.training.bench import ROOT, run_isolated
 
 METHODS = ("bptt", "expsm_diag")
 CONNECTIVITIES = ("dense", "gaussian")
@@ -131,11 +131,11 @@ def run_steps(plan: Plan, out_dir: Path, budget: float) -> dict:
             print(f"{what}: {row['error']}" if "error" in row else
                   f"{what}: {row['s_per_batch']:.3f} s/batch (first {row['first_step_s']:.1f} s,"
                   f" peak RSS {row['peak_rss_mb']:.0f} MB)", flush=True)
-        atomic_write_json(out_dir / "device_check.json", result)
+        atomic_write_json(result_path("device_check", out_dir), result)
     result["checks"] = [f"{c}: {line}" for c in CONNECTIVITIES
-                        for line in check_bars([r for r in result["train"]
+                        for line in speed_bars([r for r in result["train"]
                                                 if r["conn_method"] == c])]
-    atomic_write_json(out_dir / "device_check.json", result)
+    write_result("device_check", result, out_dir)
     return result
 
 

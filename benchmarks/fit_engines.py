@@ -3,7 +3,7 @@ batched evaluation per round) against a JAX-native one (optax.lbfgs, every start
 compiled, vmapped while-loop, the box by z = sigmoid(u)), side by side in one run, from the
 same starts on the same objective: HH's default fit (its one stage) and the first stage of
 GIF's (the coarse presearch). Prints wall times (first call with compilation, then a second
-call), the best loss each reaches and the ratios.
+call), the best loss each reaches and the ratios; writes results/benchmarks/fit_engines.json.
 
     python -m benchmarks.fit_engines [--repeats 2]
 """
@@ -19,6 +19,7 @@ import optax
 
 import neuron_fitting_of_gif_model as gif_script
 import neuron_fitting_of_hh_model as hh_script
+from benchmarks.kit.base import write_result
 from utils.fitting import objectives, problem_from_flags
 from utils.fitting.multistart import lbfgsb_multistart
 
@@ -127,6 +128,8 @@ def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=2, help="calls per engine (the first "
                    "compiles)")
+    p.add_argument("--out_dir", default=None,
+                   help="folder of fit_engines.json (default results/benchmarks/)")
     args = p.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     rows = []
@@ -141,6 +144,7 @@ def main(argv=None) -> list[dict]:
                   f"{r['loss']:.3g} | {r['n_evals']} |", flush=True)
         print(f"| {name} | optax / scipy | {row['optax']['first_s'] / row['scipy']['first_s']:.2f}"
               f" | {row['optax']['later_s'] / row['scipy']['later_s']:.2f} | | |", flush=True)
+    write_result("fit_engines", {"args": vars(args), "rows": rows}, args.out_dir)
     return rows
 
 

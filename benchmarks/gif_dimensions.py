@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 import neuron_fitting_of_gif_model as gif_script
-from benchmarks.hh_dimensions import brian2_run, report, size_rows
-from benchmarks.hh_peers import ROOT, brian2_python, run_peer, write_csv
+from benchmarks.kit.base import run_folder, write_csv
+from benchmarks.kit.peers import (BRIAN2_FIT, add_brian2_python, brian2_run, run_fit_script,
+                                  run_peer)
+from benchmarks.kit.sizes import report, size_rows
 from models.gif import GIF, gif_spike_times
 from utils.fitting.problem import simulate_cell
-from utils.run import make_out_dir, positive_float, positive_int
+from utils.run import positive_float, positive_int
 
 ORDER = ("a", "b", "k1", "k2", "tau", "R", "A1", "A2")
 METHODS = ("gradient", "lm", "DE", "PSO")
@@ -65,7 +64,7 @@ def accuracy(files: dict, brian2_python: str, seed: int) -> dict:
     if brian2_python:
         truth = json.dumps({k: gif_script.TRUTH[k] for k in ORDER})
         out["brian2_vs_reference_mse"] = run_peer(
-            [brian2_python, str(ROOT / "benchmarks" / "brian2_fit.py")],
+            [brian2_python, str(BRIAN2_FIT)],
             {"I": files["I"], "V": files["V_clean"]}, dt, seed,
             [*BRIAN2, "--popsize", "1", "--evaluate", truth], free=ORDER,
             truth=gif_script.TRUTH, all_bounds=gif_script.BOUNDS)["best_mse"]
@@ -75,17 +74,14 @@ def accuracy(files: dict, brian2_python: str, seed: int) -> dict:
 def run_size(out: Path, files: dict, free: tuple, args: argparse.Namespace) -> dict:
     """One fit of `free` (the other parameters fixed at the truth) by every method."""
     fixed = [k for k in gif_script.TRUTH if k not in free]
-    folder = out / f"ours_{len(free)}"
-    argv = [sys.executable, "neuron_fitting_of_gif_model.py", "--data_current", str(files["I"]),
-            "--data_voltage", str(files["V"]), "--data_spikes", str(files["S"]),
-            "--dt", str(gif_script.DEFAULTS.dt), "--fit", ",".join(free),
-            "--fix", ",".join(f"{k}={gif_script.TRUTH[k]}" for k in fixed),
-            "--methods", ",".join(METHODS), "--budget", str(args.budget), "--popsize", "100",
-            "--seed", str(args.seed), "--out_dir", str(folder)]
-    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True,
-                   env={**os.environ, "MPLBACKEND": "Agg"})
-    methods = json.loads((folder / "metrics.json").read_text())["methods"]
-    runs = {m: {**r, "mse": r["loss"]} for m, r in methods.items()}
+    flags = ["--data_current", str(files["I"]), "--data_voltage", str(files["V"]),
+             "--data_spikes", str(files["S"]), "--dt", str(gif_script.DEFAULTS.dt),
+             "--fit", ",".join(free),
+             "--fix", ",".join(f"{k}={gif_script.TRUTH[k]}" for k in fixed),
+             "--methods", ",".join(METHODS), "--budget", str(args.budget), "--popsize", "100",
+             "--seed", str(args.seed)]
+    metrics, _ = run_fit_script("neuron_fitting_of_gif_model.py", flags, out / f"ours_{len(free)}")
+    runs = {m: {**r, "mse": r["loss"]} for m, r in metrics["methods"].items()}
     if args.brian2_python:
         runs["Brian2 + DE"] = brian2_run(args.brian2_python, files, gif_script.DEFAULTS.dt,
                                          args.seed, [*BRIAN2, "--rounds",
@@ -100,13 +96,11 @@ def main(argv=None) -> dict:
     p.add_argument("--noise_mV", type=positive_float, default=0.5)
     p.add_argument("--budget", type=positive_int, default=3000,
                    help="simulations of DE, PSO and Brian2 + DE (rounds of 100)")
-    p.add_argument("--brian2_python", type=brian2_python,
-                   default=str(ROOT / ".venv-brian2" / "bin" / "python"),
-                   help="the Python of the Brian2 environment ('' skips the Brian2 peer)")
+    add_brian2_python(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out_dir", default=None)
     args = p.parse_args(argv)
-    out = make_out_dir("benchmarks/gif_dimensions", args.out_dir)
+    out = run_folder("gif_dimensions", args.out_dir)
     files = recordings(out, args.noise_mV, args.seed)
     errors = accuracy(files, args.brian2_python, args.seed)
     print("integration error at the truth against the reference (MSE, mV^2):",

@@ -3,7 +3,7 @@ recordings with 0.5 mV noise) by the gradient-based methods (staged L-BFGS-B and
 Levenberg-Marquardt; plain multi-start L-BFGS-B for contrast), and each gradient-free method
 at each gradient-based method's simulation count: the wall time each gradient-based method
 needed to reach each one's best loss, side by side in one run.
-Writes results/benchmarks/gif_fitting.json.
+Writes results/benchmarks/gif_fitting.json (--out_dir: elsewhere).
 
     python -m benchmarks.gif_fitting [--quick]
 """
@@ -14,12 +14,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from benchmarks.common import time_to
+from benchmarks.kit.base import time_to, write_result
 from neuron_fitting_of_gif_model import DEFAULTS
 from utils.fitting import (make_objectives, method_names, problem_from_flags, run_method,
                            traces_of)
 from utils.fitting.metrics import mean_gamma
-from utils.run import atomic_write_json
 
 GRADIENT_BASED = method_names("gradient-based")  # each one is run with its starts below
 GRADIENT_FREE = method_names("gradient-free")
@@ -59,7 +58,8 @@ def main(argv=None) -> dict:
                         "nearly every start, so few are needed)")
     p.add_argument("--parts", nargs="+", default=["potential", "spike", "noisy"],
                    choices=["potential", "spike", "noisy"], help="which problems to run")
-    p.add_argument("--out", default="results/benchmarks/gif_fitting.json", help="JSON output")
+    p.add_argument("--out_dir", default=None,
+                   help="folder of gif_fitting.json (default results/benchmarks/)")
     args = p.parse_args(argv)
     starts = {"gradient": 4 if args.quick else args.n_starts, "lm": args.lm_starts}
     n = starts["gradient"]
@@ -84,7 +84,7 @@ def main(argv=None) -> dict:
     for block in result.values():
         for row in block.get("methods", block).values():
             row.pop("history", None)
-    atomic_write_json(args.out, result)
+    write_result("gif_fitting", result, args.out_dir)
     return result
 
 

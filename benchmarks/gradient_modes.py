@@ -7,6 +7,8 @@ Then the layout of forward mode over a batch, for HH's three conductances at gro
 sizes: the fitting code's (each row's simulation once, its D tangents alongside, mapped over
 the rows) against one forward pass over D copies of the batch (the layout before).
 
+Writes both tables' rows to results/benchmarks/gradient_modes.json.
+
     python -m benchmarks.gradient_modes
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 import neuron_fitting_of_gif_model as gif_script
 import neuron_fitting_of_hh_model as hh_script
+from benchmarks.kit.base import write_result
 from utils.fitting import make_objectives, problem_from_flags
 from utils.fitting import objectives
 
@@ -100,6 +103,8 @@ def main(argv=None) -> list:
     p.add_argument("--repeats", type=int, default=7, help="timed calls per mode")
     p.add_argument("--batches", default="20,64,200,640",
                    help="batch sizes of the layout comparison (comma list)")
+    p.add_argument("--out_dir", default=None,
+                   help="folder of gradient_modes.json (default results/benchmarks/)")
     args = p.parse_args(argv)
     rows = []
     print("| model | free | batch | forward ms | reverse ms | forward compile s | "
@@ -114,7 +119,9 @@ def main(argv=None) -> list:
         print(f"| {model} | {len(fit.split(','))} | {batch} | {fwd['eval_ms']:.1f} | "
               f"{rev['eval_ms']:.1f} | {fwd['compile_s']:.2f} | {rev['compile_s']:.2f} | "
               f"{diff:.1e} |", flush=True)
-    return rows + layouts([int(b) for b in args.batches.split(",")], args.repeats)
+    rows += layouts([int(b) for b in args.batches.split(",")], args.repeats)
+    write_result("gradient_modes", {"args": vars(args), "rows": rows}, args.out_dir)
+    return rows
 
 
 if __name__ == "__main__":

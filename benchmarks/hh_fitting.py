@@ -1,6 +1,6 @@
 """HH fitting benchmark: time to reach the noise floor on noisy recordings, method by method,
 and spike-target fitting by gradient against best-of-random-starts. Prints ratios measured
-side by side in one run; writes results/benchmarks/hh_fitting.json.
+side by side in one run; writes results/benchmarks/hh_fitting.json (--out_dir: elsewhere).
 
     python -m benchmarks.hh_fitting [--quick]
 """
@@ -11,32 +11,14 @@ import time
 
 import numpy as np
 
-from benchmarks.common import time_to
+from benchmarks.kit.base import time_to, write_result
+from benchmarks.kit.hh import FLOOR
+from benchmarks.kit.optim import lbfgsb_sequential
 from neuron_fitting_of_hh_model import DEFAULTS
 from utils.fitting import make_objectives, method_names, problem_from_flags, traces_of
 from utils.fitting.metrics import mean_gamma
 from utils.fitting.multistart import lbfgsb_multistart, run_method
-from utils.fitting.optim import OptimResult, Progress, Tracker, clean, of_cell
-from utils.run import atomic_write_json
-
-
-def lbfgsb_sequential(value_and_grad, starts: np.ndarray, maxiter: int = 200,
-                      progress: Progress | None = None) -> OptimResult:
-    """The runs of lbfgsb_multistart one after another, one point per evaluation
-    (value_and_grad(Z [B, D]) of one cell): what the lock-step batching is measured against."""
-    import scipy.optimize
-
-    tracker = Tracker("gradient", progress)
-
-    def fun(z):
-        f, g = clean(*value_and_grad(z[None]))
-        tracker.record(z[None], f)
-        return float(f[0]), g[0]
-
-    for z0 in starts:
-        scipy.optimize.minimize(fun, z0, jac=True, method="L-BFGS-B",
-                                bounds=[(0.0, 1.0)] * starts.shape[1], options={"maxiter": maxiter})
-    return tracker.result()
+from utils.fitting.optim import of_cell
 
 
 def problem_for(argv: list[str]):
@@ -46,7 +28,7 @@ def problem_for(argv: list[str]):
 def noisy_recordings(quick: bool, seed: int) -> dict:
     noise = 1.0
     problem = problem_for(["--fit", "gl,g_na,g_kd", "--noise_mV", str(noise), "--seed", str(seed)])
-    level = (1.03 * noise) ** 2  # RMSE within 3% of the noise level
+    level = (FLOOR * noise) ** 2  # RMSE within 3% of the noise level
     budget = 300 if quick else 2000
     rows = {}
     for method in method_names():
@@ -60,7 +42,7 @@ def noisy_recordings(quick: bool, seed: int) -> dict:
         rows[method] = {"time_to_noise_floor_s": time_to(res.history, level),
                         "rmse_mV": float(np.sqrt(res.loss)), "wall_s": res.wall_s,
                         "n_evals": res.n_evals, "max_rel_err": max(rel.values()), "rel_err": rel}
-    return {"noise_mV": noise, "target_rmse_mV": 1.03 * noise, "methods": rows}
+    return {"noise_mV": noise, "target_rmse_mV": FLOOR * noise, "methods": rows}
 
 
 def lockstep_vs_loop(seed: int) -> dict:
@@ -103,13 +85,14 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
     p.add_argument("--seed", type=int, default=0, help="seed of starts, noise and optimizers")
-    p.add_argument("--out", default="results/benchmarks/hh_fitting.json", help="JSON output")
+    p.add_argument("--out_dir", default=None,
+                   help="folder of hh_fitting.json (default results/benchmarks/)")
     args = p.parse_args(argv)
     result = {"noisy_recordings": noisy_recordings(args.quick, args.seed),
               "lockstep_vs_loop": lockstep_vs_loop(args.seed),
               "spike_target": spike_target(args.quick, args.seed)}
     report(result)
-    atomic_write_json(args.out, result)
+    write_result("hh_fitting", result, args.out_dir)
     return result
 
 

@@ -10,9 +10,9 @@ holds it. The candidates: models/hh.py's exponential-Euler step in 1 to 4 subste
 the exponential midpoint rule (second-order Rush-Larsen) and classic RK4 on all four variables,
 each one step per sample. Per candidate:
 1. dt 0.01 ms, the HH script's five step currents, `--cells` cells drawn as
-   benchmarks/population_fit.py draws them: RMS distance to the reference at each cell's truth,
-   and the bias of gl, g_na, g_kd fitted (least squares from the truth) to the noise-free
-   reference, the bias a fit inherits from the step.
+   benchmarks.population_fit draws them (benchmarks/kit/hh.py): RMS distance to the
+   reference at each cell's truth, and the bias of gl, g_na, g_kd fitted (least squares from
+   the truth) to the noise-free reference, the bias a fit inherits from the step.
 2. 3 s sweeps (0.5 s off, 2 s on, 0.5 s off; --long_amps nA) of the default cell at each of
    --long_dts (recordings are sampled at 10-20 kHz): spike counts against the reference and
    the largest spike-time difference where the counts agree.
@@ -20,6 +20,7 @@ each one step per sample. Per candidate:
    simulation, and the fitting loss's value and gradient (utils/fitting/objectives.py, forward
    mode over gl, g_na, g_kd) at --rows rows on the five step currents, and at 8 rows on one
    3 s sweep at dt 0.05 ms.
+Prints the tables; writes results/benchmarks/hh_step.json.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 import neuron_fitting_of_hh_model as hh_script
-from benchmarks.population_fit import FREE, draw_population
+from benchmarks.kit.base import write_result
+from benchmarks.kit.hh import FREE, draw_population
 from models import hh
 from models.spec import spike_times
 from utils.fitting import make_objectives, problem_from_flags
@@ -314,6 +316,8 @@ def main(argv=None) -> dict:
                    "3 s sweeps, comma list")
     p.add_argument("--rows", default="8,32,128", help="rows per call timed, comma list")
     p.add_argument("--repeats", type=int, default=7, help="timed rounds of calls")
+    p.add_argument("--out_dir", default=None,
+                   help="folder of hh_step.json (default results/benchmarks/)")
     args = p.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # as the fitting scripts simulate
     sims = candidates()
@@ -325,6 +329,7 @@ def main(argv=None) -> dict:
                            args.fine)}
     result["table"] = report(result)
     print("\n" + result["table"])
+    write_result("hh_step", result, args.out_dir)
     return result
 
 

@@ -26,8 +26,9 @@ from typing import Dict, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from benchmarks.kit.base import run_folder, write_result
 from models.networks import NEURONS, NetConfig
-from utils.run import atomic_write_json, cli, make_out_dir, positive_int, save_figure
+from utils.run import cli, positive_int, save_figure
 from utils.training.rules import online_rules
 from utils.training.task import make_task, trial_seed
 from utils.training.trainer import TrainConfig, make_trainer
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """Train, compare with BPTT every --every batches, report and save."""
     args = build_parser().parse_args(argv)
     config = train_config(args)
-    out = make_out_dir("benchmarks/online_credit", args.out_dir)
+    out = run_folder("online_credit", args.out_dir)
     task = make_task(config.task, config.net.dt, config.t_delay, config.num_cue)
     online = make_trainer(config, task)
     bptt = make_trainer(config.replace(method="bptt"), task, surrogate_width=1.0)
@@ -132,10 +133,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if batch < args.batches:
             online.train_step(task.sample(args.batch_size, trial_seed(args.seed, 0, batch)))
     result = {"config": vars(args), "rows": rows, "wall_s": time.perf_counter() - t0}
-    atomic_write_json(out / "online_credit.json", result)
     title = args.method + (f" (decay {args.etrace_decay})" if args.method == "expsm_diag" else "")
     save_figure(plot(rows, title), out / "online_credit.png")
-    print(f"wrote {out}")
+    write_result("online_credit", result, out)
     return result
 
 

@@ -2,7 +2,7 @@
 as the sequence grows.
 
 For each n_rec and each sequence length (set through the task's delay), each method runs in a
-fresh process (utils/training/bench.py): one warm-up step, then the median seconds of --steps
+fresh process (benchmarks/kit/training.py): one warm-up step, then the median seconds of --steps
 training steps of a batch. Memory, two ways:
   * XLA: bytes the compiled training step allocates (arguments + outputs + temporaries,
     from jax's `Compiled.memory_analysis()`), minus the input spike sequence itself (T x B x
@@ -25,11 +25,11 @@ import argparse
 
 from matplotlib.figure import Figure
 
+from benchmarks.kit.base import result_path, run_folder, write_result
+from benchmarks.kit.training import run_isolated
 from models.networks import NEURONS
 from models.networks.connectivity import CONNECTIVITIES
-from utils.run import (atomic_write_json, make_out_dir, positive_float, positive_int,
-                       save_figure)
-from utils.training.bench import run_isolated
+from utils.run import atomic_write_json, positive_float, positive_int, save_figure
 from utils.training.config import RULES
 
 T_INTERVAL, T_CUE, T_RECALL = 50, 100, 150  # brainpy-datasets EvidenceAccumulation (dt 1 ms)
@@ -136,7 +136,7 @@ def plot(rows: list):
 def main(argv=None) -> dict:
     """Run every configuration, print the table and the checks, save JSON and figure."""
     args = build_parser().parse_args(argv)
-    out_dir = make_out_dir("benchmarks/online_vs_bptt", args.out_dir)
+    out_dir = run_folder("online_vs_bptt", args.out_dir)
     rows = []
     print(f"{'n_rec':>6} {'T':>6} {'method':>11} {'s/batch':>8} {'XLA MB':>8} {'RSS+ MB':>8} "
           f"{'peakRSS MB':>10}", flush=True)
@@ -157,8 +157,8 @@ def main(argv=None) -> dict:
                     print(f"{n:>6} {r['T']:>6} {m:>11} {r['s_per_batch']:>8.2f} "
                           f"{r['xla_step_mb']:>8.1f} {r['peak_rss_increase_mb']:>8.1f} "
                           f"{r['peak_rss_mb']:>10.1f}", flush=True)
-                atomic_write_json(out_dir / "online_vs_bptt.json", {"args": vars(args),
-                                                                    "rows": rows})
+                atomic_write_json(result_path("online_vs_bptt", out_dir), {"args": vars(args),
+                                                                            "rows": rows})
     checks = check_bars(rows)
     for line in checks:
         print(line)
@@ -166,9 +166,8 @@ def main(argv=None) -> dict:
               "memory_method": "XLA memory_analysis of the compiled step minus the input "
                                "sequence; whole-process peak RSS of a fresh process "
                                "(peak_rss_mb), and that minus RSS before the first step"}
-    atomic_write_json(out_dir / "online_vs_bptt.json", result)
     save_figure(plot(rows), out_dir / "online_vs_bptt.png")
-    print(f"wrote {out_dir}")
+    write_result("online_vs_bptt", result, out_dir)
     return result
 
 

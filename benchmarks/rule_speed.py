@@ -1,6 +1,6 @@
 """Seconds per training batch of every learning rule against BPTT's, side by side.
 
-Each rule runs in a fresh process (utils/training/bench.py) on the default task (7 cues,
+Each rule runs in a fresh process (benchmarks/kit/training.py) on the default task (7 cues,
 1000 ms delay: 2200 steps) at batch 32, for each network size: one warm-up step, then the
 median of --steps batches, and the process's whole peak RSS. Prints the table and the bars
 (D-RTRL at most 10x BPTT's seconds per batch, ES-D-RTRL at most 1x), writes
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 
+from benchmarks.kit.base import result_path, run_folder, write_result
+from benchmarks.kit.training import run_isolated, speed_bars
 from models.networks.connectivity import CONNECTIVITIES
-from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
-from utils.training.bench import run_isolated
+from utils.run import atomic_write_json, positive_float, positive_int
 from utils.training.config import RULES
-
-BARS = {"diag": 10.0, "expsm_diag": 1.0}  # most seconds per batch, as a multiple of BPTT's
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,28 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_bars(rows: list) -> list:
-    """Each rule's seconds per batch over BPTT's at the same size, against BARS."""
-    lines = []
-    for n in sorted({r["n_rec"] for r in rows}):
-        done = {r["method"]: r for r in rows if r["n_rec"] == n and "error" not in r}
-        if "bptt" not in done:
-            continue
-        for method, r in done.items():
-            if method == "bptt":
-                continue
-            ratio = r["s_per_batch"] / done["bptt"]["s_per_batch"]
-            bar = BARS.get(method)
-            verdict = "" if bar is None else f" ({'PASS' if ratio <= bar else 'FAIL'} <= {bar:g})"
-            lines.append(f"n_rec {n}: {method} takes {ratio:.2f}x BPTT's time per batch"
-                         f"{verdict}")
-    return lines
-
-
 def main(argv=None) -> dict:
     """Time every rule at every size, print the table and the bars, write the JSON."""
     args = build_parser().parse_args(argv)
-    out_dir = make_out_dir("benchmarks/rule_speed", args.out_dir)
+    out_dir = run_folder("rule_speed", args.out_dir)
     rows = []
     print(f"{'n_rec':>6} {'method':>11} {'s/batch':>8} {'first s':>8} {'peak RSS MB':>11}",
           flush=True)
@@ -77,13 +58,13 @@ def main(argv=None) -> dict:
             else:
                 print(f"{n:>6} {method:>11} {r['s_per_batch']:>8.2f} {r['first_step_s']:>8.1f} "
                       f"{r['peak_rss_mb']:>11.0f}", flush=True)
-            atomic_write_json(out_dir / "rule_speed.json", {"args": vars(args), "rows": rows})
-    checks = check_bars(rows)
+            atomic_write_json(result_path("rule_speed", out_dir), {"args": vars(args),
+                                                                   "rows": rows})
+    checks = speed_bars(rows)
     for line in checks:
         print(line)
     result = {"args": vars(args), "rows": rows, "checks": checks}
-    atomic_write_json(out_dir / "rule_speed.json", result)
-    print(f"wrote {out_dir / 'rule_speed.json'}")
+    write_result("rule_speed", result, out_dir)
     return result
 
 

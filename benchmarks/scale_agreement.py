@@ -5,7 +5,8 @@ on 1 and on 4 devices, and as two processes joined by jax.distributed (CPU colle
 127.0.0.1, one device each) against one process; neuron_fitting_of_hh_model.py's gradient fit
 on 1 and 4 devices. On a CPU the extra devices are forced host devices (XLA_FLAGS), so this
 measures agreement, not speed. Prints a table (per-batch loss relative differences, best fit
-and parameter differences) and writes results/benchmarks/scale_agreement/<time>/agreement.json.
+and parameter differences) and writes
+results/benchmarks/scale_agreement/<time>/scale_agreement.json.
 
     python -m benchmarks.scale_agreement
     python -m benchmarks.scale_agreement --n_rec 200 --batches 4 --methods bptt
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,9 +24,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from utils.run import atomic_write_json, make_out_dir, positive_int
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.kit.base import ROOT, free_port, run_folder, write_result
+from utils.run import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,12 +74,6 @@ def finish(procs: List[subprocess.Popen]) -> None:
             raise SystemExit(f"error: {' '.join(p.args[1:3])} failed:\n{err[-1500:]}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def training_losses(argv: Sequence[str], out: Path, devices: int = 1,
                     processes: int = 1) -> np.ndarray:
     """Per-batch training losses of task_training.py run with `devices` devices in each of
@@ -113,11 +106,11 @@ def relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> Dict[str, object]:
-    """Run every comparison, print the table, write agreement.json; returns what it wrote."""
+    """Run every comparison, print the table, write scale_agreement.json; returns what it wrote."""
     args = build_parser().parse_args(argv)
     if args.batch_size % 4:
         raise SystemExit(f"error: --batch_size {args.batch_size} must be a multiple of 4")
-    out_dir = make_out_dir("benchmarks/scale_agreement", args.out_dir)
+    out_dir = run_folder("scale_agreement", args.out_dir)
     train_argv = ["--n_rec", str(args.n_rec), "--t_delay", str(args.t_delay), "--num_cue", "3",
                   "--batch_size", str(args.batch_size), "--epochs", str(args.batches),
                   "--eval_every", str(args.batches), "--n_val", str(args.batch_size),
@@ -153,9 +146,8 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, object]:
         text = ["" if c is None else f"{c:.1e}" for c in cells]
         print(f"| {r['run']} | {r['against 1 device']} | " + " | ".join(text) + " |")
     result = {"args": vars(args), "rows": rows}
-    atomic_write_json(out_dir / "agreement.json", result)
     print(f"\nHH fit's best loss (mV^2) on 1 and 4 devices: {a['loss']:.6g} and {b['loss']:.6g}")
-    print(f"written to {out_dir / 'agreement.json'}")
+    write_result("scale_agreement", result, out_dir)
     return result
 
 

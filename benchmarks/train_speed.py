@@ -1,7 +1,7 @@
 """Seconds per BPTT training batch: dense vs rand vs gaussian connectivity (and the pd14
 microcircuit, --conn_methods pd14), by network size.
 
-Each configuration runs in a fresh process (utils/training/bench.py): one warm-up step, then
+Each configuration runs in a fresh process (benchmarks/kit/training.py): one warm-up step, then
 the median of --steps steps; with --forward also the forward pass alone (backward = step -
 forward). --backends compares brainevent's CPU kernels (numba, the default here) with
 jax_raw. Prints a table and the sparse/dense ratios; writes
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 
+from benchmarks.kit.base import result_path, run_folder, write_result
+from benchmarks.kit.training import run_isolated
 from models.networks.connectivity import CONNECTIVITIES
-from utils.run import atomic_write_json, make_out_dir, positive_float, positive_int
-from utils.training.bench import run_isolated
+from utils.run import atomic_write_json, positive_float, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     """Run every configuration, print the table and ratios, write the JSON."""
     args = build_parser().parse_args(argv)
-    out_dir = make_out_dir("benchmarks/train_speed", args.out_dir)
+    out_dir = run_folder("train_speed", args.out_dir)
     rows = []
     print(f"{'n_rec':>6} {'conn':>9} {'backend':>8} {'s/batch':>8} {'fwd s':>7} {'bwd s':>7} "
           f"{'peak MB':>8}", flush=True)
@@ -65,7 +66,8 @@ def main(argv=None) -> dict:
                       f"{r.get('forward_s', float('nan')):>7.3f} "
                       f"{r.get('backward_s', float('nan')):>7.3f} {r['peak_rss_mb']:>8.0f}",
                       flush=True)
-                atomic_write_json(out_dir / "train_speed.json", {"args": vars(args), "rows": rows})
+                atomic_write_json(result_path("train_speed", out_dir), {"args": vars(args),
+                                                                         "rows": rows})
     ratios = []
     for n in args.sizes:
         dense = [r for r in rows if r["n_rec"] == n and r["conn_method"] == "dense"
@@ -78,8 +80,7 @@ def main(argv=None) -> dict:
                 print(f"n_rec {n}: {r['conn_method']}/{r['backend_name']} takes {ratio:.2f}x "
                       f"the time of dense")
     result = {"args": vars(args), "rows": rows, "ratios": ratios}
-    atomic_write_json(out_dir / "train_speed.json", result)
-    print(f"wrote {out_dir / 'train_speed.json'}")
+    write_result("train_speed", result, out_dir)
     return result
 
 

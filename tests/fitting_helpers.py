@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from benchmarks.kit.nwb import write_nwb
 from utils.run import UserError
 
 
@@ -28,54 +29,6 @@ def python_sigint() -> Iterator[None]:
 def write_csv(path, rows) -> str:
     """`rows` as a CSV file at `path`; returns the path as a string (for a flag)."""
     np.savetxt(path, rows, delimiter=",")
-    return str(path)
-
-
-def write_nwb(path, cells, dt_ms: float = 0.01, rates_hz=None, voltage_clamp: bool = False,
-              stimuli: bool = True, table: bool = True) -> str:
-    """An NWB file at `path` holding `cells`: {electrode: (current [N, T] nA, voltage [N, T]
-    mV)}, one current-clamp sweep per row; stimuli stored in pA (conversion 1e-12 A), responses
-    in mV (conversion 1e-3 V), sweep k of the file starting at 10 k s. `rates_hz`:
-    {(electrode, sweep): rate} overrides; `table`: pair through the intracellular recordings
-    table (else by electrode and sweep_number)."""
-    import datetime
-
-    from pynwb import NWBHDF5IO, NWBFile
-    from pynwb.icephys import (CurrentClampSeries, CurrentClampStimulusSeries,
-                               VoltageClampSeries, VoltageClampStimulusSeries)
-
-    nwb = NWBFile("test cells", "test", datetime.datetime(2026, 1, 1,
-                                                            tzinfo=datetime.timezone.utc))
-    device = nwb.create_device("amplifier")
-    sweep = 0
-    for name, (current, voltage) in cells.items():
-        electrode = nwb.create_icephys_electrode(name=name, description="patch",
-                                                 device=device)
-        for k in range(len(current)):
-            rate = (rates_hz or {}).get((name, k), 1000.0 / dt_ms)
-            common = dict(electrode=electrode, rate=rate, sweep_number=np.uint32(sweep), gain=1.0,
-                          starting_time=10.0 * sweep)
-            if voltage_clamp:  # the same numbers, as a clamp voltage and a current response
-                stim = VoltageClampStimulusSeries(name=f"stim_{name}_{k}", data=voltage[k],
-                                                  conversion=1e-3, **common)
-                resp = VoltageClampSeries(name=f"resp_{name}_{k}", data=current[k] * 1e3,
-                                          conversion=1e-12, **common)
-            else:
-                stim = CurrentClampStimulusSeries(name=f"stim_{name}_{k}",
-                                                  data=current[k] * 1e3, conversion=1e-12,
-                                                  **common)
-                resp = CurrentClampSeries(name=f"resp_{name}_{k}", data=voltage[k],
-                                          conversion=1e-3, **common)
-            if table:
-                nwb.add_intracellular_recording(electrode=electrode, response=resp,
-                                                stimulus=stim if stimuli else None)
-            else:
-                nwb.add_acquisition(resp)
-                if stimuli:
-                    nwb.add_stimulus(stim)
-            sweep += 1
-    with NWBHDF5IO(str(path), "w") as io:
-        io.write(nwb)
     return str(path)
 
 

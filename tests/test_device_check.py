@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from benchmarks import device_check
+from benchmarks.kit.training import speed_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "device_check.sh"
@@ -84,7 +85,7 @@ def test_tables_show_times_ratios_and_the_fit():
                         {**row, "method": "expsm_diag", "s_per_batch": 0.25}],
               "hh_fit": {"loss": 1e-9, "rmse_mV": 3e-5, "wall_s": 40.0, "process_s": 55.0,
                          "n_evals": 900}}
-    result["checks"] = ["dense: " + line for line in device_check.check_bars(result["train"])]
+    result["checks"] = ["dense: " + line for line in speed_bars(result["train"])]
     md = device_check.markdown(result, {"backend": "gpu", "packages": {"jax": "0.11.2",
                                                                       "numba": None}})
     assert "- backend: gpu" in md and "jax 0.11.2" in md and "numba" not in md

@@ -1,7 +1,7 @@
 """Imports flow one way: no two modules of models/ and utils/ reach each other through their
 imports, lazy ones (inside functions) included; no module imports against the layers (scripts
 -> utils -> models; benchmarks and tests stand outside), and no benchmark or test module
-imports another (shared helpers live in tests/*_helpers.py)."""
+imports another (shared helpers live in benchmarks/kit/ and tests/*_helpers.py)."""
 import ast
 from pathlib import Path
 
@@ -75,3 +75,16 @@ def test_no_test_module_imports_another():
         parts = m.split(".")
         return parts[0] != "tests" or len(parts) == 1 or parts[1].endswith("_helpers")
     assert outward("tests", allowed) == {}
+
+
+def test_no_benchmark_imports_another():
+    """A benchmark imports the kit and, if it is a package, its own modules; the Brian2 programs
+    import kit.brian2_model from their folder."""
+    folder = ROOT / "benchmarks"
+    local = {p.stem for p in folder.iterdir() if p.suffix == ".py" or p.is_dir()}
+    for path in folder.rglob("*.py"):
+        own = path.relative_to(folder).parts[0].removesuffix(".py")
+        names = {m.removeprefix("benchmarks.") for m in imported(path)
+                 if m.startswith("benchmarks.") or m.split(".")[0] in local}
+        others = sorted(m for m in names if m.split(".")[0] not in ("kit", own))
+        assert not others, f"{path.relative_to(ROOT)} imports {others}"

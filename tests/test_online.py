@@ -139,12 +139,12 @@ def test_benchmark_bar_checks_and_sequence_lengths():
 
 
 def test_rule_speed_bars():
-    from benchmarks import rule_speed
+    from benchmarks.kit.training import speed_bars
     rows = [{"n_rec": 200, "method": "bptt", "s_per_batch": 1.0},
             {"n_rec": 200, "method": "diag", "s_per_batch": 4.0},
             {"n_rec": 200, "method": "expsm_diag", "s_per_batch": 1.5},
             {"n_rec": 400, "method": "diag", "error": "timed out"}]
-    lines = rule_speed.check_bars(rows)
+    lines = speed_bars(rows)
     assert "n_rec 200: diag takes 4.00x BPTT's time per batch (PASS <= 10)" in lines
     assert "n_rec 200: expsm_diag takes 1.50x BPTT's time per batch (FAIL <= 1)" in lines
     assert len(lines) == 2

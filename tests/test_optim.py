@@ -3,7 +3,7 @@ the registry."""
 import numpy as np
 import pytest
 
-from benchmarks.hh_fitting import lbfgsb_sequential
+from benchmarks.kit.optim import lbfgsb_sequential
 from utils.fitting.methods import METHODS, GradientBased, method_names
 from utils.fitting.multistart import lbfgsb_multistart, run_method, staged
 from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult, Stage, confirmed, one_cell

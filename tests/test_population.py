@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import neuron_fitting_of_hh_model as hh
+from benchmarks.kit.nwb import write_nwb
 from models import NEURON_MODELS
-from tests.fitting_helpers import (CUR, VOLT, delete, python_sigint, shorten, unpair, write_abf1,
-                                   write_nwb)
+from tests.fitting_helpers import CUR, VOLT, delete, python_sigint, shorten, unpair, write_abf1
 from tests.process_helpers import ROOT, free_port, process_env
 from utils.fitting import population
 from utils.fitting.rows import FIT_STATES, cell_row

@@ -6,8 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
+from benchmarks.kit.nwb import write_nwb
 from tests.fitting_helpers import (CUR, T, VOLT, delete, refusal, shorten, strip_attr, two_cells,
-                                   unpair, write_nwb)
+                                   unpair)
 from utils.fitting.recordings.csv_files import check_recorded_cell
 from utils.fitting.recordings import find_files, left_out_lines, read_cells, select_cells
 from utils.run import UserError

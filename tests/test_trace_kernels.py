@@ -43,7 +43,9 @@ def test_install_registers_the_kernels_once_and_keeps_the_others():
         assert rules.applicable({"weight_fn": None, "bias_fn": None})
 
 
-def test_trace_kernel_benchmark_runs_and_agrees():
+def test_trace_kernel_benchmark_runs_and_agrees(tmp_path):
     from benchmarks import trace_kernel
-    out = trace_kernel.main(["--n_rec", "10", "--batch_size", "2", "--repeats", "2"])
+    out = trace_kernel.main(["--n_rec", "10", "--batch_size", "2", "--repeats", "2",
+                             "--out_dir", str(tmp_path)])
     assert out["max_abs_diff"] < 1e-4 and out["braintrace_ms"] > 0 and out["fused_ms"] > 0
+    assert (tmp_path / "trace_kernel.json").exists()

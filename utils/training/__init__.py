@@ -1,8 +1,8 @@
 """Training the E/I network on a task (task_training.py is the command line).
 
 Imports flow one way: config <- task <- rules <- trainer <- checkpoint <- runs <- job;
-figures and bench stand aside (figures needs only matplotlib; bench measures trainers in
-child processes).
+figures stands aside (it needs only matplotlib). Timing a configuration in a fresh process is
+the benchmarks' (benchmarks/kit/training.py).
 
     config.py      TrainConfig, RunOptions (every setting, its default and help: the flags)
                    and the registries RULES, TASKS, OPTIMIZERS (names only: no JAX)
@@ -18,7 +18,6 @@ child processes).
     analysis.py    weight and activity statistics of a trained network
     populations.py block matrices and rates by population (networks from anatomy)
     figures.py     activity, training-curve, weight and connectivity figures
-    bench.py       timing and memory of one configuration in a fresh process (benchmarks/)
 
 The package imports nothing itself; import what you need from its modules.
 """

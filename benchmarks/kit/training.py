@@ -1,8 +1,8 @@
-"""Measuring one training configuration in a fresh process (used by benchmarks/).
+"""One training configuration measured in a fresh process, and the speed bars of the rules.
 
 `measure(spec)` builds the task and trainer for `spec`, times training steps (and forward
 passes), and reports peak resident memory of this process. `run_isolated(spec)` runs
-`measure` in a child Python process (`python -m utils.training.bench SPEC_JSON`), so every
+`measure` in a child Python process (`python -m benchmarks.kit.training SPEC_JSON`), so every
 configuration starts from a clean heap, its peak RSS (`ru_maxrss`) belongs to it alone, and
 a brainevent backend chosen by `spec['backend']` is set in that child only.
 """
@@ -14,7 +14,6 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any, Dict
 
 import brainevent
@@ -22,12 +21,14 @@ import brainstate
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.kit.base import ROOT
 from utils.training.task import make_task, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, make_trainer
 
-__all__ = ["spec_config", "measure", "xla_memory_mb", "run_isolated"]
+__all__ = ["spec_config", "measure", "xla_memory_mb", "run_isolated", "SPEED_BARS",
+           "speed_bars"]
 
-ROOT = Path(__file__).resolve().parents[2]
+SPEED_BARS = {"diag": 10.0, "expsm_diag": 1.0}  # most seconds per batch, as a multiple of BPTT's
 
 
 def _rss_mb() -> float:
@@ -112,7 +113,7 @@ def xla_memory_mb(trainer: Trainer, data: Any) -> Dict[str, float]:
 def run_isolated(spec: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
     """`measure(spec)` in a fresh Python process; {'error': ...} if it fails or times out."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "utils.training.bench", json.dumps(spec)],
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.kit.training", json.dumps(spec)],
                               cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {**spec, "error": f"timed out after {timeout} s"}
@@ -121,6 +122,24 @@ def run_isolated(spec: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
             return json.loads(line[7:])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
     return {**spec, "error": f"exit {proc.returncode}: {tail[0][:300]}"}
+
+
+def speed_bars(rows: list) -> list:
+    """Each rule's seconds per batch over BPTT's at the same size, against SPEED_BARS."""
+    lines = []
+    for n in sorted({r["n_rec"] for r in rows}):
+        done = {r["method"]: r for r in rows if r["n_rec"] == n and "error" not in r}
+        if "bptt" not in done:
+            continue
+        for method, r in done.items():
+            if method == "bptt":
+                continue
+            ratio = r["s_per_batch"] / done["bptt"]["s_per_batch"]
+            bar = SPEED_BARS.get(method)
+            verdict = "" if bar is None else f" ({'PASS' if ratio <= bar else 'FAIL'} <= {bar:g})"
+            lines.append(f"n_rec {n}: {method} takes {ratio:.2f}x BPTT's time per batch"
+                         f"{verdict}")
+    return lines
 
 
 def _child(spec_json: str) -> None:
