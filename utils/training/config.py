@@ -26,7 +26,9 @@ __all__ = ["TrainConfig", "RunOptions", "TrainingJob", "RULES", "TASKS", "OPTIMI
 
 RULES = Registry({"bptt": "utils.training.rules:bptt", "diag": "utils.training.rules:diag",
                   "expsm_diag": "utils.training.rules:expsm_diag"})
-TASKS = Registry({"evidence_accumulation": "utils.training.task:EvidenceAccumulationTask"})
+TASKS = Registry({"evidence_accumulation": "utils.training.task:EvidenceAccumulationTask",
+                  "delay_comparison": "utils.training.task:DelayComparisonTask",
+                  "delay_match_sample": "utils.training.task:DelayMatchSampleTask"})
 OPTIMIZERS = Registry({"adam": "optax:adam", "sgd": "optax:sgd"})
 LOSSES = ("step", "mean")
 
@@ -38,9 +40,14 @@ class TrainConfig(Settings):
     default (NEURONS[neuron].defaults) or, for grad_clip, the rule's."""
 
     # -- task
-    task: str = setting("evidence_accumulation", "task to train on", choices=lambda: TASKS)
-    t_delay: float = setting(1000.0, "delay before recall (ms)", type=positive_float)
-    num_cue: int = setting(7, "number of cues per trial", type=positive_int)
+    task: str = setting("evidence_accumulation", "task to train on (brainpy-datasets, spiking "
+                        "input): evidence_accumulation, which side had more cues; "
+                        "delay_comparison, is f1 > f2 after a delay (DelayComparison); "
+                        "delay_match_sample, does the test direction match the sample after "
+                        "a delay (CircleFeatDMS)", choices=lambda: TASKS)
+    t_delay: float = setting(1000.0, "delay period (ms)", type=positive_float)
+    num_cue: int = setting(7, "evidence_accumulation: number of cues per trial",
+                           type=positive_int)
     # -- learning rule
     method: str = setting("bptt", "learning rule: bptt backprop through time; diag D-RTRL; "
                           "expsm_diag ES-D-RTRL (both online, braintrace)", choices=lambda: RULES)
