@@ -78,6 +78,14 @@ def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
     return sim, stats
 
 
+def rate_term_hz(config: TrainConfig, n_exc: int, rate_hz: np.ndarray) -> float:
+    """The --rate_reg term mean_i ((rate_i - target_i) / target_i)^2 of measured per-cell
+    rates (Hz) against the population targets of `config` (rules.rate_term)."""
+    t = config.population_targets()
+    target = np.where(np.arange(rate_hz.size) < n_exc, t["E"], t["I"])
+    return float(np.mean(((rate_hz - target) / target) ** 2))
+
+
 def _trace_of_most_active(sim: Dict[str, Any], n_exc: int) -> Dict[str, Any]:
     """The currents of trial 0 of the most active E cell (for plot_activity_stats)."""
     i = int(np.argmax(sim["spikes"][:, 0, :n_exc].sum(axis=0)))
@@ -105,7 +113,8 @@ def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice
              save_figure(plot_connectivity(trainer.net.recurrent_matrix(), n_exc),
                          out_dir / "connectivity.png")]
     activity = dict(stats["summary"], sim_acc=float(sim["correct"].mean()),
-                    n_sim_trials=int(len(data)))
+                    n_sim_trials=int(len(data)),
+                    rate_term=rate_term_hz(trainer.config, n_exc, stats["cells"]["rate_hz"]))
     if trainer.net.connectome is not None:
         trial_s = sim["readout"].shape[0] * dt / 1e3
         activity["populations"], figs = population_summary(
@@ -234,7 +243,9 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
         "method": config.method, "neuron": config.net.neuron,
         "conn_method": config.net.conn_method,
         "etrace_decay": config.etrace_decay if config.method == "expsm_diag" else None,
-        "n_rec": config.net.n_rec, "history": history, "best_acc": state["best_acc"],
+        "n_rec": config.net.n_rec, "task": config.task, "inh_type": config.net.inh_type,
+        "rate_reg": config.rate_reg, "rate_targets_hz": config.population_targets(),
+        "history": history, "best_acc": state["best_acc"],
         "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
         "stopped_early": stopped_early, "interrupted": interrupted,
         "wall_s": state["wall_s"],
@@ -282,7 +293,7 @@ def simulate_run(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
     stats, tests, paths = save_network_figures(trainer, data, task.input_groups(), weights,
                                                out_dir)
     metrics = {"mode": "sim", "neuron": config.net.neuron, "conn_method": config.net.conn_method,
-               "n_rec": config.net.n_rec,
+               "n_rec": config.net.n_rec, "task": config.task, "inh_type": config.net.inh_type,
                "checkpoint": None if checkpoint is None else checkpoint["path"], **stats,
                "weight_distributions": tests}
     write_metrics(out_dir, metrics)
