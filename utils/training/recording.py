@@ -3,7 +3,7 @@ trials is accumulated step by step (spike counts per bin, inter-spike-interval s
 products of the synaptic currents), so memory does not grow with the number of trials and
 grows with the trial length only by the few trials kept whole for the figures.
 
-`record(trainer, data, ...)` is `Trainer.record`; `recorder` builds its jitted scan.
+`Trainer.record` builds the jitted scan with `recorder` and runs it with `record`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from utils.training.analysis import trial_balance
 
-__all__ = ["recorder", "record", "isi_index", "CURRENT_SUMS"]
+__all__ = ["recorder", "record", "bin_counts", "isi_index", "CURRENT_SUMS"]
 
 # per (trial, cell) sums over time of e = I_e and i = -I_i (analysis.trial_balance)
 CURRENT_SUMS = ("e", "i", "ee", "ii", "ei", "abs_e", "abs_i")
@@ -102,22 +102,24 @@ def _add(total: Optional[Dict[str, np.ndarray]], part: Dict[str, np.ndarray]) ->
     return dict(part) if total is None else {k: total[k] + part[k] for k in total}
 
 
-def record(trainer: Any, chunks: Iterable[Tuple[int, Any]], keep: int,
-           bins: Dict[str, np.ndarray], isi: Dict[str, np.ndarray], currents: bool,
-           v_cells: np.ndarray) -> Dict[str, Any]:
+def bin_counts(bins: Dict[str, np.ndarray]) -> Dict[str, int]:
+    """The number of bins of each of `bins`, with "trial" (the whole trial) added."""
+    return {"trial": 1, **{k: max(int(np.max(v)) + 1, 1) for k, v in bins.items()}}
+
+
+def record(sim: Callable, dt: float, chunks: Iterable[Tuple[int, Any]],
+           bins: Dict[str, np.ndarray], isi: Dict[str, np.ndarray],
+           currents: bool) -> Dict[str, Any]:
     """Run the trials of `chunks` ((real trials, TaskData padded to the batch size)) through
-    `trainer.net` and combine the chunks (Trainer.record documents the result); a bin "trial"
-    (the whole trial) is added unless given."""
-    n_bins = {"trial": 1, **{k: max(int(v.max()) + 1, 1) for k, v in bins.items()}}
-    sim = trainer._get(f"record{keep}-{sorted(n_bins.items())}-{sorted(isi)}-{currents}-"
-                       f"{list(v_cells)}", lambda: recorder(trainer.net, keep, n_bins,
-                                                            tuple(isi), currents, v_cells))
+    `sim` (a `recorder` built with `bin_counts(bins)` and the names of `isi`) at time step
+    `dt` and combine the chunks (Trainer.record documents the result)."""
+    n_bins = bin_counts(bins)
     bins_j = None
     isi_j = {k: jnp.asarray(v, dtype=jnp.int32) for k, v in isi.items()}
     correct, binned, kept = [], {k: [] for k in n_bins}, None
     isi_tot: Dict[str, Any] = {k: None for k in isi}
     balance = None
-    with brainstate.environ.context(dt=trainer.dt):
+    with brainstate.environ.context(dt=dt):
         for n_real, chunk in chunks:
             if bins_j is None:
                 trial = {"trial": np.zeros(chunk.X.shape[0], dtype=np.int32)}
@@ -139,8 +141,7 @@ def record(trainer: Any, chunks: Iterable[Tuple[int, Any]], keep: int,
                 kept = [np.asarray(a)[:, :n_real] if a.ndim == 3 else np.asarray(a)
                         for a in per_step]
     counts = {k: np.concatenate(v, 1) for k, v in binned.items()}
-    out = {"readout": kept[0], "spikes": kept[1], "V": kept[2], "V_cells": np.asarray(v_cells),
-           "correct": np.concatenate(correct), "counts": counts, "isi": isi_tot}
+    out = {"readout": kept[0], "spikes": kept[1], "V": kept[2], "correct": np.concatenate(correct), "counts": counts, "isi": isi_tot}
     if currents:
         out.update(balance=balance, I_e=kept[3], I_i=kept[4])
     return out

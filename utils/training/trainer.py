@@ -249,17 +249,21 @@ class Trainer:
         batch_size) trials only (default: all of the first chunk): "readout" (T, k, n_out),
         "spikes" (T, k, n_rec) and "V" (T, k, len(v_cells)) of the cells "V_cells" (default:
         the first three E and the first three I cells)."""
-        from utils.training.recording import record
+        from utils.training.recording import bin_counts, record, recorder
 
         B = self.config.batch_size
         keep = min(B, len(data) if keep is None else keep)
         n_exc, n_rec = self.net.n_exc, self.config.net.n_rec
-        if v_cells is None:
-            v_cells = np.r_[0:min(3, n_exc), n_exc:min(n_exc + 3, n_rec)]
-        out = record(self, _chunks(data, B), keep,
-                     {k: np.asarray(v, dtype=np.int32) for k, v in (bins or {}).items()},
-                     {k: np.asarray(v, dtype=np.int32) for k, v in (isi or {}).items()},
-                     currents, np.asarray(v_cells, dtype=np.int32))
+        v_cells = np.r_[0:min(3, n_exc), n_exc:min(n_exc + 3, n_rec)] if v_cells is None \
+            else np.asarray(v_cells)
+        bins = {k: np.asarray(v, dtype=np.int32) for k, v in (bins or {}).items()}
+        isi = {k: np.asarray(v, dtype=np.int32) for k, v in (isi or {}).items()}
+        n_bins = bin_counts(bins)
+        sim = self._get(f"record{keep}-{sorted(n_bins.items())}-{sorted(isi)}-{currents}-"
+                        f"{v_cells.tolist()}", lambda: recorder(self.net, keep, n_bins,
+                                                                tuple(isi), currents, v_cells))
+        out = record(sim, self.dt, _chunks(data, B), bins, isi, currents)
+        out["V_cells"] = v_cells
         T = out["readout"].shape[0]
         per_cell = out["counts"]["trial"][0].mean(axis=0) / (T * self.dt) * 1e3
         out["rate_exc_hz"] = float(per_cell[:n_exc].mean())
