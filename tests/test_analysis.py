@@ -61,7 +61,7 @@ def _windows(spikes, w=100):
 
 def test_poisson_trains_have_cv_and_fano_near_one_and_no_correlation():
     spikes = _poisson(np.random.default_rng(0), 20.0)
-    cv = analysis.isi_cv(spikes)
+    cv = analysis.isi_cv(analysis.isi_moments(spikes))
     assert cv["median"] == pytest.approx(1.0, abs=0.1) and cv["fraction_with_enough"] == 1.0
     counts = _windows(spikes)
     assert analysis.fano_factor(counts)["median"] == pytest.approx(1.0, abs=0.1)
@@ -73,7 +73,7 @@ def test_regular_train_has_cv_zero_and_silent_cells_are_left_out():
     spikes = np.zeros((1000, 2, 3))
     spikes[::25, :, 0] = 1  # 40 Hz, regular
     spikes[[10, 500], 0, 1] = 1  # two spikes: one ISI only
-    cv = analysis.isi_cv(spikes)
+    cv = analysis.isi_cv(analysis.isi_moments(spikes))
     assert cv["cv"][0] == pytest.approx(0.0) and np.isnan(cv["cv"][1:]).all()
     assert cv["fraction_with_enough"] == pytest.approx(1 / 3)
 
@@ -96,6 +96,8 @@ def test_cells_whose_delay_rate_depends_on_the_label_are_selective():
     assert (res["p"][:10] < 0.01).all() and np.isnan(res["p"][-5:]).all()
     assert 10 / 40 <= res["fraction_selective"] <= 12 / 40
     assert res["fraction_active"] == pytest.approx(35 / 40)
+    three = labels + (np.arange(200) % 4 == 0)  # three values: Kruskal-Wallis
+    assert (analysis.delay_selectivity(counts, three, 1000.0)["p"][:10] < 0.01).all()
     one_label = analysis.delay_selectivity(counts[labels == 1], labels[labels == 1], 1000.0)
     assert np.isnan(one_label["p"]).all() and one_label["fraction_selective"] == 0.0
 
@@ -104,9 +106,14 @@ def test_ei_balance_of_tracking_and_independent_currents():
     rng = np.random.default_rng(5)
     drive = np.abs(rng.normal(1.0, 0.5, (500, 4, 6)))
     I_e = drive + 0.1 * rng.random(drive.shape)
-    res = analysis.ei_balance(I_e, -2.0 * drive)
+    def balance(I_e, I_i):
+        return analysis.ei_balance(analysis.trial_balance(analysis.current_sums(I_e, I_i), 500))
+
+    res = balance(I_e, -2.0 * drive)
     assert res["corr_median"] > 0.95 and res["ratio_median"] == pytest.approx(0.5, rel=0.05)
-    res = analysis.ei_balance(I_e, -np.abs(rng.normal(1.0, 0.5, drive.shape)))
+    assert res["corr"][0] == pytest.approx(np.mean([np.corrcoef(I_e[:, k, 0], 2.0 * drive[:, k, 0])
+                                                    [0, 1] for k in range(4)]))
+    res = balance(I_e, -np.abs(rng.normal(1.0, 0.5, drive.shape)))
     assert abs(res["corr_median"]) < 0.1
     I_e, I_i = analysis.synaptic_currents(np.ones(2), np.ones(2), np.array([0.0, 1.0]), 5., -10.)
     assert I_e.tolist() == [5.0, 4.0] and I_i.tolist() == [-10.0, -11.0]
@@ -123,23 +130,31 @@ def test_delay_mask_and_window_bins():
 
 
 # ----------------------------------------------------------------------------- the trainer
-def test_record_counts_spikes_per_bin_and_keeps_currents(tiny_task):
+def test_record_accumulates_what_whole_trials_would_give(tiny_task):
     from tests.training_helpers import TINY_CONFIG
+    from utils.training.recording import isi_index
     from utils.training.trainer import make_trainer
     trainer = make_trainer(TINY_CONFIG, tiny_task)
-    data = tiny_task.sample(10, 3)
+    data = tiny_task.sample(8, 3)
     T = data.X.shape[0]
-    plain = trainer.record(data, keep=2)
-    rec = trainer.record(data, keep=2, currents=True,
-                         bins={"trial": np.zeros(T), "half": np.where(np.arange(T) < T // 2, 0, 1)})
-    np.testing.assert_array_equal(plain["readout"], rec["readout"])
-    assert rec["counts"]["trial"].shape == (1, 10, 40) and rec["counts"]["half"].shape == (2, 10, 40)
+    half = np.arange(T) < T // 2
+    rec = trainer.record(data, keep=8, currents=True, bins={"half": np.where(half, 0, 1)},
+                         isi={"all": isi_index(np.ones(T)), "first": isi_index(half)})
+    assert rec["counts"]["trial"].shape == (1, 8, 40) and rec["counts"]["half"].shape == (2, 8, 40)
     np.testing.assert_array_equal(rec["counts"]["half"].sum(0), rec["counts"]["trial"][0])
-    np.testing.assert_array_equal(rec["counts"]["trial"][0, :2], rec["spikes"].sum(0))
-    n_spikes = rec["counts"]["trial"][0].sum(0)
-    rates = n_spikes / (T * 10) * 1e3  # Hz at dt 1 ms
-    assert rec["rate_exc_hz"] == pytest.approx(rates[:32].mean(), rel=1e-5)
-    assert rec["I_e"].shape == (T, 2, 40) and (rec["I_e"] >= 0).all() and (rec["I_i"] <= 0).all()
+    np.testing.assert_array_equal(rec["counts"]["trial"][0], rec["spikes"].sum(0))
+    for name, mask in (("all", np.ones(T, bool)), ("first", half)):
+        want = analysis.isi_moments(rec["spikes"][mask])
+        for k in ("n", "s", "s2"):
+            np.testing.assert_allclose(rec["isi"][name][k], want[k], rtol=1e-6)
+    assert rec["rate_exc_hz"] == pytest.approx(rec["spikes"][..., :32].mean() * 1e3, rel=1e-5)
+    assert rec["correct"].mean() == pytest.approx(trainer.evaluate(data)[1])
+    one = trainer.record(data.take(np.array([0])), currents=True)
+    assert one["I_e"].shape == (T, 40) and (one["I_e"] >= 0).all() and (one["I_i"] <= 0).all()
+    want = analysis.trial_balance(analysis.current_sums(one["I_e"][:, None], one["I_i"][:, None]),
+                                  T)
+    for k in want:
+        np.testing.assert_allclose(one["balance"][k], want[k], rtol=2e-3, atol=1e-3)
 
 
 def test_multiplicative_step_scales_weights_by_exp_of_the_update():

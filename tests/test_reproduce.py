@@ -72,3 +72,10 @@ def test_a_quick_run_leaves_the_committed_figures_alone(tmp_path, monkeypatch):
     assert seen["folder"] == tmp_path / "out" / "figures"
     reproduce.main(["network", "--out", str(tmp_path / "out2")])
     assert seen["folder"] == reproduce.Path("figures")
+
+
+def test_seed_table_gives_each_seed_and_their_mean_and_range():
+    runs = {"bptt": [{"test_acc": a, "epochs_run": n, "wall_s": 60.0}
+                     for a, n in ((0.99, 560), (0.97, 460), (0.98, 300))]}
+    row = reproduce.seed_table(runs).splitlines()[-1]
+    assert row == "| bptt | 3 | 0.990 / 0.970 / 0.980 | 0.980 | 0.970-0.990 | 560 / 460 / 300 | 3.0 |"

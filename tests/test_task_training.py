@@ -206,7 +206,7 @@ def test_sim_mode_from_checkpoint_and_fresh(trained, tmp_path, capsys, monkeypat
 @pytest.mark.parametrize("argv", [
     ["--conn_method", "ring"], ["--method", "sgd"], ["--lr", "-1"], ["--dt", "0"],
     ["--epochs", "0"], ["--batch_size", "-2"], ["--opt", "rmsprop"], ["--n_rec", "abc"],
-    ["--task", "ring"],
+    ["--task", "ring"], ["--inh_type", "fs"],
 ])
 def test_bad_arguments_exit_2(argv):
     with pytest.raises(SystemExit) as e:
@@ -221,6 +221,7 @@ def test_bad_arguments_exit_2(argv):
     (["--resume", "/nonexistent"], "--resume"),
     (["--rate_reg", "1", "--method", "diag"], "--rate_reg"),
     (["--loss", "mean", "--method", "expsm_diag"], "--loss"),
+    (["--target_rates", "E:2,X:3"], "--target_rates"), (["--inh_tau_ratio", "2"], "--inh_tau_ratio"),
 ])
 def test_bad_values_one_line_error(argv, words, capsys, tmp_path):
     assert cli(task_training.main, argv + ["--out_dir", str(tmp_path)]) == 1

@@ -190,8 +190,9 @@ def test_record_keeps_full_activity_of_the_plotted_trials_only(tiny_task):
     data = SeededTrials(tiny_task, 12, seed=3, chunk=8)
     sim = tr.record(data, keep=3)
     T = data.first(1).X.shape[0]
-    assert sim["readout"].shape == (T, 12, 2) and sim["correct"].shape == (12,)
-    assert sim["V"].shape == (T, 3, 40) and sim["spikes"].shape == (T, 3, 40)
+    assert sim["readout"].shape == (T, 3, 2) and sim["correct"].shape == (12,)
+    assert sim["V"].shape == (T, 3, 6) and sim["spikes"].shape == (T, 3, 40)
+    assert sim["counts"]["trial"].shape == (1, 12, 40)
     assert sim["rate_exc_hz"] >= 0 and sim["rate_inh_hz"] >= 0
 
 

@@ -25,9 +25,11 @@ from models.networks.connectivity import CONNECTIVITIES
 from models.registry import Registry, load
 from utils.settings import (Settings, nonneg_float, positive_float, setting)
 
-__all__ = ["NetConfig", "NeuronSpec", "NEURONS", "build_net", "EXC_FRACTION", "conn_methods"]
+__all__ = ["NetConfig", "NeuronSpec", "NEURONS", "build_net", "EXC_FRACTION", "INH_TYPES",
+           "conn_methods"]
 
 EXC_FRACTION = 0.8
+INH_TYPES = ("regular", "fast_spiking")
 
 
 def conn_methods() -> Dict[str, Any]:
@@ -133,6 +135,13 @@ class NetConfig(Settings):
     tau_th: float = setting(100.0, "gif: decay (ms) of the threshold back to 1",
                             type=positive_float)
     Ath: float = setting(1.0, "gif: threshold increase per spike", type=nonneg_float)
+    inh_type: str = setting(
+        "regular", "inhibitory cells: regular, the excitatory cells' parameters; fast_spiking, "
+        "no spike-triggered adaptation (gif: no slow current I2 and no threshold increase; "
+        "alif: beta 0) and the membrane time constant x --inh_tau_ratio, as cortical "
+        "fast-spiking interneurons", choices=INH_TYPES)
+    inh_tau_ratio: float = setting(0.4, "fast_spiking: membrane time constant of inhibitory "
+                                   "cells / excitatory cells'", type=positive_float)
     n_in: int = setting(100, "input channels (the task's)", cli=False)
     n_out: int = setting(2, "readout units (the task's choices)", cli=False)
     n_background: int = setting(0, "the task's last input channels that are background "
@@ -178,11 +187,16 @@ class NetConfig(Settings):
         for name in ("A2", "A1", "Ath"):
             if not getattr(cfg, name) >= 0:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(cfg, name)}")
+        if cfg.inh_type not in INH_TYPES:
+            raise ValueError(f"--inh_type must be one of {INH_TYPES}, got {cfg.inh_type!r}")
+        if not 0.0 < cfg.inh_tau_ratio <= 1.0:
+            raise ValueError(f"--inh_tau_ratio must be in (0, 1], got {cfg.inh_tau_ratio}")
         if cfg.n_rec < 5:
             raise ValueError(f"--n_rec must be >= 5 (need E and I neurons), got {cfg.n_rec}")
         if cfg.conn_prob > 1.0:
             raise ValueError(f"--conn_prob must be in (0, 1], got {cfg.conn_prob}")
-        if cfg.dt > min(cfg.tau_neu, cfg.tau_syn, cfg.tau_out):
+        tau_inh = cfg.tau_neu * (cfg.inh_tau_ratio if cfg.inh_type == "fast_spiking" else 1.0)
+        if cfg.dt > min(cfg.tau_neu, tau_inh, cfg.tau_syn, cfg.tau_out):
             raise ValueError(f"--dt {cfg.dt} ms is larger than a time constant")
 
 

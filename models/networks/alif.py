@@ -32,7 +32,8 @@ class ALIFNet(EINetwork):
     COBA conductances as in the authors' BrainScale example.) tau_a is drawn per neuron in
     [0.5, 1.5] x tau_a. Normalisation of a: tau_a da/dt = -a + tau_neu sum_k delta(t - t_k),
     so a sustained rate f gives a = f tau_neu whatever tau_a, and beta is the threshold
-    increase per unit of it (beta 1, 10 Hz: the threshold doubles).
+    increase per unit of it (beta 1, 10 Hz: the threshold doubles). With cfg.inh_type
+    fast_spiking the inhibitory cells have beta 0 and tau_neu x cfg.inh_tau_ratio.
     """
 
     structure_keys = ("tau_a",)
@@ -45,7 +46,9 @@ class ALIFNet(EINetwork):
                       else np.asarray(structure["tau_a"], dtype=np.float32))
         self.a_decay = jnp.asarray(np.exp(-cfg.dt / self.tau_a), dtype=jnp.float32)
         self.a_jump = jnp.asarray(cfg.tau_neu / self.tau_a, dtype=jnp.float32)
-        self.dt_tau = float(cfg.dt / cfg.tau_neu)
+        self.dt_tau = self.per_cell(cfg.dt / cfg.tau_neu,
+                                    cfg.dt / (cfg.tau_neu * cfg.inh_tau_ratio))
+        self.beta = self.per_cell(cfg.beta, 0.0)
 
     def init_neuron_states(self, shape: tuple) -> None:
         self.a = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))
@@ -55,7 +58,7 @@ class ALIFNet(EINetwork):
 
     def spike(self, V: jax.Array, a: jax.Array) -> jax.Array:
         """Surrogate-gradient spike of state (V, a)."""
-        return self.spk_fun((V - V_TH) - self.cfg.beta * a)
+        return self.spk_fun((V - V_TH) - self.beta * a)
 
     def get_spike(self) -> jax.Array:
         return self.spike(self.V.value, self.a.value)

@@ -85,6 +85,13 @@ class EINetwork(brainstate.nn.Module):
                        structure: Optional[Dict[str, np.ndarray]]) -> None:
         """Draw (or read from `structure`) the neuron's own fixed random arrays."""
 
+    def per_cell(self, value: float, fast_spiking: float) -> jax.Array:
+        """(n_rec,) float32: `value` for every cell, except `fast_spiking` for the inhibitory
+        cells (the last n_inh) when cfg.inh_type is fast_spiking."""
+        fs = self.cfg.inh_type == "fast_spiking"
+        inh = np.arange(self.cfg.n_rec) >= self.n_exc
+        return jnp.asarray(np.where(inh & fs, fast_spiking, value), dtype=jnp.float32)
+
     def _add_weights(self, rng: np.random.Generator, event_driven: bool) -> None:
         cfg, n, conn = self.cfg, self.cfg.n_rec, self.connectome
         init = type(self).weight_init

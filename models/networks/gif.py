@@ -31,7 +31,8 @@ class GIFNet(EINetwork):
     authors' COBA experiment); V starts Uniform(0, 1) (drawn once from the seed per batch
     slot), Vth at 1, I1 = I2 = 0. The slow after-spike current I2 holds the cue memory over
     the delay, and the readout sees it through V, which gives the online traces a direct path
-    (docs/NOTES.md). Weights are drawn Kaiming-normal (variance ff_scale / n_in, rec_scale /
+    (docs/NOTES.md). With cfg.inh_type fast_spiking the inhibitory cells have A2 = Ath = 0 and
+    tau_neu x cfg.inh_tau_ratio. Weights are drawn Kaiming-normal (variance ff_scale / n_in, rec_scale /
     n_pre, x w_ei_ratio for I), as magnitudes.
     """
 
@@ -39,8 +40,12 @@ class GIFNet(EINetwork):
     weight_init = staticmethod(kaiming_abs_weights)
 
     def draw_structure(self, rng, structure) -> None:
-        """No random structure of its own; the decay factors of its currents."""
+        """No random structure of its own; the decay factors of its currents and the
+        per-cell parameters (fast-spiking inhibitory cells: cfg.inh_type)."""
         cfg = self.cfg
+        self.tau_neu = self.per_cell(cfg.tau_neu, cfg.tau_neu * cfg.inh_tau_ratio)
+        self.A2 = self.per_cell(cfg.A2, 0.0)
+        self.Ath = self.per_cell(cfg.Ath, 0.0)
         self.I1_decay = float(np.exp(-cfg.dt / cfg.tau_I1))
         self.I2_decay = float(np.exp(-cfg.dt / cfg.tau_I2))
         self.th_decay = float(np.exp(-cfg.dt / cfg.tau_th))
@@ -78,14 +83,14 @@ class GIFNet(EINetwork):
         zs = jax.lax.stop_gradient(z)
         g_e, g_i = self.conductances(x, z)
         V_r = V - Vth * zs
-        Vth_r = Vth + cfg.Ath * zs
-        I2 = (self.I2.value - cfg.A2 * zs) * self.I2_decay
+        Vth_r = Vth + self.Ath * zs
+        I2 = (self.I2.value - self.A2 * zs) * self.I2_decay
         I1 = (self.I1.value + cfg.A1 * zs) * self.I1_decay
         Vth_new = V_TH + (Vth_r - V_TH) * self.th_decay
         # exponential Euler on the linearisation in V (exact for fixed g, I1, I2)
         drive = g_e * (self.E_EXC - V_r) + g_i * (self.E_INH - V_r) + I1 + I2
-        rate = -(1.0 + g_e + g_i) / cfg.tau_neu
-        V_new = V_r + jnp.expm1(rate * cfg.dt) / rate * (drive - V_r) / cfg.tau_neu
+        rate = -(1.0 + g_e + g_i) / self.tau_neu
+        V_new = V_r + jnp.expm1(rate * cfg.dt) / rate * (drive - V_r) / self.tau_neu
         self.I1.value, self.I2.value = I1, I2
         self.V.value, self.Vth.value = V_new, Vth_new
         th = jax.lax.stop_gradient(Vth_new)

@@ -16,9 +16,9 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["ZERO_TOL", "FAMILIES", "fit_family", "weight_distribution_test", "family_log_density",
-           "cell_rates_hz", "isi_cv", "fano_factor", "count_correlation", "delay_selectivity",
-           "ei_balance", "synaptic_currents", "delay_mask", "window_bins",
-           "activity_statistics"]
+           "cell_rates_hz", "isi_moments", "isi_cv", "fano_factor", "count_correlation",
+           "delay_selectivity", "current_sums", "trial_balance", "ei_balance",
+           "synaptic_currents", "delay_mask", "window_bins", "activity_statistics"]
 
 ZERO_TOL = 1e-12  # a weight below this counts as "at zero" (Dale's reflection, masks)
 
@@ -92,25 +92,34 @@ def cell_rates_hz(counts: np.ndarray, duration_ms: float) -> np.ndarray:
     return np.asarray(counts, dtype=float).mean(axis=0) / duration_ms * 1e3
 
 
-def isi_cv(spikes: np.ndarray, min_isis: int = 2) -> Dict[str, Any]:
-    """Coefficient of variation std/mean of the inter-spike intervals of each cell (Softky &
-    Koch 1993; 1 for a Poisson train, 0 for a regular one).
+def isi_moments(spikes: np.ndarray) -> Dict[str, np.ndarray]:
+    """Per cell, the count "n", sum "s" and sum of squares "s2" of the inter-spike intervals
+    (in steps) of `spikes` (T, n_trials, n_cells), taken within each trial and pooled over
+    trials (what utils/training/recording.py accumulates as the trials run)."""
+    spikes = np.asarray(spikes) > 0.5
+    out = {k: np.zeros(spikes.shape[2]) for k in ("n", "s", "s2")}
+    for i in range(spikes.shape[2]):
+        isis = np.concatenate([np.diff(np.flatnonzero(spikes[:, k, i]))
+                               for k in range(spikes.shape[1])]).astype(float)
+        out["n"][i], out["s"][i], out["s2"][i] = isis.size, isis.sum(), (isis ** 2).sum()
+    return out
 
-    ISIs are taken within each trial of `spikes` (T, n_trials, n_cells) and pooled over trials;
-    cells with fewer than `min_isis` ISIs (fewer than 3 spikes) get NaN. Returns the per-cell
+
+def isi_cv(moments: Dict[str, np.ndarray], min_isis: int = 2) -> Dict[str, Any]:
+    """Coefficient of variation std/mean of the inter-spike intervals of each cell (Softky &
+    Koch 1993; 1 for a Poisson train, 0 for a regular one), from their per-cell count, sum and
+    sum of squares (`isi_moments`: ISIs within each trial, pooled over trials).
+
+    Cells with fewer than `min_isis` ISIs (fewer than 3 spikes) get NaN. Returns the per-cell
     "cv", their "median" and "fraction_with_enough" spikes. Rate changes within the window
     raise the CV: give a stationary stretch (e.g. the delay period)."""
-    spikes = np.asarray(spikes) > 0.5
-    n_cells = spikes.shape[2]
-    cv = np.full(n_cells, np.nan)
-    for i in range(n_cells):
-        isis = np.concatenate([np.diff(np.flatnonzero(spikes[:, k, i]))
-                               for k in range(spikes.shape[1])])
-        if isis.size >= min_isis and isis.mean() > 0:
-            cv[i] = isis.std() / isis.mean()
-    ok = np.isfinite(cv)
+    n, s, s2 = (np.asarray(moments[k], dtype=float) for k in ("n", "s", "s2"))
+    ok = (n >= min_isis) & (s > 0)
+    mean = np.where(ok, s / np.maximum(n, 1), 1.0)
+    var = np.maximum(s2 / np.maximum(n, 1) - mean ** 2, 0.0)
+    cv = np.where(ok, np.sqrt(var) / mean, np.nan)
     return {"cv": cv, "median": float(np.median(cv[ok])) if ok.any() else None,
-            "fraction_with_enough": float(ok.mean()) if n_cells else 0.0}
+            "fraction_with_enough": float(ok.mean()) if n.size else 0.0}
 
 
 def _condition_groups(labels: Optional[np.ndarray], n_trials: int) -> list:
@@ -129,16 +138,17 @@ def fano_factor(counts: np.ndarray, labels: Optional[np.ndarray] = None,
     a cell's value is the mean over the (window, condition) groups where it spiked (groups
     of >= `min_trials` trials). 1 for Poisson counts. Returns per-cell "fano" (NaN: never
     spiked) and their "median"."""
-    counts = np.asarray(counts, dtype=float)
+    counts = np.asarray(counts)
     total, used = np.zeros(counts.shape[2]), np.zeros(counts.shape[2])
     for idx in _condition_groups(labels, counts.shape[1]):
         if idx.size < min_trials:
             continue
-        c = counts[:, idx]
-        mean, var = c.mean(axis=1), c.var(axis=1, ddof=1)
-        ok = mean > 0
-        total += np.where(ok, var / np.where(ok, mean, 1.0), 0.0).sum(axis=0)
-        used += ok.sum(axis=0)
+        for window in counts:  # one window at a time: memory of one (trials, cells) block
+            c = window[idx].astype(float)
+            mean, var = c.mean(axis=0), c.var(axis=0, ddof=1)
+            ok = mean > 0
+            total += np.where(ok, var / np.where(ok, mean, 1.0), 0.0)
+            used += ok
     fano = np.where(used > 0, total / np.maximum(used, 1), np.nan)
     ok = np.isfinite(fano)
     return {"fano": fano, "median": float(np.median(fano[ok])) if ok.any() else None}
@@ -150,41 +160,48 @@ def count_correlation(counts: np.ndarray, labels: Optional[np.ndarray] = None) -
     (window, condition) group, which removes the signal carried by the mean, pooled, and the
     Pearson correlation of every pair of cells with variable counts is averaged. 0 for
     independent cells. Returns "mean", "median", "n_pairs"."""
-    counts = np.asarray(counts, dtype=float)
-    parts = []
+    counts = np.asarray(counts)
+    n_cells = counts.shape[2]
+    gram, n_rows = np.zeros((n_cells, n_cells)), 0
     for idx in _condition_groups(labels, counts.shape[1]):
         if idx.size < 3:
             continue
-        c = counts[:, idx]
-        sd = c.std(axis=1, keepdims=True)
-        parts.append(((c - c.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0))
-                     .reshape(-1, counts.shape[2]))
-    if not parts:
-        return {"mean": None, "median": None, "n_pairs": 0}
-    z = np.concatenate(parts, axis=0)
-    live = np.flatnonzero(z.std(axis=0) > 0)
+        for window in counts:  # z-scores summed window by window: no (rows, cells) array
+            c = window[idx].astype(float)
+            sd = c.std(axis=0)
+            z = (c - c.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+            gram += z.T @ z
+            n_rows += idx.size
+    # z has mean 0 in every group, so the pooled correlation of cells a, b is
+    # sum(z_a z_b) / sqrt(sum(z_a^2) sum(z_b^2)), over the cells whose counts vary
+    live = np.flatnonzero(np.diag(gram) > 0) if n_rows else np.array([], dtype=int)
     if live.size < 2:
         return {"mean": None, "median": None, "n_pairs": 0}
-    r = np.corrcoef(z[:, live], rowvar=False)[np.triu_indices(live.size, 1)]
+    g = gram[np.ix_(live, live)]
+    d = np.sqrt(np.diag(g))
+    r = (g / np.outer(d, d))[np.triu_indices(live.size, 1)]
     return {"mean": float(np.mean(r)), "median": float(np.median(r)), "n_pairs": int(r.size)}
 
 
 def delay_selectivity(delay_counts: np.ndarray, labels: np.ndarray, delay_ms: float,
                       alpha: float = 0.01, active_hz: float = 1.0) -> Dict[str, Any]:
-    """Cells whose delay-period spike count depends on the trial's label: per cell a two-sided
-    Mann-Whitney U test between the two labels' trials (counts (n_trials, n_cells)), selective
-    when p < `alpha` (by chance about `alpha` of the cells are). "fraction_active": cells whose
-    mean delay rate is >= `active_hz`. Returns per-cell "p" (NaN: never spiked in the delay,
-    or trials of one label only) and the fractions over all cells."""
+    """Cells whose delay-period spike count depends on what the trial holds (`labels`: the
+    label, or the stimulus to remember): per cell a two-sided Mann-Whitney U test between the
+    trials of two values, or a Kruskal-Wallis test across more values (counts (n_trials,
+    n_cells)), selective when p < `alpha` (by chance about `alpha` of the cells are).
+    "fraction_active": cells whose mean delay rate is >= `active_hz`. Returns per-cell "p"
+    (NaN: never spiked in the delay, or trials of one value only) and the fractions over all
+    cells."""
     counts = np.asarray(delay_counts, dtype=float)
     labels = np.asarray(labels)
     values = np.unique(labels)
     p = np.full(counts.shape[1], np.nan)
     spiked = counts.sum(axis=0) > 0
-    if values.size >= 2 and spiked.any():  # else no test: one label only
-        a, b = counts[labels == values[0]], counts[labels == values[1]]
-        p[spiked] = stats.mannwhitneyu(a[:, spiked], b[:, spiked], alternative="two-sided",
-                                       axis=0).pvalue
+    groups = [counts[labels == v][:, spiked] for v in values]
+    if values.size == 2 and spiked.any():
+        p[spiked] = stats.mannwhitneyu(*groups, alternative="two-sided", axis=0).pvalue
+    elif values.size > 2 and spiked.any():  # (one value only: no test)
+        p[spiked] = stats.kruskal(*groups, axis=0).pvalue
     rate = cell_rates_hz(counts, delay_ms)
     n = max(counts.shape[1], 1)
     return {"p": p, "rate_hz": rate, "fraction_selective": float(np.sum(p < alpha) / n),
@@ -199,23 +216,38 @@ def synaptic_currents(g_e: np.ndarray, g_i: np.ndarray, V: np.ndarray, e_exc: fl
     return g_e * (e_exc - V), g_i * (e_inh - V)
 
 
-def ei_balance(I_e: np.ndarray, I_i: np.ndarray) -> Dict[str, Any]:
-    """Balance of excitation and inhibition per cell (currents (T, n_trials, n_cells)):
-    "corr", the Pearson correlation over time of I_e and -I_i (inhibition tracking excitation:
-    > 0; Okun & Lampl 2008, Nat Neurosci 11:535), per trial then averaged over trials; and
-    "ratio", mean |I_e| / mean |I_i| (1: equal magnitudes). Medians over cells are "corr_median"
-    and "ratio_median"; cells whose current does not vary get a NaN correlation."""
-    I_e, I_i = np.asarray(I_e, dtype=float), -np.asarray(I_i, dtype=float)
-    de, di = I_e - I_e.mean(axis=0), I_i - I_i.mean(axis=0)
-    num = (de * di).sum(axis=0)
-    den = np.sqrt((de ** 2).sum(axis=0) * (di ** 2).sum(axis=0))
-    r = num / np.where(den > 0, den, 1.0)
-    valid = den > 0
-    n_valid = valid.sum(axis=0)
-    corr = np.where(n_valid > 0, np.where(valid, r, 0.0).sum(axis=0) / np.maximum(n_valid, 1),
-                    np.nan)
-    mag_e, mag_i = np.abs(I_e).mean(axis=(0, 1)), np.abs(I_i).mean(axis=(0, 1))
-    ratio = np.where(mag_i > 0, mag_e / np.where(mag_i > 0, mag_i, 1.0), np.nan)
+def current_sums(I_e: np.ndarray, I_i: np.ndarray) -> Dict[str, np.ndarray]:
+    """Per (trial, cell) sums over time of e = I_e and i = -I_i, their squares, product and
+    magnitudes, from currents (T, n_trials, n_cells) (what utils/training/recording.py
+    accumulates as the trials run)."""
+    e, i = np.asarray(I_e, dtype=float), -np.asarray(I_i, dtype=float)
+    return {"e": e.sum(0), "i": i.sum(0), "ee": (e * e).sum(0), "ii": (i * i).sum(0),
+            "ei": (e * i).sum(0), "abs_e": np.abs(e).sum(0), "abs_i": np.abs(i).sum(0)}
+
+
+def trial_balance(sums: Dict[str, np.ndarray], T: int, rel_tol: float = 1e-6) -> Dict[str, Any]:
+    """Per cell, over the trials of `sums` (`current_sums` of trials of T steps): "r_sum", the
+    sum of each trial's Pearson correlation over time of I_e and -I_i, "r_n" the trials where
+    both currents vary (variance above `rel_tol` x mean square, rounding of float32 sums
+    aside), and the summed magnitudes "abs_e", "abs_i". Chunks of trials add up."""
+    m = {k: np.asarray(v, dtype=float) / T for k, v in sums.items()}
+    var_e, var_i = m["ee"] - m["e"] ** 2, m["ii"] - m["i"] ** 2
+    valid = (var_e > rel_tol * m["ee"]) & (var_i > rel_tol * m["ii"])
+    r = (m["ei"] - m["e"] * m["i"]) / np.sqrt(np.where(valid, var_e * var_i, 1.0))
+    return {"r_sum": np.where(valid, r, 0.0).sum(0), "r_n": valid.sum(0).astype(float),
+            "abs_e": m["abs_e"].sum(0), "abs_i": m["abs_i"].sum(0)}
+
+
+def ei_balance(totals: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    """Balance of excitation and inhibition per cell, from `trial_balance` totals: "corr", the
+    Pearson correlation over time of I_e and -I_i (inhibition tracking excitation: > 0; Okun &
+    Lampl 2008, Nat Neurosci 11:535), per trial then averaged over trials; and "ratio", mean
+    |I_e| / mean |I_i| (1: equal magnitudes). Medians over cells are "corr_median" and
+    "ratio_median"; cells whose current never varies get a NaN correlation."""
+    n = totals["r_n"]
+    corr = np.where(n > 0, totals["r_sum"] / np.maximum(n, 1), np.nan)
+    mag_i = totals["abs_i"]
+    ratio = np.where(mag_i > 0, totals["abs_e"] / np.where(mag_i > 0, mag_i, 1.0), np.nan)
     return {"corr": corr, "ratio": ratio, "corr_median": _nanmedian(corr),
             "ratio_median": _nanmedian(ratio)}
 
@@ -249,27 +281,30 @@ def window_bins(mask: np.ndarray, steps: int) -> np.ndarray:
 
 
 def activity_statistics(sim: Dict[str, Any], labels: np.ndarray, delay: np.ndarray,
-                        n_exc: int, dt: float, window_ms: float) -> Dict[str, Any]:
+                        n_exc: int, dt: float, window_ms: float,
+                        stimulus: Optional[np.ndarray] = None) -> Dict[str, Any]:
     """Every activity statistic of a recording (`Trainer.record` with bins "trial" (the whole
     trial), "delay" (the delay period), "window" (`window_ms` windows of the delay) and
-    "window_trial" (`window_ms` windows of the whole trial), and the currents): per-cell arrays
-    under "cells" and scalar summaries under "summary", E and I apart where it matters.
-    `labels` are the trials' labels (n_trials,); `delay` the (T,) mask of the delay period.
-    ISI CVs use the kept trials' spike trains (delay period; "_trial": whole trial, raised by
-    the rate changes between task periods), Fano factors and correlations the windows of every
-    trial (delay; "_trial": whole trial), E/I balance the kept trials' whole trial."""
+    "window_trial" (`window_ms` windows of the whole trial), ISI moments "delay" and "trial",
+    and the currents): per-cell arrays under "cells" and scalar summaries under "summary", E
+    and I apart where it matters. `labels` are the trials' labels (n_trials,); `delay` the (T,)
+    mask of the delay period; `stimulus` (n_trials,) what the delay holds (default: the labels),
+    against which delay selectivity is tested. Every statistic covers every trial: ISI CVs (delay period;
+    "_trial": whole trial, raised by the rate changes between task periods), Fano factors and
+    correlations in windows (delay; "_trial": whole trial), E/I balance over the whole trial."""
     T = delay.size
     pops = {"exc": slice(0, n_exc), "inh": slice(n_exc, None)}
     counts = sim["counts"]
     rate = cell_rates_hz(counts["trial"][0], T * dt)
-    cv, cv_trial = isi_cv(sim["spikes"][delay]), isi_cv(sim["spikes"])
+    cv, cv_trial = isi_cv(sim["isi"]["delay"]), isi_cv(sim["isi"]["trial"])
     fano, fano_trial = (fano_factor(counts[k], labels) for k in ("window", "window_trial"))
     corr, corr_trial = (count_correlation(counts[k], labels) for k in ("window", "window_trial"))
-    sel = delay_selectivity(counts["delay"][0], labels, delay.sum() * dt)
-    bal = ei_balance(sim["I_e"], sim["I_i"])
+    sel = delay_selectivity(counts["delay"][0], labels if stimulus is None else stimulus,
+                            delay.sum() * dt)
+    bal = ei_balance(sim["balance"])
     summary: Dict[str, Any] = {
         "rate_exc_hz": sim["rate_exc_hz"], "rate_inh_hz": sim["rate_inh_hz"],
-        "n_trials": int(labels.size), "n_trials_spike_trains": int(sim["spikes"].shape[1]),
+        "n_trials": int(labels.size),
         "delay_ms": float(delay.sum() * dt), "window_ms": window_ms,
         "isi_cv_median": cv["median"], "isi_cv_fraction_with_enough": cv["fraction_with_enough"],
         "isi_cv_trial_median": cv_trial["median"],

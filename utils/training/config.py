@@ -12,7 +12,7 @@ fields without importing JAX. The registries list names without importing their 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 from models.networks import NEURONS, NetConfig, per_neuron
 from models.registry import Registry
@@ -26,7 +26,9 @@ __all__ = ["TrainConfig", "RunOptions", "TrainingJob", "RULES", "TASKS", "OPTIMI
 
 RULES = Registry({"bptt": "utils.training.rules:bptt", "diag": "utils.training.rules:diag",
                   "expsm_diag": "utils.training.rules:expsm_diag"})
-TASKS = Registry({"evidence_accumulation": "utils.training.task:EvidenceAccumulationTask"})
+TASKS = Registry({"evidence_accumulation": "utils.training.task:EvidenceAccumulationTask",
+                  "delay_comparison": "utils.training.task:DelayComparisonTask",
+                  "delay_match_sample": "utils.training.task:DelayMatchSampleTask"})
 OPTIMIZERS = Registry({"adam": "optax:adam", "sgd": "optax:sgd"})
 LOSSES = ("step", "mean")
 
@@ -38,9 +40,14 @@ class TrainConfig(Settings):
     default (NEURONS[neuron].defaults) or, for grad_clip, the rule's."""
 
     # -- task
-    task: str = setting("evidence_accumulation", "task to train on", choices=lambda: TASKS)
-    t_delay: float = setting(1000.0, "delay before recall (ms)", type=positive_float)
-    num_cue: int = setting(7, "number of cues per trial", type=positive_int)
+    task: str = setting("evidence_accumulation", "task to train on (brainpy-datasets, spiking "
+                        "input): evidence_accumulation, which side had more cues; "
+                        "delay_comparison, is f1 > f2 after a delay (DelayComparison); "
+                        "delay_match_sample, does the test direction match the sample after "
+                        "a delay (CircleFeatDMS)", choices=lambda: TASKS)
+    t_delay: float = setting(1000.0, "delay period (ms)", type=positive_float)
+    num_cue: int = setting(7, "evidence_accumulation: number of cues per trial",
+                           type=positive_int)
     # -- learning rule
     method: str = setting("bptt", "learning rule: bptt backprop through time; diag D-RTRL; "
                           "expsm_diag ES-D-RTRL (both online, braintrace)", choices=lambda: RULES)
@@ -77,9 +84,14 @@ class TrainConfig(Settings):
                         "methods); mean: cross-entropy of the recall-averaged readout (bptt "
                         "only)", choices=LOSSES)
     rate_reg: float = setting(0.0, "bptt: weight of the firing-rate regulariser mean_i "
-                              "((rate_i - target)/target)^2", type=nonneg_float)
+                              "((rate_i - target_i)/target_i)^2, rate_i cell i's rate over the "
+                              "trial, target_i its population's (--target_rate, "
+                              "--target_rates)", type=nonneg_float)
     target_rate: float = setting(10.0, "target firing rate of --rate_reg (Hz)",
                                  type=positive_float)
+    target_rates: str = setting("", "per-population targets of --rate_reg, POP:HZ,... with POP "
+                                "E or I (e.g. E:2,I:10); a population left out keeps "
+                                "--target_rate")
     grad_clip: Optional[float] = setting(
         None, "clip the gradient's global norm (0: no clipping)", type=nonneg_float,
         default_text="the rule's: none for bptt, 1 for the online rules")
@@ -117,6 +129,22 @@ class TrainConfig(Settings):
                             if getattr(self, k) is None})
         return self.replace(**changes).replace_net(self.net.resolved())
 
+    def population_targets(self) -> Dict[str, float]:
+        """The target rate (Hz) of --rate_reg for E and I cells; UserError for a bad
+        --target_rates."""
+        targets = {"E": self.target_rate, "I": self.target_rate}
+        for entry in filter(None, (e.strip() for e in self.target_rates.split(","))):
+            pop, _, value = entry.partition(":")
+            try:
+                hz = float(value)
+            except ValueError:
+                hz = float("nan")
+            if pop.strip() not in targets or not hz > 0:
+                raise UserError(f"--target_rates: bad entry {entry!r} (expected POP:HZ with POP "
+                                f"E or I and HZ > 0)")
+            targets[pop.strip()] = hz
+        return targets
+
     def replace_net(self, net: NetConfig) -> "TrainConfig":
         """A copy with the network settings `net`."""
         return self.replace(**net.to_flat())
@@ -132,6 +160,7 @@ class TrainConfig(Settings):
             self.net.check()
         except ValueError as err:
             raise UserError(str(err)) from None
+        self.population_targets()
         self._check_ranges(self.resolved())
 
     @staticmethod

@@ -37,11 +37,14 @@ def show_pngs(paths: Sequence[str | Path]) -> None:
 
 
 def plot_activity(X: np.ndarray, sim: Dict[str, np.ndarray], labels: np.ndarray, n_exc: int,
-                  dt: float, trials: Sequence[int] = (0, 1, 2), n_cells: int = 3):
-    """Per trial (one column each): input raster, E and I rasters, V of a few cells, readout."""
+                  dt: float, trials: Sequence[int] = (0, 1, 2),
+                  input_groups: Optional[Dict[str, slice]] = None):
+    """Per trial (one column each): input raster, E and I rasters, V of the recorded cells
+    (sim["V_cells"]), readout."""
     trials = [t for t in trials if t < X.shape[1]]
     T = X.shape[0]
     t = np.arange(T) * dt
+    groups = ", ".join(input_groups or {}) or "channels"
     fig = Figure(figsize=(4.5 * len(trials), 11))
     axes = fig.subplots(5, len(trials), sharex=True, squeeze=False)
     for col, k in enumerate(trials):
@@ -49,10 +52,8 @@ def plot_activity(X: np.ndarray, sim: Dict[str, np.ndarray], labels: np.ndarray,
         ax = axes[0, col]
         ti, ni = np.nonzero(X[:, k] > 0.5)
         ax.plot(ti * dt, ni, "|", ms=2, color="k")
-        # brainpy-datasets: label 1 <=> more left cues (channels 0-24) than right ones
-        ax.set_title(f"trial {k}: label {int(labels[k])} "
-                     f"({'more left' if labels[k] else 'more right'} cues)")
-        ax.set_ylabel("input channel\n(L, R, recall, noise)")
+        ax.set_title(f"trial {k}: label {int(labels[k])}")
+        ax.set_ylabel(f"input channel\n({groups})", fontsize=8)
         for row, (sl, name, color) in enumerate(
                 [(slice(0, n_exc), "E", "tab:red"), (slice(n_exc, None), "I", "tab:blue")], 1):
             ti, ni = np.nonzero(spikes[:, sl])
@@ -60,16 +61,14 @@ def plot_activity(X: np.ndarray, sim: Dict[str, np.ndarray], labels: np.ndarray,
             rate = spikes[:, sl].mean() / dt * 1e3
             axes[row, col].set_ylabel(f"{name} neuron\n({rate:.1f} Hz)")
         ax = axes[3, col]
-        n_inh = sim["V"].shape[-1] - n_exc
-        for i in list(range(min(n_cells, n_exc))):
-            ax.plot(t, sim["V"][:, k, i], color="tab:red", lw=0.6, alpha=0.8)
-        for i in list(range(n_exc, n_exc + min(n_cells, n_inh))):
-            ax.plot(t, sim["V"][:, k, i], color="tab:blue", lw=0.6, alpha=0.8)
+        for j, cell in enumerate(sim["V_cells"]):
+            ax.plot(t, sim["V"][:, k, j], color="tab:red" if cell < n_exc else "tab:blue",
+                    lw=0.6, alpha=0.8)
         ax.axhline(1.0, color="gray", ls=":", lw=0.8)
         ax.set_ylabel("V (red E, blue I)\n(threshold units)")
         ax = axes[4, col]
-        ax.plot(t, sim["readout"][:, k, 0], label="output 0 (more right)")
-        ax.plot(t, sim["readout"][:, k, 1], label="output 1 (more left)")
+        for j in range(sim["readout"].shape[-1]):
+            ax.plot(t, sim["readout"][:, k, j], label=f"output {j} (label {j})")
         ax.set_ylabel("readout")
         ax.set_xlabel("time (ms)")
         ax.legend(loc="upper left", fontsize=8)
@@ -191,7 +190,7 @@ def plot_activity_stats(stats: Dict[str, Any], n_exc: int, trace: Dict[str, np.n
     hist(ax[0, 0], "rate_hz", "rate over the trial (Hz)",
          f"firing rates: E {s['rate_exc_hz']:.1f} Hz, I {s['rate_inh_hz']:.1f} Hz (mean)", log=True)
     hist(ax[0, 1], "isi_cv_trial", "ISI coefficient of variation (whole trial)",
-         f"ISI CV, {s['n_trials_spike_trains']} trials: whole trial (histogram); delay only: "
+         f"ISI CV, {s['n_trials']} trials: whole trial (histogram); delay only: "
          f"median {_fmt(s['isi_cv_median'])},\n"
          f"{100 * s['isi_cv_fraction_with_enough']:.0f}% of cells with >= 3 delay spikes",
          ref=1.0)

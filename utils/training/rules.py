@@ -35,7 +35,7 @@ from utils.training import trace_kernels
 from utils.training.config import RULES
 from utils.training.task import ce_per_step, recall_loss, recall_sum
 
-__all__ = ["LearningRule", "BPTT", "OnlineRule", "DRTRL", "ESDRTRL", "RULES", "online_rules",
+__all__ = ["LearningRule", "target_per_step", "rate_term", "BPTT", "OnlineRule", "DRTRL", "ESDRTRL", "RULES", "online_rules",
            "loss_segments"]
 
 
@@ -60,6 +60,21 @@ class LearningRule(abc.ABC):
         """The jitted whole-trial gradient, weights unchanged."""
 
 
+def target_per_step(config: Any, net: Any) -> np.ndarray:
+    """(n_rec,) the target rate of --rate_reg of each cell (its population's), in spikes per
+    step."""
+    targets = config.population_targets()
+    hz = np.where(np.arange(config.net.n_rec) < net.n_exc, targets["E"], targets["I"])
+    return (hz * config.net.dt / 1e3).astype(np.float32)
+
+
+def rate_term(rate: Any, target: Any) -> Any:
+    """The firing-rate regulariser mean_i ((rate_i - target_i) / target_i)^2 of per-cell rates
+    over the trial (Bellec et al. 2020, Nat Commun 11:3625, Methods "firing rate
+    regularization"; here with a target per population)."""
+    return jnp.mean(((rate - target) / target) ** 2)
+
+
 class BPTT(LearningRule):
     """Backpropagation through time: brainstate's grad through a for_loop over the trial.
 
@@ -77,7 +92,7 @@ class BPTT(LearningRule):
     def loss_fn(self, trainer: Any) -> Callable:
         """`(xs, ys, recall) -> (loss, readout (T, B, n_out))` of one trial batch."""
         net, cfg = trainer.net, trainer.config
-        rate_reg, target = cfg.rate_reg, cfg.target_rate * cfg.net.dt / 1e3  # spikes per step
+        rate_reg, target = cfg.rate_reg, target_per_step(cfg, net)
 
         def run(x):
             out = net(x)
@@ -88,10 +103,7 @@ class BPTT(LearningRule):
             outs, spikes = brainstate.transform.for_loop(run, xs)
             loss = recall_loss(outs, ys, recall, cfg.loss)
             if rate_reg:
-                # firing-rate regularisation towards a target rate, per neuron over the
-                # trial (Bellec et al. 2020, Methods "firing rate regularization")
-                rate = spikes.mean(axis=(0, 1))
-                loss = loss + rate_reg * jnp.mean(((rate - target) / target) ** 2)
+                loss = loss + rate_reg * rate_term(spikes.mean(axis=(0, 1)), target)
             return loss, outs
 
         return loss_fn

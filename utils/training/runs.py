@@ -25,14 +25,14 @@ from utils.training.analysis import (activity_statistics, delay_mask, weight_dis
 from utils.training.figures import (plot_activity, plot_activity_stats, plot_connectivity,
                                     plot_training_curve, plot_weight_distributions)
 from utils.training.populations import population_summary
+from utils.training.recording import isi_index
 from utils.training.task import SeededTrials, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, Trials, make_trainer
 
 __all__ = ["train", "simulate_run", "save_network_figures", "record_statistics", "weight_tests"]
 
 
-N_PLOTTED = 3  # trials shown in activity.png
-N_KEPT = 16  # trials whose spike trains and currents are kept (ISI CV, E/I balance, plots)
+N_KEPT = 3  # trials kept whole (activity.png); every statistic covers every trial
 WINDOW_MS = 100.0  # spike-count windows of the Fano factor and the count correlations
 
 
@@ -42,11 +42,13 @@ def cue_channels(groups: Dict[str, slice]) -> np.ndarray:
                            if k.startswith("cue")])
 
 
-def trial_labels(data: Trials) -> np.ndarray:
-    """The labels of every trial of `data` (SeededTrials are generated again, chunk by chunk)."""
-    if isinstance(data, SeededTrials):
-        return np.concatenate([chunk.y for chunk in data.chunks()])
-    return np.asarray(data.y)
+def trial_labels(data: Trials) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The labels and stimuli (None if the task gives none) of every trial of `data`
+    (SeededTrials are generated again, chunk by chunk)."""
+    chunks = data.chunks() if isinstance(data, SeededTrials) else [data]
+    parts = [(chunk.y, chunk.stimulus) for chunk in chunks]  # the inputs are dropped at once
+    stimuli = None if parts[0][1] is None else np.concatenate([s for _, s in parts])
+    return np.concatenate([y for y, _ in parts]), stimuli
 
 
 def weight_tests(weights: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[str, Any]]:
@@ -57,24 +59,37 @@ def weight_tests(weights: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[st
 
 def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
                       shown: Any) -> tuple[Dict[str, Any], Dict[str, Any]]:
-    """Record every trial of `data` (spike counts per trial in the whole trial, the delay and
-    WINDOW_MS windows of the delay; spike trains and currents of the first N_KEPT trials);
-    (the recording, analysis.activity_statistics). `shown` holds the first trials, from which
-    the delay period is found (analysis.delay_mask)."""
+    """Record every trial of `data`, accumulating as the trials run: spike counts per trial in
+    the whole trial, the delay and WINDOW_MS windows of the delay and of the trial, ISI moments
+    in the delay and the trial, E/I current sums; whole trials of the first N_KEPT only.
+    Returns (the recording, analysis.activity_statistics). `shown` holds the first trials:
+    their `delay` mask (the task's) or, if the task gives none, the steps between the last cue
+    spike and the recall (analysis.delay_mask)."""
     dt = trainer.dt
-    delay = delay_mask(shown.X, shown.recall, cue_channels(groups))
-    bins = {"trial": np.zeros(delay.size, dtype=int), "delay": np.where(delay, 0, -1),
-            "window": window_bins(delay, max(1, int(round(WINDOW_MS / dt)))),
-            "window_trial": window_bins(np.ones_like(delay), max(1, int(round(WINDOW_MS / dt))))}
-    sim = trainer.record(data, keep=N_KEPT, bins=bins, currents=True)
-    stats = activity_statistics(sim, trial_labels(data), delay, trainer.net.n_exc, dt, WINDOW_MS)
+    delay = shown.delay if shown.delay is not None else \
+        delay_mask(shown.X, shown.recall, cue_channels(groups))
+    window = max(1, int(round(WINDOW_MS / dt)))
+    bins = {"delay": np.where(delay, 0, -1), "window": window_bins(delay, window),
+            "window_trial": window_bins(np.ones_like(delay), window)}
+    isi = {"delay": isi_index(delay), "trial": isi_index(np.ones_like(delay))}
+    sim = trainer.record(data, keep=N_KEPT, bins=bins, currents=True, isi=isi)
+    labels, stimuli = trial_labels(data)
+    stats = activity_statistics(sim, labels, delay, trainer.net.n_exc, dt, WINDOW_MS, stimuli)
     return sim, stats
+
+
+def rate_term_hz(config: TrainConfig, n_exc: int, rate_hz: np.ndarray) -> float:
+    """The --rate_reg term mean_i ((rate_i - target_i) / target_i)^2 of measured per-cell
+    rates (Hz) against the population targets of `config` (rules.rate_term)."""
+    t = config.population_targets()
+    target = np.where(np.arange(rate_hz.size) < n_exc, t["E"], t["I"])
+    return float(np.mean(((rate_hz - target) / target) ** 2))
 
 
 def _trace_of_most_active(sim: Dict[str, Any], n_exc: int) -> Dict[str, Any]:
     """The currents of trial 0 of the most active E cell (for plot_activity_stats)."""
     i = int(np.argmax(sim["spikes"][:, 0, :n_exc].sum(axis=0)))
-    return {"I_e": sim["I_e"][:, 0, i], "I_i": sim["I_i"][:, 0, i], "name": f"E cell {i}"}
+    return {"I_e": sim["I_e"][:, i], "I_i": sim["I_i"][:, i], "name": f"E cell {i}"}
 
 
 def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice],
@@ -82,14 +97,15 @@ def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice
                          out_dir: Path) -> tuple[Dict[str, Any], Dict[str, Any], List[Path]]:
     """Activity, weight-distribution, activity-statistics and connectivity figures; (activity
     statistics over all trials of `data`, weight tests per stage of `weights` (e.g. before /
-    after training), paths). Full activity is kept for the first N_KEPT trials only."""
+    after training), paths). Whole trials are kept for the first N_KEPT trials only."""
     shown = data.first(N_KEPT) if isinstance(data, SeededTrials) else \
         data.take(np.arange(min(N_KEPT, len(data))))
     sim, stats = record_statistics(trainer, data, groups, shown)
     tests = weight_tests(weights)
     n_exc, dt = trainer.net.n_exc, trainer.dt
     paths = [save_figure(plot_activity(shown.X, sim, shown.y, n_exc, dt,
-                                       trials=range(min(N_PLOTTED, len(shown)))),
+                                       trials=range(min(N_KEPT, len(shown))),
+                                       input_groups=groups),
                          out_dir / "activity.png"),
              save_figure(plot_weight_distributions(weights, tests), out_dir / "weights.png"),
              save_figure(plot_activity_stats(stats, n_exc, _trace_of_most_active(sim, n_exc), dt),
@@ -97,7 +113,8 @@ def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice
              save_figure(plot_connectivity(trainer.net.recurrent_matrix(), n_exc),
                          out_dir / "connectivity.png")]
     activity = dict(stats["summary"], sim_acc=float(sim["correct"].mean()),
-                    n_sim_trials=int(len(data)))
+                    n_sim_trials=int(len(data)),
+                    rate_term=rate_term_hz(trainer.config, n_exc, stats["cells"]["rate_hz"]))
     if trainer.net.connectome is not None:
         trial_s = sim["readout"].shape[0] * dt / 1e3
         activity["populations"], figs = population_summary(
@@ -226,7 +243,9 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
         "method": config.method, "neuron": config.net.neuron,
         "conn_method": config.net.conn_method,
         "etrace_decay": config.etrace_decay if config.method == "expsm_diag" else None,
-        "n_rec": config.net.n_rec, "history": history, "best_acc": state["best_acc"],
+        "n_rec": config.net.n_rec, "task": config.task, "inh_type": config.net.inh_type,
+        "rate_reg": config.rate_reg, "rate_targets_hz": config.population_targets(),
+        "history": history, "best_acc": state["best_acc"],
         "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
         "stopped_early": stopped_early, "interrupted": interrupted,
         "wall_s": state["wall_s"],
@@ -274,7 +293,7 @@ def simulate_run(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
     stats, tests, paths = save_network_figures(trainer, data, task.input_groups(), weights,
                                                out_dir)
     metrics = {"mode": "sim", "neuron": config.net.neuron, "conn_method": config.net.conn_method,
-               "n_rec": config.net.n_rec,
+               "n_rec": config.net.n_rec, "task": config.task, "inh_type": config.net.inh_type,
                "checkpoint": None if checkpoint is None else checkpoint["path"], **stats,
                "weight_distributions": tests}
     write_metrics(out_dir, metrics)

@@ -12,30 +12,36 @@ The caller creates the task once per run and passes it to whatever needs it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import jax
 import numpy as np
 
 from utils.training.config import TASKS
 
-__all__ = ["TASKS", "make_task", "TaskData", "SeededTrials", "EvidenceAccumulationTask",
+__all__ = ["TASKS", "make_task", "TaskData", "SeededTrials", "BrainpyTask",
+           "EvidenceAccumulationTask", "DelayComparisonTask", "DelayMatchSampleTask",
            "trial_seed",
            "ce_per_step", "recall_loss", "recall_sum", "recall_correct"]
 
 
 class TaskData:
-    """A batch of trials, time-major: X (T, n, n_in) bool spikes, y (n,) int32, recall (T,) bool."""
+    """A batch of trials, time-major: X (T, n, n_in) bool spikes, y (n,) int32 labels, recall
+    (T,) bool (the steps with loss: the task's decision period); optional delay (T,) bool (the
+    task's delay period) and stimulus (n,) int (what the delay must hold: the label, the first
+    frequency, the sample direction)."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, recall: np.ndarray):
-        self.X, self.y, self.recall = X, y, recall
+    def __init__(self, X: np.ndarray, y: np.ndarray, recall: np.ndarray,
+                 delay: Optional[np.ndarray] = None, stimulus: Optional[np.ndarray] = None):
+        self.X, self.y, self.recall, self.delay, self.stimulus = X, y, recall, delay, stimulus
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def take(self, idx: np.ndarray) -> "TaskData":
         """Trials `idx` (may repeat, for padding)."""
-        return TaskData(self.X[:, idx], self.y[idx], self.recall)
+        return TaskData(self.X[:, idx], self.y[idx], self.recall, self.delay,
+                        None if self.stimulus is None else self.stimulus[idx])
 
 
 def trial_seed(seed: int, stream: int, index: int) -> int:
@@ -73,12 +79,75 @@ class SeededTrials:
                 break
         X = np.concatenate([d.X for d in parts], axis=1)[:, :k]
         y = np.concatenate([d.y for d in parts])[:k]
-        return TaskData(X, y, parts[0].recall)
+        stim = None if parts[0].stimulus is None else \
+            np.concatenate([d.stimulus for d in parts])[:k]
+        return TaskData(X, y, parts[0].recall, parts[0].delay, stim)
 
 
-class EvidenceAccumulationTask:
+class _DrawLog:
+    """A numpy RandomState that remembers what `choice` and `randint` drew (in order), so a
+    task's hidden stimulus (e.g. the first frequency) can be read back exactly."""
+
+    def __init__(self, seed: int):
+        self._rng, self.drawn = np.random.RandomState(seed), []
+
+    def choice(self, *args: Any, **kwargs: Any) -> Any:
+        self.drawn.append(self._rng.choice(*args, **kwargs))
+        return self.drawn[-1]
+
+    def randint(self, *args: Any, **kwargs: Any) -> Any:
+        self.drawn.append(self._rng.randint(*args, **kwargs))
+        return self.drawn[-1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rng, name)
+
+
+class BrainpyTask:
+    """A spiking-mode task of brainpy_datasets.cognitive (`self._dataset`), its trials drawn
+    one by one with `sample_a_trial`. Subclasses say how a trial's (X, Y, periods, draws) give
+    its label and stimulus, which period is the delay and which steps carry the loss."""
+
+    delay_period: str = "delay"
+
+    @property
+    def num_inputs(self) -> int:
+        return int(self._dataset.num_inputs)
+
+    def input_groups(self) -> Dict[str, slice]:
+        """Input-channel slices by feature name."""
+        return {name: self._dataset.features[name].i for name in self.groups}
+
+    def periods(self, periods: Any) -> np.ndarray:
+        """(T,) int, the index of each step's period in `self.period_names`."""
+        return np.asarray(periods)
+
+    def sample(self, n: int, seed: int) -> TaskData:
+        """n trials drawn with a fresh RandomState(seed) (reproducible, independent).
+
+        The dataset object belongs to this task and reads its generator from `.rng`; it is
+        re-seeded here at every call, so the trials depend on (n, seed) only.
+        """
+        xs, ys, stims, per = [], [], [], None
+        for i in range(n):
+            self._dataset.rng = log = _DrawLog(seed) if i == 0 else self._dataset.rng
+            start = len(log.drawn)
+            X, Y, periods = self._dataset.sample_a_trial(i)
+            xs.append(np.asarray(X) > 0.5)
+            label, stim = self.label_and_stimulus(np.asarray(Y), log.drawn[start:])
+            ys.append(label)
+            stims.append(stim)
+            per = self.periods(periods)
+        names = self.period_names
+        return TaskData(np.stack(xs, axis=1), np.asarray(ys, dtype=np.int32),
+                        per == names.index(self.decision_period),
+                        per == names.index(self.delay_period), np.asarray(stims, dtype=np.int32))
+
+
+class EvidenceAccumulationTask(BrainpyTask):
     """brainpy-datasets' EvidenceAccumulation (spiking input: 25 left-cue, 25 right-cue,
-    25 recall and 25 noise channels; label 1 <=> more left cues than right ones).
+    25 recall and 25 noise channels; label 1 <=> more left cues than right ones; loss in the
+    recall period).
 
     brainpy-datasets 0.0.0.7 shares its default Feature objects between instances and shifts
     them at every construction, so a second default instance moves the channels of every
@@ -86,6 +155,9 @@ class EvidenceAccumulationTask:
     values as the defaults); tests/test_task_training.py checks the channel layout after
     creating a second instance.
     """
+
+    groups = {"cue_left": "left", "cue_right": "right", "recall": "recall", "noise": "noise"}
+    decision_period = "recall"
 
     def __init__(self, dt: float, t_delay: float, num_cue: int):
         # imported here: brainpy-datasets starts jax's backend at import, which in a
@@ -95,32 +167,67 @@ class EvidenceAccumulationTask:
             dt=dt, t_delay=t_delay, num_cue=num_cue, mode="spiking",
             ft_left=Feature(1, 25, 40.), ft_right=Feature(1, 25, 40.),
             ft_recall=Feature(1, 25, 40.), ft_noise=Feature(1, 25, 10.))
-
-    @property
-    def num_inputs(self) -> int:
-        return int(self._dataset.num_inputs)
+        self.period_names = list(self._dataset.periods)
 
     def input_groups(self) -> Dict[str, slice]:
         """Input-channel slices: cue_left, cue_right, recall, noise."""
-        names = {"cue_left": "left", "cue_right": "right", "recall": "recall", "noise": "noise"}
-        return {key: self._dataset.features[name].i for key, name in names.items()}
+        return {key: self._dataset.features[name].i for key, name in self.groups.items()}
 
-    def sample(self, n: int, seed: int) -> TaskData:
-        """n trials drawn with a fresh RandomState(seed) (reproducible, independent).
+    @staticmethod
+    def label_and_stimulus(Y: Any, drawn: list) -> tuple[int, int]:
+        """The label (more left cues) is also what the delay holds."""
+        return int(Y), int(Y)
 
-        The dataset object belongs to this task and reads its generator from `.rng`; it is
-        re-seeded here at every call, so the trials depend on (n, seed) only.
-        """
-        self._dataset.rng = np.random.RandomState(seed)
-        xs, ys, periods = [], [], None
-        for i in range(n):
-            X, y, period = self._dataset.sample_a_trial(i)
-            xs.append(np.asarray(X, dtype=bool))
-            ys.append(int(y))
-            periods = np.asarray(period)
-        X = np.stack(xs, axis=1)
-        recall = periods == periods.max()  # the last period is 'recall'
-        return TaskData(X, np.asarray(ys, dtype=np.int32), recall)
+
+class DelayComparisonTask(BrainpyTask):
+    """brainpy-datasets' DelayComparison in spiking mode (Romo et al.'s parametric working
+    memory: frequency f1 on 20 'choice' channels, a delay, then f2; 20 'fixation' channels
+    throughout, 20 'recall' channels in the decision period). Label 1 <=> f1 > f2; loss in the
+    decision period (100 ms); the stimulus held in the delay is f1's index among the ten
+    frequencies."""
+
+    groups = ("fixation", "choice", "recall")
+    period_names = ["fixation", "stimulus1", "delay", "stimulus2", "decision"]
+    decision_period = "decision"
+
+    def __init__(self, dt: float, t_delay: float, num_cue: int):
+        from brainpy_datasets.cognitive import DelayComparison, Feature
+        self._dataset = DelayComparison(
+            dt=dt, t_delay=t_delay, mode="spiking", ft_fixation=Feature(1, 20, 100.),
+            ft_choice=Feature(1, 20, 100.), ft_recall=Feature(1, 20, 100.))
+
+    def label_and_stimulus(self, Y: Any, drawn: list) -> tuple[int, int]:
+        """Y is 1 (f1 bigger) or 2 in the decision period; drawn[0] is (f1, f2)."""
+        f1 = drawn[0][0]
+        return int(Y[-1] == 1), int(np.argmin(np.abs(self._dataset.stimuli - f1)))
+
+
+class DelayMatchSampleTask(BrainpyTask):
+    """brainpy-datasets' CircleFeatDMS in spiking mode (delayed match-to-sample of a
+    direction: 100 direction-tuned channels, von Mises tuning, 40 Hz peak, 1 Hz background;
+    fixation 500 ms, sample 500 ms, delay, test 500 ms). Label 1 <=> the test direction matches
+    the sample's; loss in the test period (the task's decision period: there is no separate
+    response period); the stimulus held in the delay is the sample direction (0-7)."""
+
+    period_names = ["fixation", "sample", "delay", "test"]
+    decision_period = "test"
+
+    def __init__(self, dt: float, t_delay: float, num_cue: int):
+        from brainpy_datasets.cognitive import CircleFeatDMS, Feature
+        self._dataset = CircleFeatDMS(dt=dt, t_delay=t_delay, mode="spiking",
+                                      ft_motion=Feature(24, 100, 40.))
+
+    def input_groups(self) -> Dict[str, slice]:
+        return {"motion": slice(0, self.num_inputs)}
+
+    def periods(self, periods: Any) -> np.ndarray:
+        return np.asarray(periods["times"])
+
+    @staticmethod
+    def label_and_stimulus(Y: Any, drawn: list) -> tuple[int, int]:
+        """Y (T, 3) one-hot, column 2 'match' in the test period; drawn[:2] are (match,
+        sample direction)."""
+        return int(Y[-1, 2] == 1), int(drawn[1])
 
 
 def make_task(name: str, dt: float, t_delay: float, num_cue: int) -> Any:

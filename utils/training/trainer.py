@@ -112,36 +112,6 @@ def _forward(net: EINetwork) -> Callable:
     return brainstate.transform.jit(fwd)
 
 
-def _recorder(net: EINetwork, keep: int, n_bins: Dict[str, int], currents: bool) -> Callable:
-    """Readout (T, B, n_out), spike counts per step of E and I cells (T, B, 2), and V and
-    spikes (T, keep, n_rec) of the first `keep` trials only (memory of full activity only
-    where it is plotted); with `n_bins`, each neuron's spike counts per bin and trial
-    (n_bins[name], B, n_rec), step t counted in bin bins[name][t] (none when < 0); with
-    `currents`, the synaptic currents I_e = g_e (E_exc - V), I_i = g_i (E_inh - V) of the kept
-    trials (T, keep, n_rec), from the conductances and V at the end of each step."""
-    n_exc, n_rec = net.n_exc, net.cfg.n_rec
-
-    def sim(xs, bins):
-        brainstate.nn.reset_all_states(net)
-        init = {k: jnp.zeros((n, xs.shape[1], n_rec), jnp.int32) for k, n in n_bins.items()}
-
-        def step(carry, inp):
-            x, b = inp
-            out = net(x)
-            z = net.get_spike()
-            counts = jnp.stack([z[:, :n_exc].sum(-1), z[:, n_exc:].sum(-1)], -1)
-            zi = (z > 0.5).astype(jnp.int32)
-            carry = {k: c.at[jnp.maximum(b[k], 0)].add(zi * (b[k] >= 0)) for k, c in carry.items()}
-            V = net.V.value[:keep]
-            extra = (net.g_e.value[:keep] * (net.E_EXC - V),
-                     net.g_i.value[:keep] * (net.E_INH - V)) if currents else ()
-            return carry, (out, counts, V, z[:keep], extra)
-
-        return brainstate.transform.scan(step, init, (xs, bins))
-
-    return brainstate.transform.jit(sim)
-
-
 def _chunks(data: Trials, size: int) -> Iterator[Tuple[int, TaskData]]:
     """(real trials, chunk padded to `size` by repeating its first trial); SeededTrials are
     generated one chunk at a time."""
@@ -265,47 +235,39 @@ class Trainer:
         return float(np.sum(losses) / len(data)), float(np.concatenate(correct).mean())
 
     def record(self, data: Trials, keep: Optional[int] = None,
-               bins: Optional[Dict[str, np.ndarray]] = None,
-               currents: bool = False) -> Dict[str, Any]:
-        """Readout (T, n, 2) and correctness (n,) of every trial of `data`; membrane potentials
-        "V" and "spikes" (T, k, n_rec) of its first k = min(keep, n, batch_size) trials only
-        (default keep: all of the first chunk); mean E and I rates (Hz) over all trials.
+               bins: Optional[Dict[str, np.ndarray]] = None, currents: bool = False,
+               isi: Optional[Dict[str, np.ndarray]] = None,
+               v_cells: Optional[np.ndarray] = None) -> Dict[str, Any]:
+        """Run every trial of `data` and return what was accumulated as they ran
+        (utils/training/recording.py): correctness "correct" (n,), mean E and I rates (Hz), and
+        "counts": name -> each neuron's spike count per bin and trial (n_bins, n, n_rec) for
+        `bins` (name -> (T,) int, the bin of each step, < 0: none; "trial", the whole trial,
+        always); "isi": name -> per-cell count, sum and sum of squares of the inter-spike
+        intervals on the step index isi[name] (recording.isi_index); with `currents`,
+        "balance" (analysis.trial_balance over every trial) and the synaptic currents "I_e",
+        "I_i" (T, n_rec) of trial 0. Whole trials are kept for the first k = min(keep, n,
+        batch_size) trials only (default: all of the first chunk): "readout" (T, k, n_out),
+        "spikes" (T, k, n_rec) and "V" (T, k, len(v_cells)) of the cells "V_cells" (default:
+        the first three E and the first three I cells)."""
+        from utils.training.recording import bin_counts, record, recorder
 
-        `bins` (name -> (T,) int, the bin of each step, < 0: none) adds "counts": name ->
-        each neuron's spike count per bin and trial (n_bins, n, n_rec), for every trial (e.g.
-        the delay period, or its 100-ms windows); `currents` adds the synaptic currents "I_e"
-        and "I_i" (T, k, n_rec) of the kept trials (`_recorder`)."""
         B = self.config.batch_size
         keep = min(B, len(data) if keep is None else keep)
+        n_exc, n_rec = self.net.n_exc, self.config.net.n_rec
+        v_cells = np.r_[0:min(3, n_exc), n_exc:min(n_exc + 3, n_rec)] if v_cells is None \
+            else np.asarray(v_cells)
         bins = {k: np.asarray(v, dtype=np.int32) for k, v in (bins or {}).items()}
-        n_bins = {k: max(int(v.max()) + 1, 1) for k, v in bins.items()}
-        sim = self._get(f"record{keep}-{sorted(n_bins.items())}-{currents}",
-                        lambda: _recorder(self.net, keep, n_bins, currents))
-        outs, correct, kept = [], [], None
-        counts = np.zeros(2)
-        binned: Dict[str, list] = {k: [] for k in bins}
-        with brainstate.environ.context(dt=self.dt):
-            for n_real, chunk in _chunks(data, B):
-                per_bin, (o, c, v, s, extra) = sim(jnp.asarray(chunk.X, dtype=bool),
-                                                   {k: jnp.asarray(b) for k, b in bins.items()})
-                o = np.asarray(o)[:, :n_real]
-                outs.append(o)
-                correct.append(recall_correct(o, chunk.y[:n_real], chunk.recall))
-                counts += np.asarray(c)[:, :n_real].sum(axis=(0, 1))
-                for k in bins:
-                    binned[k].append(np.asarray(per_bin[k])[:, :n_real])
-                if kept is None:
-                    kept = [np.asarray(a)[:, :n_real] for a in (v, s, *extra)]
-        T = outs[0].shape[0]
-        n_cells = np.array([self.net.n_exc, self.net.n_inh])
-        rates = counts / (T * len(data) * n_cells) / self.dt * 1e3
-        out = {"readout": np.concatenate(outs, 1), "correct": np.concatenate(correct),
-               "V": kept[0], "spikes": kept[1], "rate_exc_hz": float(rates[0]),
-               "rate_inh_hz": float(rates[1])}
-        if bins:
-            out["counts"] = {k: np.concatenate(v, 1) for k, v in binned.items()}
-        if currents:
-            out["I_e"], out["I_i"] = kept[2], kept[3]
+        isi = {k: np.asarray(v, dtype=np.int32) for k, v in (isi or {}).items()}
+        n_bins = bin_counts(bins)
+        sim = self._get(f"record{keep}-{sorted(n_bins.items())}-{sorted(isi)}-{currents}-"
+                        f"{v_cells.tolist()}", lambda: recorder(self.net, keep, n_bins,
+                                                                tuple(isi), currents, v_cells))
+        out = record(sim, self.dt, _chunks(data, B), bins, isi, currents)
+        out["V_cells"] = v_cells
+        T = out["readout"].shape[0]
+        per_cell = out["counts"]["trial"][0].mean(axis=0) / (T * self.dt) * 1e3
+        out["rate_exc_hz"] = float(per_cell[:n_exc].mean())
+        out["rate_inh_hz"] = float(per_cell[n_exc:].mean())
         return out
 
     def synapse_weights(self) -> Dict[str, np.ndarray]:
