@@ -15,6 +15,7 @@ the benchmarks' (benchmarks/kit/training.py).
     runs.py        train() and simulate_run(): one run written into a run folder
     job.py         what task_training.py does once its flags are read
     parallel.py    several devices and processes: the data mesh, jax.distributed start-up
+    recording.py   activity recorded as the trials run (statistics accumulated, not kept)
     analysis.py    weight and activity statistics of a trained network
     populations.py block matrices and rates by population (networks from anatomy)
     figures.py     activity, training-curve, weight and connectivity figures

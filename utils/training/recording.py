@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import brainstate
-import jax
 import jax.numpy as jnp
 import numpy as np
 

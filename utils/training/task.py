@@ -12,7 +12,7 @@ The caller creates the task once per run and passes it to whatever needs it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import jax
 import numpy as np
