@@ -260,6 +260,20 @@ def test_population_blocks_and_rates_by_hand():
     assert rates == {"a": 1.0, "b": 3.0}  # a: (2 + 0) / 2 trials / 2 cells / 0.5 s
 
 
+def test_population_decoding_finds_the_population_that_holds_the_label():
+    from utils.training.populations import population_decoding
+
+    labels = np.array([0, 1] * 8)
+    rng = np.random.default_rng(0)
+    counts = np.zeros((16, 5))
+    counts[:, :2] = labels[:, None] * 3 + rng.integers(0, 2, (16, 2))  # a: spikes tell the label
+    counts[:, 2:4] = 2                                                  # b: the same every trial
+    pop = np.array(["a", "a", "b", "b", "c"])
+    acc = population_decoding(counts, labels, pop, ["a", "b", "c"])
+    assert acc["a"] == 1.0 and acc["b"] == 0.5 and acc["c"] == 0.5
+    assert population_decoding(counts[:6], labels[:6], pop, ["a"]) == {"a": None}
+
+
 def test_a_run_on_a_connectome_writes_its_population_figures(tmp_path):
     out = tmp_path / "run"
     metrics = task_training.main(TINY_DATA + ["--conn_method", "pd14", "--n_rec", "80",
@@ -268,6 +282,8 @@ def test_a_run_on_a_connectome_writes_its_population_figures(tmp_path):
     assert pops["names"] == ["L23E", "L4E", "L5E", "L6E", "L23I", "L4I", "L5I", "L6I"]
     assert set(pops["blocks"]) == {"before", "after"} and sum(pops["sizes"].values()) == 80
     assert all(pops["rates_hz"][p] >= 0 for p in pops["names"])
+    assert set(pops["cue_decoding"]) == set(pops["names"])
+    assert all(v is None or 0.0 <= v <= 1.0 for v in pops["cue_decoding"].values())
     assert (out / "connectivity_populations.png").stat().st_size > 10_000
     assert (out / "rates_populations.png").stat().st_size > 5_000
 

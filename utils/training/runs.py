@@ -57,13 +57,16 @@ def weight_tests(weights: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[st
 
 def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
                       shown: Any) -> tuple[Dict[str, Any], Dict[str, Any]]:
-    """Record every trial of `data` (spike counts per trial in the whole trial, the delay and
-    WINDOW_MS windows of the delay; spike trains and currents of the first N_KEPT trials);
-    (the recording, analysis.activity_statistics). `shown` holds the first trials, from which
-    the delay period is found (analysis.delay_mask)."""
+    """Record every trial of `data` (spike counts per trial in the whole trial, the cue
+    period (the steps before the delay), the delay and WINDOW_MS windows of the delay; spike
+    trains and currents of the first N_KEPT trials); (the recording,
+    analysis.activity_statistics). `shown` holds the first trials, from which the delay
+    period is found (analysis.delay_mask)."""
     dt = trainer.dt
     delay = delay_mask(shown.X, shown.recall, cue_channels(groups))
+    cue = np.arange(delay.size) < (np.flatnonzero(delay)[0] if delay.any() else 0)
     bins = {"trial": np.zeros(delay.size, dtype=int), "delay": np.where(delay, 0, -1),
+            "cue": np.where(cue, 0, -1),
             "window": window_bins(delay, max(1, int(round(WINDOW_MS / dt)))),
             "window_trial": window_bins(np.ones_like(delay), max(1, int(round(WINDOW_MS / dt))))}
     sim = trainer.record(data, keep=N_KEPT, bins=bins, currents=True)
@@ -101,7 +104,8 @@ def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice
     if trainer.net.connectome is not None:
         trial_s = sim["readout"].shape[0] * dt / 1e3
         activity["populations"], figs = population_summary(
-            trainer.net, weights, sim["counts"]["trial"][0], trial_s)
+            trainer.net, weights, sim["counts"]["trial"][0], trial_s,
+            sim["counts"]["cue"][0], trial_labels(data))
         paths += [save_figure(fig, out_dir / name) for fig, name in
                   zip(figs, ("connectivity_populations.png", "rates_populations.png"))]
     return activity, tests, paths
