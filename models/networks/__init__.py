@@ -104,7 +104,7 @@ class NetConfig(Settings):
         "input column of its cells.csv")
     readout_pops: str = setting(
         "", "populations of a connectome that the readout reads, comma-separated",
-        default_text="pd14 L5E; celegans motor; file the readout column of its cells.csv")
+        default_text="pd14 L5E; celegans every neuron; file the readout column of its cells.csv")
     n_rec: int = setting(200, "number of recurrent neurons (the data's size for celegans and "
                          "file)", type=int)
     w_ei_ratio: float = setting(4.0, "initial inhibitory / excitatory weight ratio",

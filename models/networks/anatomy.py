@@ -7,8 +7,8 @@
               as in the paper; input to L4 and L6 (the thalamic targets), readout from L5E
     celegans  the C. elegans hermaphrodite chemical synapses (Cook et al. 2019, Nature
               571:63), signs from neurotransmitter identity (data/connectomes/
-              celegans_cook2019/SOURCE.md); input to the sensory neurons, readout from the
-              motor neurons
+              celegans_cook2019/SOURCE.md); input to the sensory neurons, readout from every
+              neuron
     file      a user's own connectome (--connectome DIR; models/networks/connectome.py)
 
 Initial magnitudes are proportional to the connectome's weights, scaled so that the mean
