@@ -28,8 +28,9 @@ import numpy as np
 from models.networks.connectome import Connectome, ConnectomeError, read_connectome
 
 __all__ = ["CONNECTOMES", "DATA_CONNECTOMES", "PD14_POPULATIONS", "PD14_SIZES",
-           "PD14_PROBABILITY", "pd14_sizes", "pd14_rec_scale", "psp_peak", "make_connectome", "check_connectome", "data_size", "initial_weights",
-           "split_pops", "CELEGANS_DIR", "PD14_MIN_N"]
+           "PD14_PROBABILITY", "PD14_PSP", "pd14_sizes", "pd14_rec_scale", "psp_peak",
+           "make_connectome", "check_connectome", "data_size", "initial_weights", "split_pops",
+           "CELEGANS_DIR", "PD14_MIN_N"]
 
 CELEGANS_DIR = Path(__file__).resolve().parents[2] / "data" / "connectomes" / "celegans_cook2019"
 
@@ -82,7 +83,8 @@ def pd14_rec_scale(n_rec: int, e_exc: float, tau_syn: float, tau_neu: float) -> 
     each gives the paper's full-scale PSP (PD14_PSP) x sqrt(K_full / K), as in-degrees K shrink
     with the cell count and weights grow as 1/sqrt(K) (the downscaling of Potjans and
     Diesmann's model: van Albada, Helias and Diesmann 2015, PLoS Comput Biol 11:e1004490),
-    times the expected summed weight onto a cell at n_rec cells."""
+    times the expected summed weight onto a cell at n_rec cells. With the table's
+    probabilities kept, K_full / K is the ratio of cell counts."""
     sizes = pd14_sizes(n_rec).astype(float)
     weight = np.ones_like(PD14_PROBABILITY)
     weight[PD14_POPULATIONS.index(PD14_DOUBLED[1]), PD14_POPULATIONS.index(PD14_DOUBLED[0])] = 2

@@ -61,7 +61,8 @@ def population_decoding(counts: np.ndarray, labels: np.ndarray, population: np.n
     its slow after-spike current, so this is the evidence a readout of that population can
     find later; 0.5 is chance. None when a label has fewer trials than folds."""
     labels = np.asarray(labels)
-    if min(np.sum(labels == k) for k in np.unique(labels)) < folds or np.unique(labels).size < 2:
+    classes = np.unique(labels)
+    if classes.size < 2 or min(np.sum(labels == k) for k in classes) < folds:
         return {p: None for p in names}
     from sklearn.linear_model import LogisticRegression  # scikit-learn: only when used
     from sklearn.model_selection import StratifiedKFold, cross_val_score
