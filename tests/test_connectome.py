@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import task_training
-from models.networks import NetConfig, build_net
+from models.networks import NEURONS, NetConfig, build_net
 from models.networks.anatomy import (PD14_POPULATIONS, PD14_PROBABILITY, PD14_SIZES,
                                      initial_weights, make_connectome, pd14_sizes)
 from models.networks.connectome import ConnectomeError, read_connectome, write_connectome
@@ -116,6 +116,39 @@ def test_pd14_keeps_the_input_per_neuron_when_scaled():
     assert sums[1][2] < sums[0][2] / 5  # ten times the cells: synapses about ten times weaker
 
 
+def test_psp_peak_matches_a_simulated_membrane():
+    from models.networks.anatomy import psp_peak
+
+    dt, tau_syn, tau_neu = 0.01, 10.0, 200.0
+    t = np.arange(0, 200, dt)
+    g = np.exp(-t / tau_syn)                    # a unit conductance jump at t = 0
+    v = np.zeros_like(t)
+    for k in range(1, t.size):                  # tau dV/dt = -V + g E (at rest: current-based)
+        v[k] = v[k - 1] + dt / tau_neu * (-v[k - 1] + g[k - 1] * 5.0)
+    assert abs(psp_peak(5.0, tau_syn, tau_neu) - v.max()) < 1e-3 * v.max()
+    assert abs(psp_peak(5.0, 20.0, 20.0) - 5.0 / np.e) < 1e-12
+
+
+def test_pd14_synapses_are_k_scaled_by_default_and_other_networks_keep_theirs():
+    from models.networks.anatomy import PD14_PSP, psp_peak
+
+    psp = []
+    for n in (200, 1600):
+        cfg = NetConfig.make(conn_method="pd14", n_rec=n).resolved()
+        conn = make_connectome(cfg, seed=0)
+        w_e, _ = initial_weights(conn, cfg.rec_scale, cfg.w_ei_ratio)
+        unit = np.median(w_e[w_e > 0])          # weight-1 synapses (L4E -> L2/3E has 2)
+        psp.append(unit * psp_peak(NEURONS["gif"].e_exc, cfg.tau_syn, cfg.tau_neu))
+        expected = PD14_PSP * np.sqrt(sum(PD14_SIZES) / n)  # the paper's PSP x 1/sqrt(K)
+        assert abs(psp[-1] / expected - 1) < 0.05, (n, psp[-1], expected)
+    assert abs(psp[0] / psp[1] - np.sqrt(8)) < 0.2                 # 8x the cells: 1/sqrt(8)
+    assert NetConfig.make(conn_method="pd14", n_rec=400, rec_scale=2.0).resolved().rec_scale == 2
+    for kw in ({}, {"conn_method": "gaussian"}, {"conn_method": "celegans", "n_rec": 302}):
+        assert NetConfig.make(**kw).resolved().rec_scale == NEURONS["gif"].defaults["rec_scale"]
+    for name, spec in NEURONS.items():
+        assert spec.e_exc == spec.net_class.E_EXC, name
+
+
 def test_pd14_roles_and_flags():
     conn = make_connectome(NetConfig.make(conn_method="pd14", n_rec=400), seed=0)
     assert set(conn.population[conn.input]) == {"L4E", "L4I", "L6E", "L6I"}
@@ -141,7 +174,7 @@ def test_celegans_signs_and_unsigned_neurons():
     assert unsigned.size == 30 and not np.isin(conn.pre, unsigned).any()  # no signed output
     assert np.isin(conn.post, unsigned).any()                  # but they receive synapses
     assert set(conn.population[conn.input]) == {"sensory"}
-    assert set(conn.population[conn.readout]) == {"motor"}
+    assert conn.readout.all()                                   # the whole nervous system
     assert conn.weight.sum() == 19145 and conn.pre.size == 3229
 
 
@@ -202,8 +235,10 @@ def test_dense_masked_and_csr_layouts_agree_on_pd14():
 def test_written_out_pd14_trains_to_bit_identical_losses(tmp_path, unrendered_figures):
     pd14 = ["--conn_method", "pd14", "--n_rec", "80"]
     cli(task_training.main, pd14 + ["--mode", "connectome", "--out_dir", str(tmp_path / "c")])
+    scale = repr(NetConfig.make(conn_method="pd14", n_rec=80).resolved().rec_scale)  # K-scaled
     runs = [task_training.main(TINY_DATA + args + ["--epochs", "3", "--out_dir", str(tmp_path / n)])
-            for n, args in (("a", pd14), ("b", ["--connectome", str(tmp_path / "c")]))]
+            for n, args in (("a", pd14), ("b", ["--connectome", str(tmp_path / "c"),
+                                                "--rec_scale", scale]))]
     losses = [[h["loss"] for h in m["history"]] for m in runs]
     assert losses[0] == losses[1] and runs[1]["conn_method"] == "file"
 
@@ -260,6 +295,20 @@ def test_population_blocks_and_rates_by_hand():
     assert rates == {"a": 1.0, "b": 3.0}  # a: (2 + 0) / 2 trials / 2 cells / 0.5 s
 
 
+def test_population_decoding_finds_the_population_that_holds_the_label():
+    from utils.training.populations import population_decoding
+
+    labels = np.array([0, 1] * 8)
+    rng = np.random.default_rng(0)
+    counts = np.zeros((16, 5))
+    counts[:, :2] = labels[:, None] * 3 + rng.integers(0, 2, (16, 2))  # a: spikes tell the label
+    counts[:, 2:4] = 2                                                  # b: the same every trial
+    pop = np.array(["a", "a", "b", "b", "c"])
+    acc = population_decoding(counts, labels, pop, ["a", "b", "c"])
+    assert acc["a"] == 1.0 and acc["b"] == 0.5 and acc["c"] == 0.5
+    assert population_decoding(counts[:6], labels[:6], pop, ["a"]) == {"a": None}
+
+
 def test_a_run_on_a_connectome_writes_its_population_figures(tmp_path):
     out = tmp_path / "run"
     metrics = task_training.main(TINY_DATA + ["--conn_method", "pd14", "--n_rec", "80",
@@ -268,6 +317,8 @@ def test_a_run_on_a_connectome_writes_its_population_figures(tmp_path):
     assert pops["names"] == ["L23E", "L4E", "L5E", "L6E", "L23I", "L4I", "L5I", "L6I"]
     assert set(pops["blocks"]) == {"before", "after"} and sum(pops["sizes"].values()) == 80
     assert all(pops["rates_hz"][p] >= 0 for p in pops["names"])
+    assert set(pops["cue_decoding"]) == set(pops["names"])
+    assert all(v is None or 0.0 <= v <= 1.0 for v in pops["cue_decoding"].values())
     assert (out / "connectivity_populations.png").stat().st_size > 10_000
     assert (out / "rates_populations.png").stat().st_size > 5_000
 

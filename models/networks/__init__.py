@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from models.networks.anatomy import (CONNECTOMES, PD14_MIN_N, check_connectome, data_size,
-                                     split_pops)
+                                     pd14_rec_scale, split_pops)
 from models.networks.connectivity import CONNECTIVITIES
 from models.registry import Registry, load
 from utils.settings import (Settings, nonneg_float, positive_float, setting)
@@ -41,15 +41,17 @@ def conn_methods() -> Dict[str, Any]:
 @dataclass(frozen=True)
 class NeuronSpec:
     """A registered neuron model: its network class ('module:Class', imported when used), the
-    defaults of the settings whose default depends on the neuron, a one-line summary, and the
+    defaults of the settings whose default depends on the neuron, a one-line summary, the
     surrogate half-width BPTT trains it with (narrower than the online rules' 1: with width 1
     the recurrent loop's BPTT Jacobian has gain above 1 and the gradients explode; docs/NOTES.md,
-    "The surrogate width of BPTT")."""
+    "The surrogate width of BPTT"), and its excitatory reversal potential (the class's E_EXC;
+    pd14's synapses are sized by the PSP it gives)."""
 
     network: str
     defaults: Dict[str, float] = field(default_factory=dict)
     summary: str = ""
     bptt_surrogate_width: float = 0.5
+    e_exc: float = 3.0
 
     @property
     def net_class(self) -> type:
@@ -63,7 +65,7 @@ NEURONS: Registry = Registry({
         {"tau_neu": 200.0, "ff_scale": 4.0, "rec_scale": 2.0, "lr": 3e-3, "lr_decay": 0.9},
         "generalised IF (after-spike currents, adaptive threshold), E 5 / I -10, "
         "standardised-membrane readout (the authors' BrainScale net; all methods learn)",
-        bptt_surrogate_width=0.4),
+        bptt_surrogate_width=0.4, e_exc=5.0),
     "alif": NeuronSpec(
         "models.networks.alif:ALIFNet",
         {"tau_neu": 100.0, "ff_scale": 1.0, "rec_scale": 1.0, "lr": 1e-3, "lr_decay": 1.0},
@@ -106,7 +108,7 @@ class NetConfig(Settings):
         "input column of its cells.csv")
     readout_pops: str = setting(
         "", "populations of a connectome that the readout reads, comma-separated",
-        default_text="pd14 L5E; celegans motor; file the readout column of its cells.csv")
+        default_text="pd14 L5E; celegans every neuron; file the readout column of its cells.csv")
     n_rec: int = setting(200, "number of recurrent neurons (the data's size for celegans and "
                          "file)", type=int)
     w_ei_ratio: float = setting(4.0, "initial inhibitory / excitatory weight ratio",
@@ -123,8 +125,11 @@ class NetConfig(Settings):
     tau_out: float = setting(10.0, "readout time constant (ms)", type=positive_float)
     beta: float = setting(1.0, "alif: adaptation strength", type=nonneg_float)
     ff_scale: Optional[float] = _per_neuron_setting("scale of initial input weights", "ff_scale")
-    rec_scale: Optional[float] = _per_neuron_setting("scale of initial recurrent weights",
-                                                     "rec_scale")
+    rec_scale: Optional[float] = setting(
+        None, "scale of initial recurrent weights (networks from anatomy: the mean summed "
+        "weight onto a cell)", type=positive_float,
+        default_text=lambda: per_neuron("rec_scale") + "; pd14: each synapse the paper's PSP "
+        "K-scaled to --n_rec")
     tau_I2: float = setting(10000.0, "gif: decay (ms) of the slow after-spike current I2 (the "
                             "delay's memory)", type=positive_float)
     A2: float = setting(1.0, "gif: I2 change per spike (I2 -= A2: a slow hyperpolarising "
@@ -168,6 +173,10 @@ class NetConfig(Settings):
         defaults = self.spec.defaults
         changes = {k: defaults[k] for k in self.flag_names()
                    if getattr(self, k) is None and k in defaults}
+        if self.conn_method == "pd14" and self.rec_scale is None and self.n_rec >= PD14_MIN_N:
+            tau_neu = changes.get("tau_neu", self.tau_neu)
+            changes["rec_scale"] = pd14_rec_scale(self.n_rec, self.spec.e_exc, self.tau_syn,
+                                                  tau_neu)
         if self.connectome is not None and self.conn_method == "dense":
             changes["conn_method"] = "file"
         return self.replace(**changes)

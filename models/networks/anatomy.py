@@ -7,14 +7,15 @@
               as in the paper; input to L4 and L6 (the thalamic targets), readout from L5E
     celegans  the C. elegans hermaphrodite chemical synapses (Cook et al. 2019, Nature
               571:63), signs from neurotransmitter identity (data/connectomes/
-              celegans_cook2019/SOURCE.md); input to the sensory neurons, readout from the
-              motor neurons
+              celegans_cook2019/SOURCE.md); input to the sensory neurons, readout from every
+              neuron
     file      a user's own connectome (--connectome DIR; models/networks/connectome.py)
 
 Initial magnitudes are proportional to the connectome's weights, scaled so that the mean
-summed synaptic weight onto a neuron is --rec_scale (x --w_ei_ratio for inhibitory synapses):
-the input per neuron does not change when a network is scaled down. Data are read when a
-network is built, never at import.
+summed synaptic weight onto a neuron is --rec_scale (x --w_ei_ratio for inhibitory synapses).
+pd14's default --rec_scale gives each synapse the paper's PSP K-scaled to --n_rec
+(`pd14_rec_scale`); the others' is the neuron model's. Data are read when a network is built,
+never at import.
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ import numpy as np
 from models.networks.connectome import Connectome, ConnectomeError, read_connectome
 
 __all__ = ["CONNECTOMES", "DATA_CONNECTOMES", "PD14_POPULATIONS", "PD14_SIZES",
-           "PD14_PROBABILITY", "pd14_sizes", "make_connectome", "check_connectome", "data_size", "initial_weights",
-           "split_pops", "CELEGANS_DIR", "PD14_MIN_N"]
+           "PD14_PROBABILITY", "PD14_PSP", "pd14_sizes", "pd14_rec_scale", "psp_peak",
+           "make_connectome", "check_connectome", "data_size", "initial_weights", "split_pops",
+           "CELEGANS_DIR", "PD14_MIN_N"]
 
 CELEGANS_DIR = Path(__file__).resolve().parents[2] / "data" / "connectomes" / "celegans_cook2019"
 
@@ -47,6 +49,9 @@ PD14_PROBABILITY = np.array([
 PD14_INPUT, PD14_READOUT = ("L4E", "L4I", "L6E", "L6I"), ("L5E",)
 PD14_DOUBLED = ("L4E", "L23E")  # source, target of the doubled weight
 PD14_MIN_N = 80  # every population keeps at least one cell
+# one synapse's PSP / (threshold - rest) at full scale: 0.15 mV, rest -65 mV, threshold -50 mV
+# (Potjans & Diesmann 2014, Table 5)
+PD14_PSP = 0.15 / 15.0
 
 
 def split_pops(text: str) -> Tuple[str, ...]:
@@ -61,6 +66,32 @@ def pd14_sizes(n_rec: int) -> np.ndarray:
     order = np.argsort(-(exact - sizes), kind="stable")
     sizes[order[:n_rec - sizes.sum()]] += 1
     return sizes
+
+
+def psp_peak(e_rev: float, tau_syn: float, tau_neu: float) -> float:
+    """Peak (threshold units) of the PSP that a unit conductance jump, decaying with tau_syn,
+    causes in a membrane at rest (0) with time constant tau_neu, driving force e_rev."""
+    if np.isclose(tau_syn, tau_neu):
+        return float(e_rev / np.e)
+    t = tau_neu * tau_syn * np.log(tau_neu / tau_syn) / (tau_neu - tau_syn)
+    return float(e_rev * tau_syn / (tau_neu - tau_syn)
+                 * (np.exp(-t / tau_neu) - np.exp(-t / tau_syn)))
+
+
+def pd14_rec_scale(n_rec: int, e_exc: float, tau_syn: float, tau_neu: float) -> float:
+    """pd14's --rec_scale (the mean summed weight onto a cell) when every synapse is K-scaled:
+    each gives the paper's full-scale PSP (PD14_PSP) x sqrt(K_full / K), as in-degrees K shrink
+    with the cell count and weights grow as 1/sqrt(K) (the downscaling of Potjans and
+    Diesmann's model: van Albada, Helias and Diesmann 2015, PLoS Comput Biol 11:e1004490),
+    times the expected summed weight onto a cell at n_rec cells. With the table's
+    probabilities kept, K_full / K is the ratio of cell counts."""
+    sizes = pd14_sizes(n_rec).astype(float)
+    weight = np.ones_like(PD14_PROBABILITY)
+    weight[PD14_POPULATIONS.index(PD14_DOUBLED[1]), PD14_POPULATIONS.index(PD14_DOUBLED[0])] = 2
+    pre = sizes[None, :] - np.eye(sizes.size)  # no autapses
+    summed = float(sizes @ (PD14_PROBABILITY * weight * pre).sum(axis=1)) / n_rec
+    synapse = PD14_PSP * np.sqrt(sum(PD14_SIZES) / n_rec) / psp_peak(e_exc, tau_syn, tau_neu)
+    return float(summed * synapse)
 
 
 def pd14(cfg: Any, rng: np.random.Generator) -> Connectome:

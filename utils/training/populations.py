@@ -1,6 +1,7 @@
 """Networks from anatomy seen by population: the block matrices a modeller expects
-(connection probability and mean signed weight, target x source, before and after training)
-and firing rates by population, with their figures."""
+(connection probability and mean signed weight, target x source, before and after training),
+firing rates by population and how well each population's spikes during the cues tell the
+trial's label (where the evidence is written), with their figures."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -8,7 +9,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["signed_matrix", "population_blocks", "population_rates",
+__all__ = ["signed_matrix", "population_blocks", "population_rates", "population_decoding",
            "plot_population_blocks", "plot_population_rates", "population_summary",
            "source_table"]
 
@@ -50,6 +51,29 @@ def population_rates(counts: np.ndarray, population: np.ndarray, names: List[str
     of `trial_s` seconds."""
     per_cell = np.asarray(counts, dtype=float).mean(axis=0) / trial_s
     return {p: float(per_cell[population == p].mean()) for p in names}
+
+
+def population_decoding(counts: np.ndarray, labels: np.ndarray, population: np.ndarray,
+                        names: List[str], folds: int = 4) -> Dict[str, Optional[float]]:
+    """Per population: the cross-validated accuracy (`folds` stratified folds, in trial order)
+    of a logistic regression predicting the trial's label from the population's spike counts
+    (trials, n_rec), e.g. those of the cue period. A GIF cell keeps its cue-period spikes in
+    its slow after-spike current, so this is the evidence a readout of that population can
+    find later; 0.5 is chance. None when a label has fewer trials than folds."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    if classes.size < 2 or min(np.sum(labels == k) for k in classes) < folds:
+        return {p: None for p in names}
+    from sklearn.linear_model import LogisticRegression  # scikit-learn: only when used
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    out: Dict[str, Optional[float]] = {}
+    for p in names:
+        x = np.asarray(counts, dtype=float)[:, population == p]
+        x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+        out[p] = float(cross_val_score(LogisticRegression(max_iter=1000), x, labels,
+                                       cv=StratifiedKFold(folds)).mean())
+    return out
 
 
 def _grid(ax: Any, values: np.ndarray, names: List[str], title: str, cmap: str,
@@ -97,16 +121,26 @@ def plot_population_blocks(names: List[str], blocks: Dict[str, Dict[str, Any]],
     return fig
 
 
-def plot_population_rates(rates: Dict[str, float], inhibitory: Dict[str, bool]) -> Figure:
-    """Mean firing rate of each population (red: excitatory, blue: inhibitory)."""
-    fig = Figure(figsize=(max(4.0, 0.6 * len(rates) + 2), 3.5))
-    ax = fig.subplots()
+def plot_population_rates(rates: Dict[str, float], inhibitory: Dict[str, bool],
+                          decoding: Optional[Dict[str, Optional[float]]] = None) -> Figure:
+    """Mean firing rate of each population (red: excitatory, blue: inhibitory) and, if given,
+    the accuracy of decoding the label from its cue-period spikes (population_decoding)."""
     names = list(rates)
-    ax.bar(range(len(names)), [rates[p] for p in names],
-           color=["tab:blue" if inhibitory[p] else "tab:red" for p in names])
-    ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
-    ax.set_ylabel("mean rate (Hz)")
-    ax.set_title("firing rate by population (held-out trials)")
+    fig = Figure(figsize=(max(4.0, 0.6 * len(rates) + 2) * (1 + (decoding is not None)), 3.5))
+    axes = np.atleast_1d(fig.subplots(1, 1 + (decoding is not None)))
+    colors = ["tab:blue" if inhibitory[p] else "tab:red" for p in names]
+    axes[0].bar(range(len(names)), [rates[p] for p in names], color=colors)
+    axes[0].set_ylabel("mean rate (Hz)")
+    axes[0].set_title("firing rate by population (held-out trials)")
+    if decoding is not None:
+        axes[1].bar(range(len(names)), [np.nan if decoding[p] is None else decoding[p]
+                                        for p in names], color=colors)
+        axes[1].axhline(0.5, color="k", lw=0.8, ls="--")
+        axes[1].set_ylim(0.0, 1.0)
+        axes[1].set_ylabel("label decoded (cross-validated)")
+        axes[1].set_title("evidence in the cue-period spikes", fontsize=9)
+    for ax in axes:
+        ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -123,11 +157,13 @@ def source_table(conn_method: str, names: List[str]) -> Optional[np.ndarray]:
 
 
 def population_summary(net: Any, weights: Dict[str, Dict[str, np.ndarray]],
-                       counts: np.ndarray, trial_s: float) -> tuple[Dict[str, Any], list]:
+                       counts: np.ndarray, trial_s: float, cue_counts: Optional[np.ndarray] = None,
+                       labels: Optional[np.ndarray] = None) -> tuple[Dict[str, Any], list]:
     """(metrics, figures) of a network from anatomy: block matrices at every stage of
-    `weights` (stage -> synapse values by projection) and rates by population from spike
-    counts (trials, n_rec). A population mixing E and I cells is split into its E and I
-    parts (named POP:E, POP:I)."""
+    `weights` (stage -> synapse values by projection), rates by population from spike
+    counts (trials, n_rec) and, given the cue-period counts and the trials' labels, the label
+    decoded from each population's cue-period spikes. A population mixing E and I cells is
+    split into its E and I parts (named POP:E, POP:I)."""
     conn = net.connectome
     population = np.array([f"{p}:{'I' if i else 'E'}" for p, i in
                            zip(conn.population, conn.inhibitory)])
@@ -141,6 +177,10 @@ def population_summary(net: Any, weights: Dict[str, Dict[str, np.ndarray]],
     inhibitory = {p: bool(conn.inhibitory[population == p].all()) for p in names}
     metrics = {"names": names, "blocks": blocks, "rates_hz": rates,
                "sizes": {p: int((population == p).sum()) for p in names}}
+    decoding = None
+    if cue_counts is not None and labels is not None:
+        decoding = metrics["cue_decoding"] = population_decoding(cue_counts, labels,
+                                                                 population, names)
     figures = [plot_population_blocks(names, blocks, source_table(net.cfg.conn_method, names)),
-               plot_population_rates(rates, inhibitory)]
+               plot_population_rates(rates, inhibitory, decoding)]
     return metrics, figures

@@ -60,16 +60,19 @@ def weight_tests(weights: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[st
 def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
                       shown: Any) -> tuple[Dict[str, Any], Dict[str, Any]]:
     """Record every trial of `data`, accumulating as the trials run: spike counts per trial in
-    the whole trial, the delay and WINDOW_MS windows of the delay and of the trial, ISI moments
-    in the delay and the trial, E/I current sums; whole trials of the first N_KEPT only.
-    Returns (the recording, analysis.activity_statistics). `shown` holds the first trials:
-    their `delay` mask (the task's) or, if the task gives none, the steps between the last cue
-    spike and the recall (analysis.delay_mask)."""
+    the whole trial, the cue period (the steps before the delay), the delay and WINDOW_MS
+    windows of the delay and of the trial, ISI moments in the delay and the trial, E/I current
+    sums; whole trials of the first N_KEPT only. Returns (the recording,
+    analysis.activity_statistics). `shown` holds the first trials: their `delay` mask (the
+    task's) or, if the task gives none, the steps between the last cue spike and the recall
+    (analysis.delay_mask)."""
     dt = trainer.dt
     delay = shown.delay if shown.delay is not None else \
         delay_mask(shown.X, shown.recall, cue_channels(groups))
+    cue = np.arange(delay.size) < (np.flatnonzero(delay)[0] if delay.any() else 0)
     window = max(1, int(round(WINDOW_MS / dt)))
-    bins = {"delay": np.where(delay, 0, -1), "window": window_bins(delay, window),
+    bins = {"delay": np.where(delay, 0, -1), "cue": np.where(cue, 0, -1),
+            "window": window_bins(delay, window),
             "window_trial": window_bins(np.ones_like(delay), window)}
     isi = {"delay": isi_index(delay), "trial": isi_index(np.ones_like(delay))}
     sim = trainer.record(data, keep=N_KEPT, bins=bins, currents=True, isi=isi)
@@ -118,7 +121,8 @@ def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice
     if trainer.net.connectome is not None:
         trial_s = sim["readout"].shape[0] * dt / 1e3
         activity["populations"], figs = population_summary(
-            trainer.net, weights, sim["counts"]["trial"][0], trial_s)
+            trainer.net, weights, sim["counts"]["trial"][0], trial_s,
+            sim["counts"]["cue"][0], trial_labels(data)[0])
         paths += [save_figure(fig, out_dir / name) for fig, name in
                   zip(figs, ("connectivity_populations.png", "rates_populations.png"))]
     return activity, tests, paths

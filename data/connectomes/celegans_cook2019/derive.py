@@ -103,8 +103,9 @@ def main(wheel: str) -> None:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["id", "type", "population", "input", "readout", "transmitter"])
         for n in neurons:
-            w.writerow([n, kinds[n][0] or "E", pop[n], int(pop[n] == "sensory"),
-                        int(pop[n] == "motor"), kinds[n][1]])
+            # readout: every neuron (SOURCE.md, "Populations")
+            w.writerow([n, kinds[n][0] or "E", pop[n], int(pop[n] == "sensory"), 1,
+                        kinds[n][1]])
     kept = dropped = synapses = 0
     with open(here / "edges.csv", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
