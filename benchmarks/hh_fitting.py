@@ -18,7 +18,6 @@ from neuron_fitting_of_hh_model import DEFAULTS
 from utils.fitting import make_objectives, method_names, problem_from_flags, traces_of
 from utils.fitting.metrics import mean_gamma
 from utils.fitting.multistart import lbfgsb_multistart, run_method
-from utils.fitting.optim import of_cell
 
 
 def problem_for(argv: list[str]):
@@ -50,7 +49,7 @@ def lockstep_vs_loop(seed: int) -> dict:
     starts = np.random.default_rng(seed).uniform(size=(8, 4))
     out = {}
     runs = [("lockstep_batched", lambda vg: lbfgsb_multistart(vg, [starts], maxiter=100)[0]),
-            ("sequential_loop", lambda vg: lbfgsb_sequential(of_cell(vg, 0), starts, maxiter=100))]
+            ("sequential_loop", lambda vg: lbfgsb_sequential(vg, starts, maxiter=100))]
     for name, run in runs:
         vg = make_objectives(problem).real.value_and_grad
         t0 = time.perf_counter()
@@ -62,7 +61,7 @@ def lockstep_vs_loop(seed: int) -> dict:
 def spike_target(quick: bool, seed: int) -> dict:
     problem = problem_for(["--target", "spike"])
     obj = make_objectives(problem)
-    loss = of_cell(obj.loss, 0)
+    loss = obj.loss  # a cohort of one: the calls take Z alone
     res, = run_method("gradient", obj, 4, n_starts=10, maxiter=100 if quick else 200,
                      seed=seed, budget=1, popsize=1)
     rng = np.random.default_rng(seed + 1)

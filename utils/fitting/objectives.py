@@ -31,7 +31,7 @@ from utils.fitting.optim import GAIN_RTOL, SPIKING_GAIN_RTOL, Objectives, Stage
 from utils.fitting.starts import LONG_MIN_ROWS, MIN_ROWS
 from utils.fitting.problem import Problem
 
-__all__ = ["Rows", "cohort_key", "make_objectives", "anchor_of", "rows_mesh",
+__all__ = ["Rows", "cohort_key", "make_objectives", "rows_mesh",
            "forced_spike_steps", "threshold_residuals", "real_residuals", "forced_residuals",
            "sum_of_squares", "value_and_grad", "gauss_newton"]
 
@@ -300,11 +300,6 @@ def _stage(name: str, residuals: RowResiduals, rows: Rows, data: Data, mesh: Mes
                  surrogate=score is not None, **settings)
 
 
-def anchor_of(problem: Problem) -> np.ndarray | None:
-    """The unit coordinates a cell's data suggest as starts (Box.anchor_of), or None."""
-    return problem.box.anchor_of(problem.free, problem.anchor)
-
-
 def make_objectives(problems: Problem | Sequence[Problem],
                     devices: int | None = 1) -> Objectives:
     """The objectives of the cells fitted together: problems with equal `cohort_key` (one
@@ -335,5 +330,6 @@ def make_objectives(problems: Problem | Sequence[Problem],
                 mesh, settings, real)
          for f in _presearch_factors(first)]
         + [_stage("real", real, rows, data, mesh, settings)])
+    anchors = tuple(p.box.anchor_of(p.free, p.anchor) for p in problems)  # NaN: no estimate
     return Objectives(loss=_numpy_in_out(sum_of_squares(real, rows), data, mesh), stages=stages,
-                      anchors=tuple(anchor_of(p) for p in problems), screen=screen)
+                      anchors=anchors, screen=screen)

@@ -62,8 +62,8 @@ def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
     """Record every trial of `data`, accumulating as the trials run: spike counts per trial in
     the whole trial, the cue period (the steps before the delay), the delay and WINDOW_MS
     windows of the delay and of the trial, ISI moments in the delay and the trial, E/I current
-    sums; whole trials of the first N_KEPT only. Returns (the recording,
-    analysis.activity_statistics). `shown` holds the first trials: their `delay` mask (the
+    sums; whole trials of the first N_KEPT only. Returns (the recording, with the trials'
+    "labels", and analysis.activity_statistics). `shown` holds the first trials: their `delay` mask (the
     task's) or, if the task gives none, the steps between the last cue spike and the recall
     (analysis.delay_mask)."""
     dt = trainer.dt
@@ -76,8 +76,9 @@ def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
             "window_trial": window_bins(np.ones_like(delay), window)}
     isi = {"delay": isi_index(delay), "trial": isi_index(np.ones_like(delay))}
     sim = trainer.record(data, keep=N_KEPT, bins=bins, currents=True, isi=isi)
-    labels, stimuli = trial_labels(data)
-    stats = activity_statistics(sim, labels, delay, trainer.net.n_exc, dt, WINDOW_MS, stimuli)
+    sim["labels"], stimuli = trial_labels(data)
+    stats = activity_statistics(sim, sim["labels"], delay, trainer.net.n_exc, dt, WINDOW_MS,
+                                stimuli)
     return sim, stats
 
 
@@ -122,7 +123,7 @@ def save_network_figures(trainer: Trainer, data: Trials, groups: Dict[str, slice
         trial_s = sim["readout"].shape[0] * dt / 1e3
         activity["populations"], figs = population_summary(
             trainer.net, weights, sim["counts"]["trial"][0], trial_s,
-            sim["counts"]["cue"][0], trial_labels(data)[0])
+            sim["counts"]["cue"][0], sim["labels"])
         paths += [save_figure(fig, out_dir / name) for fig, name in
                   zip(figs, ("connectivity_populations.png", "rates_populations.png"))]
     return activity, tests, paths
