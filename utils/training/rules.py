@@ -35,7 +35,8 @@ from utils.training import trace_kernels
 from utils.training.config import RULES
 from utils.training.task import ce_per_step, recall_loss, recall_sum
 
-__all__ = ["LearningRule", "target_per_step", "rate_term", "BPTT", "OnlineRule", "DRTRL", "ESDRTRL", "RULES", "online_rules",
+__all__ = ["LearningRule", "target_hz", "target_per_step", "rate_term", "BPTT", "OnlineRule",
+           "DRTRL", "ESDRTRL", "RULES", "online_rules",
            "loss_segments"]
 
 
@@ -60,12 +61,15 @@ class LearningRule(abc.ABC):
         """The jitted whole-trial gradient, weights unchanged."""
 
 
-def target_per_step(config: Any, net: Any) -> np.ndarray:
-    """(n_rec,) the target rate of --rate_reg of each cell (its population's), in spikes per
-    step."""
+def target_hz(config: Any, n_exc: int) -> np.ndarray:
+    """(n_rec,) the target rate (Hz) of --rate_reg of each cell: its population's."""
     targets = config.population_targets()
-    hz = np.where(np.arange(config.net.n_rec) < net.n_exc, targets["E"], targets["I"])
-    return (hz * config.net.dt / 1e3).astype(np.float32)
+    return np.where(np.arange(config.net.n_rec) < n_exc, targets["E"], targets["I"])
+
+
+def target_per_step(config: Any, net: Any) -> np.ndarray:
+    """(n_rec,) the target rate of --rate_reg of each cell, in spikes per step."""
+    return (target_hz(config, net.n_exc) * config.net.dt / 1e3).astype(np.float32)
 
 
 def rate_term(rate: Any, target: Any) -> Any:

@@ -26,6 +26,7 @@ from utils.training.figures import (plot_activity, plot_activity_stats, plot_con
                                     plot_training_curve, plot_weight_distributions)
 from utils.training.populations import population_summary
 from utils.training.recording import isi_index
+from utils.training.rules import target_hz
 from utils.training.task import SeededTrials, trial_seed
 from utils.training.trainer import TrainConfig, Trainer, Trials, make_trainer
 
@@ -84,9 +85,8 @@ def record_statistics(trainer: Trainer, data: Trials, groups: Dict[str, slice],
 
 def rate_term_hz(config: TrainConfig, n_exc: int, rate_hz: np.ndarray) -> float:
     """The --rate_reg term mean_i ((rate_i - target_i) / target_i)^2 of measured per-cell
-    rates (Hz) against the population targets of `config` (rules.rate_term)."""
-    t = config.population_targets()
-    target = np.where(np.arange(rate_hz.size) < n_exc, t["E"], t["I"])
+    rates (Hz) against the population targets of `config` (rules.rate_term, in NumPy)."""
+    target = target_hz(config, n_exc)
     return float(np.mean(((rate_hz - target) / target) ** 2))
 
 
