@@ -132,7 +132,8 @@ def test_a_silent_model_pays_the_spike_weight(tmp_path):
         spiking_recordings(tmp_path), "--fit", "g_na", "--spike_weight", "300"))
     data = {k: np.asarray(v) for k, v in objectives._cell_data(problem).items()}
     with jax.enable_x64(True):
-        r = np.asarray(objectives.real_residuals(problem)(np.zeros(1), data))  # g_na 0.01 uS
+        residuals = objectives.real_residuals(problem)
+        r = np.asarray(residuals(np.zeros((1, 1)), data))[0]  # g_na 0.01 uS
     spikes = r[problem.current.size:]
     assert np.sum(spikes ** 2) == pytest.approx(300.0, rel=1e-3)
 

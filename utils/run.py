@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import errno
+import importlib
 import io
 import json
 import math
@@ -250,6 +251,19 @@ def cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None 
               file=sys.stderr)
         return 1
     return 0
+
+
+def import_in_background(*modules: str) -> None:
+    """Import `modules` in one daemon thread, so that slow imports overlap work that waits
+    outside Python (a fit's compiled simulations); whoever imports one later finds it imported
+    or waits for its import to end. A failed import is left for that later import to report."""
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                return
+    threading.Thread(target=load, daemon=True).start()
 
 
 def exit_now(status: int) -> NoReturn:

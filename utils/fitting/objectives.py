@@ -37,7 +37,7 @@ __all__ = ["Rows", "cohort_key", "make_objectives", "rows_mesh",
 
 CAP_WIDTH_MV = 1.0  # width of the soft cap of `capped`
 Data = dict  # name -> one cell's array, or the cohort's arrays stacked [C, ...]
-RowResiduals = Callable[[jax.Array, Data], jax.Array]  # z [D], one cell's data -> [M]
+CellResiduals = Callable[[jax.Array, Data], jax.Array]  # Z [P, D], one cell's data -> [P, M]
 Residuals = Callable[[jax.Array, jax.Array, Data], jax.Array]  # Z [B, D], cells [B] -> [B]
 
 
@@ -132,8 +132,9 @@ def _flat(x):
     return x.reshape(x.shape[0], -1)
 
 
-def real_residuals(problem: Problem) -> RowResiduals:
-    """Residuals of the real loss at one point z [D] for one cell: their sum of squares is the
+def real_residuals(problem: Problem) -> CellResiduals:
+    """Residuals [P, M] of the real loss at points Z [P, D] for one cell: each row's sum of
+    squares is the
     voltage MSE over every sample (potential target), the squared van Rossum distance (spike
     target, utils.fitting.metrics.van_rossum_loss), or, for a potential target with
     `spike_weight` > 0, the MSE of the capped voltages over the samples outside the recorded
@@ -144,14 +145,14 @@ def real_residuals(problem: Problem) -> RowResiduals:
     spike_scale = np.sqrt(problem.dt / (problem.spike_tau * n_traces))
 
     def residuals(z, cell):
-        v, s = problem.model.simulate(_params_of(problem, z[None]), cell["current"], problem.dt)
+        v, s = problem.model.simulate(_params_of(problem, z), cell["current"], problem.dt)
         if problem.target == "potential" and not problem.spike_weight:
-            return (v[0] - cell["v_target"]).ravel() / np.sqrt(n_traces * n_steps)
-        spikes = (alpha_filter(s[0], problem.dt, problem.spike_tau) - cell["filtered"]).ravel()
+            return _flat(v - cell["v_target"]) / np.sqrt(n_traces * n_steps)
+        spikes = _flat(alpha_filter(s, problem.dt, problem.spike_tau) - cell["filtered"])
         if problem.target == "spike":
             return spikes * spike_scale
-        sub = (capped(v[0], cell["v_cap"], jnp) - cell["v_sub"]) * cell["v_weight"]
-        return jnp.concatenate([sub.ravel(), spikes * cell["spike_scale"]])
+        sub = (capped(v, cell["v_cap"], jnp) - cell["v_sub"]) * cell["v_weight"]
+        return jnp.concatenate([_flat(sub), spikes * cell["spike_scale"]], axis=-1)
     return residuals
 
 
@@ -166,45 +167,48 @@ def threshold_residuals(x_start, x_end, forced, n_spikes):
     return jnp.concatenate([_flat(p) for p in parts], axis=-1) / jnp.sqrt(n_spikes)
 
 
-def forced_residuals(problem: Problem, factor: int) -> RowResiduals:
-    """Presearch residuals (spikes forced at the target's) on a grid `factor` times coarser
-    than dt, at one point z [D] for one cell: the threshold penalty, plus the voltage error
-    for a potential target."""
+def forced_residuals(problem: Problem, factor: int) -> CellResiduals:
+    """Presearch residuals [P, M] (spikes forced at the target's) on a grid `factor` times
+    coarser than dt, at points Z [P, D] for one cell: the threshold penalty, plus the voltage
+    error for a potential target."""
     dt_c = problem.dt * factor
 
     def residuals(z, cell):
         forced = cell[f"forced_{factor}"]
         v, x_start, x_end = problem.model.simulate_forced(
-            _params_of(problem, z[None]), cell[f"current_{factor}"], dt_c, forced)
-        r = threshold_residuals(x_start, x_end, forced, cell[f"n_spikes_{factor}"])[0]
+            _params_of(problem, z), cell[f"current_{factor}"], dt_c, forced)
+        r = threshold_residuals(x_start, x_end, forced, cell[f"n_spikes_{factor}"])
         if problem.target == "potential":
-            v_target = cell[f"v_target_{factor}"]
-            r = jnp.concatenate([r, ((v[0] - v_target) * cell[f"v_weight_{factor}"]).ravel()])
+            v_error = (v - cell[f"v_target_{factor}"]) * cell[f"v_weight_{factor}"]
+            r = jnp.concatenate([r, _flat(v_error)], axis=-1)
         return r
     return residuals
 
 
 class Rows:
     """How the rows of a batch (Z [B, D], the cell of each row [B]) read the cohort's data
-    (stacked [C, ...]): each its own cell's, or with `shared` (a cohort of one) all the same
-    arrays, so that nothing is gathered."""
+    (stacked [C, ...]): with `shared` (a cohort of one) the whole batch is one simulation of B
+    parameter sets on the same arrays; otherwise each row reads its own cell's arrays."""
 
     def __init__(self, shared: bool):
         self.shared = shared
 
     def map(self, fn, z: jax.Array, cells: jax.Array, data: Data):
-        """fn(z [D], one cell's data) over the rows."""
+        """fn(Z [P, D], one cell's data) -> outputs [P, ...], over the rows of the batch."""
         if self.shared:
-            return jax.vmap(fn, in_axes=(0, None))(z, jax.tree.map(lambda a: a[0], data))
-        return jax.vmap(fn)(z, jax.tree.map(lambda a: a[cells], data))
+            return fn(z, jax.tree.map(lambda a: a[0], data))
+
+        def row(x, cell):
+            return jax.tree.map(lambda out: out[0], fn(x[None], cell))
+        return jax.vmap(row)(z, jax.tree.map(lambda a: a[cells], data))
 
 
 # --------------------------------------------------------------------------- batched calls
 
-def sum_of_squares(residuals: RowResiduals, rows: Rows) -> Residuals:
+def sum_of_squares(residuals: CellResiduals, rows: Rows) -> Residuals:
     """(Z [B, D], cells [B], data) -> loss [B]."""
-    return lambda z, cells, data: rows.map(lambda x, cell: jnp.sum(residuals(x, cell) ** 2),
-                                           z, cells, data)
+    return lambda z, cells, data: rows.map(
+        lambda x, cell: jnp.sum(residuals(x, cell) ** 2, axis=-1), z, cells, data)
 
 
 def rows_mesh(devices: int | None) -> Mesh | None:
@@ -252,47 +256,55 @@ SCREEN_FACTOR = 32  # with a spike-train term: candidates drawn per start kept
 FORWARD_MODE_MAX_DIM = 6  # gradients by forward mode up to this many free parameters
 
 
-def _forward_jacobian(residuals: RowResiduals, z: jax.Array,
+def _forward_jacobian(residuals: CellResiduals, z: jax.Array,
                       cell: Data) -> tuple[jax.Array, jax.Array]:
-    """Residuals r [M] at one point z [D] and their Jacobian J [D, M], by forward mode: the
-    simulation runs once, its D tangents alongside (mapped over the rows of a batch, this
-    runs 1.1-2x faster than one forward pass over D copies of the batch from 32 rows on:
-    benchmarks/gradient_modes.py)."""
-    def along(t):
-        return jax.jvp(lambda x: residuals(x, cell), (z,), (t,))
-    return jax.vmap(along, out_axes=(None, 0))(jnp.eye(z.shape[0], dtype=z.dtype))
+    """Residuals r [P, M] at points Z [P, D] and each row's Jacobian J [D, P, M], by forward
+    mode: the simulation of the P rows runs once, its D tangents alongside (tangent d moves
+    coordinate d of every row: the rows are independent simulations)."""
+    def along(e):
+        return jax.jvp(lambda x: residuals(x, cell), (z,), (jnp.broadcast_to(e, z.shape),))
+    return jax.vmap(along, out_axes=(None, 0))(jnp.eye(z.shape[1], dtype=z.dtype))
 
 
-def value_and_grad(residuals: RowResiduals, rows: Rows, score: RowResiduals | None = None):
+def _reverse_gradient(residuals: CellResiduals, z: jax.Array,
+                      cell: Data) -> tuple[jax.Array, jax.Array]:
+    """Each row's sum of squares [P] and its gradient [P, D] by reverse mode (one pullback:
+    a row's loss depends on its own point only)."""
+    losses, pullback = jax.vjp(lambda x: jnp.sum(residuals(x, cell) ** 2, axis=-1), z)
+    return losses, pullback(jnp.ones_like(losses))[0]
+
+
+def value_and_grad(residuals: CellResiduals, rows: Rows, score: CellResiduals | None = None):
     """(Z, cells, data) -> (loss [B], gradient [B, D]) of the sum of squares, then the score
     (the sum of squares of `score`'s residuals) if given. Up to FORWARD_MODE_MAX_DIM
     parameters the gradient is 2 J^T r by forward mode: a simulation's reverse pass (a second
     scan over time, reading back every step) costs more than D tangents carried along
     (benchmarks/gradient_modes.py)."""
-    def one(z, cell):
-        if z.shape[0] <= FORWARD_MODE_MAX_DIM:
+    def batch(z, cell):
+        if z.shape[1] <= FORWARD_MODE_MAX_DIM:
             r, jac = _forward_jacobian(residuals, z, cell)
-            out = (jnp.sum(r ** 2), 2.0 * jac @ r)
+            out = (jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dpm,pm->pd", jac, r))
         else:
-            out = jax.value_and_grad(lambda x: jnp.sum(residuals(x, cell) ** 2))(z)
-        return out if score is None else (*out, jnp.sum(score(z, cell) ** 2))
-    return lambda z, cells, data: rows.map(one, z, cells, data)
+            out = _reverse_gradient(residuals, z, cell)
+        return out if score is None else (*out, jnp.sum(score(z, cell) ** 2, axis=-1))
+    return lambda z, cells, data: rows.map(batch, z, cells, data)
 
 
-def gauss_newton(residuals: RowResiduals, rows: Rows, score: RowResiduals | None = None):
+def gauss_newton(residuals: CellResiduals, rows: Rows, score: CellResiduals | None = None):
     """(Z, cells, data) -> (loss [B], gradient [B, D], Gauss-Newton Hessian 2 J^T J
     [B, D, D]), then the score if given."""
-    def one(z, cell):
+    def batch(z, cell):
         r, jac = _forward_jacobian(residuals, z, cell)
-        out = (jnp.sum(r ** 2), 2.0 * jac @ r, 2.0 * jac @ jac.T)
-        return out if score is None else (*out, jnp.sum(score(z, cell) ** 2))
-    return lambda z, cells, data: rows.map(one, z, cells, data)
+        out = (jnp.sum(r ** 2, axis=-1), 2.0 * jnp.einsum("dpm,pm->pd", jac, r),
+               2.0 * jnp.einsum("dpm,epm->pde", jac, jac))
+        return out if score is None else (*out, jnp.sum(score(z, cell) ** 2, axis=-1))
+    return lambda z, cells, data: rows.map(batch, z, cells, data)
 
 
 # --------------------------------------------------------------------------- objectives
 
-def _stage(name: str, residuals: RowResiduals, rows: Rows, data: Data, mesh: Mesh | None,
-           settings: dict, score: RowResiduals | None = None) -> Stage:
+def _stage(name: str, residuals: CellResiduals, rows: Rows, data: Data, mesh: Mesh | None,
+           settings: dict, score: CellResiduals | None = None) -> Stage:
     """A stage; a surrogate one (given the real residuals as `score`) reports the real loss at
     its points."""
     return Stage(name, _numpy_in_out(value_and_grad(residuals, rows, score), data, mesh),

@@ -3,8 +3,10 @@
 table, metrics.json and figures."""
 from __future__ import annotations
 
+import functools
 import math
 import sys
+from functools import partial
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -17,11 +19,12 @@ from utils.fitting.multistart import run_method
 from utils.fitting.objectives import make_objectives, rows_mesh
 from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult
 from utils.fitting.efeatures import compare_features, format_features
-from utils.fitting.plots import plot_all, plot_test_sweeps, preload_pyplot
+from utils.fitting.plots import plot_all, plot_test_sweeps
 from utils.fitting.problem import Problem, make_problem, traces_of
 from utils.fitting.rows import cell_row, write_cells_csv
 from utils.fitting.verdict import held_out_traces, judge, score_sweeps, test_scores
-from utils.run import RunStatus, UserError, make_out_dir, write_config, write_metrics
+from utils.run import (RunStatus, UserError, import_in_background, make_out_dir,
+                       write_config, write_metrics)
 
 __all__ = ["problem_from_flags", "Fits", "score", "fit_all", "method_entry", "format_table",
            "run_problem"]
@@ -277,6 +280,17 @@ def _metrics(problem: Problem, fits: Fits) -> dict:
     return metrics
 
 
+def _imports_after_fit(problem: Problem, config: FitConfig) -> Callable[[], None] | None:
+    """What imports the figures and the features report while the fit's simulations run, once
+    its first batch is back (after the compilation); None with --show (a display backend is
+    set up in the main thread)."""
+    if config.show:
+        return None
+    modules = ["matplotlib.pyplot"] + (["efel"] if problem.v_target is not None
+                                       and problem.truth is None else [])
+    return functools.cache(partial(import_in_background, *modules))  # one thread
+
+
 def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                 cell: str | None = None) -> dict:
     """`run` on a problem built already; `cell`: the identifier of the one recorded cell it
@@ -289,9 +303,7 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                         budget=config.budget, popsize=config.popsize, maxiter=config.maxiter,
                         seed=config.seed, repeats=config.repeats, n_refine=config.n_refine,
                         confirm=config.confirm, devices=config.devices,
-                        # pyplot's import then overlaps the simulations, not the compilation
-                        # (a display backend is set up in the main thread: not with --show)
-                        first_batch=None if config.show else preload_pyplot)
+                        first_batch=_imports_after_fit(problem, config))
         metrics = _metrics(problem, fits)
         method = best_method(fits)
         test = (held_out_traces(problem, fits.metrics[method]["params"])

@@ -2,8 +2,6 @@
 what the run computed (the traces simulated when scoring each fit); nothing is simulated here."""
 from __future__ import annotations
 
-import functools
-import threading
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -24,13 +22,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-@functools.cache  # one thread is enough
-def preload_pyplot() -> None:
-    """Import pyplot in a background thread while a fit runs (a fit waits on its simulations
-    most of the time); drawing afterwards finds it imported, or waits for the import to end."""
-    threading.Thread(target=_pyplot, daemon=True).start()
 
 
 def plot_traces(problem: Problem, traces: Traces, path: Path, show: bool = False) -> Path:
