@@ -5,6 +5,10 @@ spikes are resets (GIF) has each spike marked in its voltage for eFEL to find, a
 waveform features (AP amplitude and width)."""
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import types
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +26,28 @@ FEATURES = {"spike_count_stimint": "spike count", "AP_amplitude": "AP amplitude 
 WAVEFORM = ("AP_amplitude", "spike_half_width")  # what a reset model's voltage cannot show
 MARGIN_MS = 100.0  # of the trace kept before and after the step
 SPIKE_MARK_MV = 20.0  # a reset model's spike, as one sample eFEL's -20 mV detector crosses
+
+
+class _Deferred(types.ModuleType):
+    """Stands in sys.modules for a module not imported yet: `import name` binds it, and the
+    first attribute read imports the real module (which then replaces it) and reads there."""
+
+    def __getattr__(self, attr: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _defer_import(name: str) -> None:
+    """Make `import name` cost nothing until the module is used (unless imported already or
+    absent)."""
+    if name not in sys.modules and importlib.util.find_spec(name) is not None:
+        sys.modules[name] = _Deferred(name)
+
+
+# eFEL imports its file reader's dependency neo (0.3 s), which features of arrays never use
+# (docs/NOTES.md S12)
+_defer_import("neo")
 
 
 def _step(current: np.ndarray) -> tuple[int, int] | None:

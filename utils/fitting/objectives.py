@@ -222,7 +222,7 @@ def _shard_rows(x: np.ndarray, mesh: Mesh | None) -> jax.Array:
     """Rows of x [B, ...] on the devices of `mesh`, split among them (padded with copies of
     the last row to a multiple of the device count); on the default device without a mesh."""
     if mesh is None:
-        return jnp.asarray(x)
+        return jax.device_put(x)  # a copy, not a compiled conversion as jnp.asarray's
     pad = (-len(x)) % mesh.size
     if pad:
         x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
@@ -236,8 +236,8 @@ def _numpy_in_out(fn, data: Data, mesh: Mesh | None = None):
     `cells` every row is the first cell's (a cohort of one)."""
     jitted = jax.jit(fn)
     with jax.enable_x64(True):
-        placed = jax.tree.map(jnp.asarray, data) if mesh is None else jax.device_put(
-            data, NamedSharding(mesh, PartitionSpec()))
+        placed = jax.device_put(data, None if mesh is None
+                                else NamedSharding(mesh, PartitionSpec()))
 
     def call(z: np.ndarray, cells: np.ndarray | None = None):
         with jax.enable_x64(True):

@@ -91,7 +91,8 @@ def plot_loss_vs_time(histories: Mapping[str, list], path: Path, show: bool = Fa
     ax.set_xlabel("wall time (s, compilation included)")
     ax.set_ylabel("best loss")
     ax.legend()
-    return save_figure(fig, path, show)
+    _fixed_margins(fig, top=0.2)
+    return save_figure(fig, path, show, tight=False)
 
 
 def plot_repeats(results: Mapping[str, dict], path: Path, show: bool = False) -> Path:

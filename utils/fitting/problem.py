@@ -355,4 +355,4 @@ def simulate_cell(model: NeuronModel, params: Mapping[str, float], current: np.n
     with jax.enable_x64(True):
         p = {k: np.full((1,), params[k]) for k in model.param_names}
         v, s = jax.jit(model.simulate, static_argnums=2)(p, current, dt)
-        return np.asarray(v[0]), np.asarray(s[0])
+        return np.asarray(v)[0], np.asarray(s)[0]  # indexing on the device compiles a call
