@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import errno
-import importlib
 import io
 import json
 import math
@@ -253,17 +252,18 @@ def cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None 
     return 0
 
 
-def import_in_background(*modules: str) -> None:
-    """Import `modules` in one daemon thread, so that slow imports overlap work that waits
-    outside Python (a fit's compiled simulations); whoever imports one later finds it imported
-    or waits for its import to end. A failed import is left for that later import to report."""
-    def load() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                return
-    threading.Thread(target=load, daemon=True).start()
+def in_background(*steps: Callable[[], Any]) -> None:
+    """Run `steps` in order in one daemon thread: work the run needs later (slow imports,
+    compilations) overlapping work that waits outside Python (a fit's compiled simulations).
+    A step that fails ends the thread quietly: the run meets the same failure where it does
+    that work itself."""
+    def run() -> None:
+        try:
+            for step in steps:
+                step()
+        except Exception:
+            return
+    threading.Thread(target=run, daemon=True).start()
 
 
 def exit_now(status: int) -> NoReturn:

@@ -4,6 +4,7 @@ table, metrics.json and figures."""
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import sys
 from functools import partial
@@ -20,11 +21,11 @@ from utils.fitting.objectives import make_objectives, rows_mesh
 from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult
 from utils.fitting.efeatures import compare_features, format_features
 from utils.fitting.plots import plot_all, plot_test_sweeps
-from utils.fitting.problem import Problem, make_problem, traces_of
+from utils.fitting.problem import Problem, compile_simulations, make_problem, traces_of
 from utils.fitting.rows import cell_row, write_cells_csv
 from utils.fitting.verdict import held_out_traces, judge, score_sweeps, test_scores
-from utils.run import (RunStatus, UserError, import_in_background, make_out_dir,
-                       write_config, write_metrics)
+from utils.run import (RunStatus, UserError, in_background, make_out_dir, write_config,
+                       write_metrics)
 
 __all__ = ["problem_from_flags", "Fits", "score", "fit_all", "method_entry", "format_table",
            "run_problem"]
@@ -280,15 +281,18 @@ def _metrics(problem: Problem, fits: Fits) -> dict:
     return metrics
 
 
-def _imports_after_fit(problem: Problem, config: FitConfig) -> Callable[[], None] | None:
-    """What imports the figures and the features report while the fit's simulations run, once
-    its first batch is back (after the compilation); None with --show (a display backend is
-    set up in the main thread)."""
+def _prepare_after_fit(problem: Problem, config: FitConfig) -> Callable[[], None] | None:
+    """What readies the scoring, the features report and the figures while the fit's
+    simulations run, once its first batch is back (after the compilation): pyplot and eFEL
+    imported, the one-cell simulations compiled; None with --show (a display backend is set
+    up in the main thread)."""
     if config.show:
         return None
-    modules = ["matplotlib.pyplot"] + (["efel"] if problem.v_target is not None
-                                       and problem.truth is None else [])
-    return functools.cache(partial(import_in_background, *modules))  # one thread
+    steps = [partial(importlib.import_module, "matplotlib.pyplot"),
+             partial(compile_simulations, problem)]
+    if problem.v_target is not None and problem.truth is None:  # the features report
+        steps.insert(1, partial(importlib.import_module, "efel"))
+    return functools.cache(partial(in_background, *steps))  # one thread
 
 
 def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
@@ -303,7 +307,7 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
                         budget=config.budget, popsize=config.popsize, maxiter=config.maxiter,
                         seed=config.seed, repeats=config.repeats, n_refine=config.n_refine,
                         confirm=config.confirm, devices=config.devices,
-                        first_batch=_imports_after_fit(problem, config))
+                        first_batch=_prepare_after_fit(problem, config))
         metrics = _metrics(problem, fits)
         method = best_method(fits)
         test = (held_out_traces(problem, fits.metrics[method]["params"])

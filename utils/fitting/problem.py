@@ -3,9 +3,10 @@ search box, inputs, target (synthetic or recorded), free and fixed parameters; a
 simulation of one parameter set."""
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import jax
 import numpy as np
@@ -20,7 +21,8 @@ from utils.fitting.recorded import (HeldOut, anchor, gamma_window, held_out_rows
 from utils.run import UserError
 
 __all__ = ["Box", "Problem", "parse_assignments", "parse_bounds", "make_problem",
-           "check_flags", "cell_problem", "synthetic_target", "traces_of", "simulate_cell"]
+           "check_flags", "cell_problem", "synthetic_target", "traces_of", "simulate_cell",
+           "compile_simulations"]
 
 
 @dataclass(frozen=True)
@@ -347,12 +349,29 @@ def traces_of(problem: Problem, params: Mapping[str, float]) -> tuple[np.ndarray
     return v, problem.model.spikes_of(v, s, problem.dt)
 
 
+@functools.cache
+def _compiled(simulate: Callable) -> Callable:
+    """A model's simulation compiled (dt static), one per model, so that compiling it ahead
+    (compile_simulations) serves the later calls."""
+    return jax.jit(simulate, static_argnums=2)
+
+
 def simulate_cell(model: NeuronModel, params: Mapping[str, float], current: np.ndarray,
-                 dt: float) -> tuple[np.ndarray, np.ndarray]:
+                  dt: float) -> tuple[np.ndarray, np.ndarray]:
     """Voltage and spike signal [N, T] of one full parameter set (one cell, where
     `model.simulate` runs a population), in float64, as one compiled call (faster than op by
     op)."""
     with jax.enable_x64(True):
         p = {k: np.full((1,), params[k]) for k in model.param_names}
-        v, s = jax.jit(model.simulate, static_argnums=2)(p, current, dt)
+        v, s = _compiled(model.simulate)(p, current, dt)
         return np.asarray(v)[0], np.asarray(s)[0]  # indexing on the device compiles a call
+
+
+def compile_simulations(problem: Problem) -> None:
+    """Compile the one-cell simulations that score a fit of `problem` (its fitted sweeps and
+    its held-out ones), without running them."""
+    with jax.enable_x64(True):
+        p = {k: np.zeros(1) for k in problem.model.param_names}
+        held_out = [] if problem.test is None else [problem.test.current]
+        for current in [problem.current, *held_out]:
+            _compiled(problem.model.simulate).lower(p, current, problem.dt).compile()
