@@ -2,6 +2,8 @@
 passive properties, threshold), starts placed by it, the spike-aware objective and its
 gradient, held-out sweeps, and a failed fit that says so."""
 import json
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -11,6 +13,7 @@ import neuron_fitting_of_hh_model as hh
 from models import NEURON_MODELS
 from models.hh import HH_DEFAULTS, hh_starts_from
 from tests.fitting_helpers import write_csv
+from tests.process_helpers import ROOT
 from utils.fitting.features import (baseline_noise, estimate_cell, recorded_spike_times,
                                     subthreshold_mask)
 from utils.fitting.efeatures import compare_features
@@ -200,3 +203,10 @@ def test_bad_test_sweeps_are_refused_in_one_line(tmp_path, capsys, args, message
 def test_test_sweeps_need_recordings(tmp_path, capsys):
     assert cli(hh.main, ["--test_sweeps", "1", "--out_dir", str(tmp_path / "o")]) != 0
     assert "--test_sweeps holds out sweeps of recordings" in capsys.readouterr().err
+
+
+def test_efel_imports_without_its_file_reader_until_used():
+    code = ("import sys, utils.fitting.efeatures, efel\n"
+            "assert 'neo.core' not in sys.modules\n"
+            "assert callable(efel.io.neo.io.get_io) and 'neo.core' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

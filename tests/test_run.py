@@ -4,11 +4,13 @@ import os
 import stat
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 from utils.run import (RunStatus, UserError, atomic_write_json, cli, compilation_cache_dir,
-                       make_out_dir)
+                       in_background, make_out_dir)
 
 
 def test_existing_run_folder_is_refused_unless_reused(tmp_path):
@@ -88,3 +90,18 @@ def test_compilation_cache_defaults_to_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compilation_cache_dir() == tmp_path / "brain-modeling-jax"
+
+
+def test_background_steps_run_in_order_and_a_failure_ends_them_quietly(capfd):
+    done, failed = [], threading.Event()
+
+    def fail():
+        done.append("fail")
+        failed.set()
+        raise ValueError("a warm-up that fails")
+
+    in_background(lambda: done.append("first"), fail, lambda: done.append("never"))
+    assert failed.wait(10)
+    time.sleep(0.3)  # time for the thread to go on, were it to
+    assert done == ["first", "fail"]
+    assert "a warm-up that fails" not in capfd.readouterr().err
