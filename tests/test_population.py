@@ -15,7 +15,7 @@ from models import NEURON_MODELS
 from tests.fitting_helpers import CUR, VOLT, delete, python_sigint, shorten, unpair, write_abf1
 from tests.process_helpers import ROOT, free_port, process_env
 from utils.fitting import population
-from utils.fitting.rows import FIT_STATES, cell_row
+from utils.fitting.rows import FIT_STATES, TEST_COLUMNS, cell_row
 from utils.fitting.problem import simulate_cell
 from utils.run import UserError, cli
 
@@ -76,7 +76,8 @@ def test_a_bad_cell_is_a_row_with_its_reason_and_the_others_are_fitted(three_cel
     assert [fitted(r["status"]) for r in rows] == ["fit", "skipped", "fit"]
     assert "sample 51 is nan" in rows[1]["reason"] and rows[1]["gl"] == ""
     assert list(rows[0]) == ["cell", "method", "gl", "g_na", "g_kd", "vth", "loss", "rmse_mV",
-                             "gamma", "n_evals", "wall_s", "status", "reason"]
+                             "gamma", "n_evals", "wall_s", "status", "reason", *TEST_COLUMNS]
+    assert all(rows[0][c] == "" for c in TEST_COLUMNS)  # --test_sweeps none
     for r in (rows[0], rows[2]):
         assert r["method"] == "gradient" and np.isfinite(float(r["loss"]))
         assert float(r["rmse_mV"]) == pytest.approx(np.sqrt(float(r["loss"])), rel=1e-6)

@@ -1,6 +1,7 @@
 """Fitting recorded cells: what is read from a recording before the fit (spikes, noise,
 passive properties, threshold), starts placed by it, the spike-aware objective and its
 gradient, held-out sweeps, and a failed fit that says so."""
+import csv
 import json
 import subprocess
 import sys
@@ -14,14 +15,17 @@ from models import NEURON_MODELS
 from models.hh import HH_DEFAULTS, hh_starts_from
 from tests.fitting_helpers import write_csv
 from tests.process_helpers import ROOT
-from utils.fitting.features import (baseline_noise, estimate_cell, recorded_spike_times,
-                                    subthreshold_mask)
+from utils.fitting.features import (baseline_noise, depolarizing_epochs, estimate_cell,
+                                    recorded_spike_times, stimulus_kind, subthreshold_mask)
 from utils.fitting.efeatures import compare_features
 from utils.fitting.starts import ANCHOR_SPREAD, draw_starts
 from utils.fitting import objectives
 from utils.fitting.objectives import make_objectives
 from utils.fitting.pipeline import problem_from_flags
 from utils.fitting.problem import simulate_cell
+from utils.fitting.recorded import gamma_window
+from utils.fitting.rows import TEST_COLUMNS, cell_row, format_test, write_cells_csv
+from utils.fitting.verdict import judge, score_sweeps
 from utils.run import cli
 
 DT = 0.05
@@ -113,7 +117,8 @@ def recorded_flags(paths, *extra):
 def test_recordings_with_spikes_get_the_spike_aware_loss_whose_gradient_is_exact(tmp_path):
     flags = recorded_flags(spiking_recordings(tmp_path), "--fit", "gl,g_na,vth")
     problem = problem_from_flags(hh.DEFAULTS, flags)
-    assert problem.spike_weight == 2e4 and problem.gamma_window == 4.0
+    # 2 spikes in the 30 ms depolarizing step: a quarter interval 3.75 ms, below 4 ms
+    assert problem.spike_weight == 2e4 and problem.gamma_window == pytest.approx(3.75)
     assert problem.anchor is not None and set(problem.anchor) == {"gl", "vth"}
     plain = problem_from_flags(hh.DEFAULTS, flags + ["--spike_weight", "0"])
     assert plain.spike_weight == 0.0
@@ -150,8 +155,14 @@ def test_held_out_sweeps_are_scored_and_drawn(tmp_path):
     entry = metrics["methods"]["gradient"]
     (test,) = entry["test"]["sweeps"]
     assert test["sweep"] == 2 and test["spikes_cell"] > 0
-    assert set(test) == {"sweep", "spikes_cell", "spikes_model", "latency_cell_ms",
+    assert set(test) == {"sweep", "stimulus", "spikes_cell_evoked", "spikes_model_evoked",
+                         "gamma_evoked", "spikes_cell", "spikes_model", "latency_cell_ms",
                          "latency_model_ms", "gamma", "subthreshold_rmse_mV"}
+    assert test["stimulus"] == "depolarizing"
+    assert 0 < test["spikes_cell_evoked"] <= test["spikes_cell"]
+    assert entry["test"]["evoked_sweeps"] == 1
+    assert entry["test"]["median_gamma_evoked"] == test["gamma_evoked"]
+    assert entry["test"]["median_gamma"] == test["gamma"]
     assert entry["fitted_sweeps"]["spikes_cell"] > 0 and entry["status"] in ("fitted", "poor")
     on_disk = json.loads((out / "metrics.json").read_text())
     assert [r["sweep"] for r in on_disk["features"]["fitted_sweeps"]] == [0, 1]
@@ -210,3 +221,94 @@ def test_efel_imports_without_its_file_reader_until_used():
             "assert 'neo.core' not in sys.modules\n"
             "assert callable(efel.io.neo.io.get_io) and 'neo.core' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_sweeps_are_told_apart_by_what_their_stimulus_does_from_the_holding_current():
+    i = np.zeros(100)
+    i[10:30] = -0.1            # every sweep of the protocol: a hyperpolarizing step ...
+    assert stimulus_kind(i) == "hyperpolarizing" and depolarizing_epochs(i) == []
+    i[50:80] = 0.05            # ... and a depolarizing one on most
+    assert stimulus_kind(i) == "depolarizing" and depolarizing_epochs(i) == [(50, 80)]
+    i[80:90] = 0.2             # a second level above holding: both count
+    assert depolarizing_epochs(i) == [(50, 80), (80, 90)]
+    assert stimulus_kind(np.full(100, 0.3)) == "constant"
+    held = np.full(100, 0.1)   # holding current 0.1 nA: stepping to 0 hyperpolarizes
+    held[40:60] = 0.0
+    assert stimulus_kind(held) == "hyperpolarizing"
+
+
+def two_kinds_of_sweeps():
+    """Three 1000 ms sweeps (dt 1 ms): two with a 300 ms depolarizing step (200-500 ms)
+    where the model's spikes are the cell's, the cell also firing spontaneously outside it;
+    one with only a hyperpolarizing step, after which the cell rebounds and the model is
+    silent."""
+    current = np.zeros((3, 1000))
+    current[:2, 200:500] = 0.1
+    current[2, 200:500] = -0.1
+    step = np.arange(210.0, 500.0, 30.0)                     # 10 evoked spikes
+    data = [np.r_[50.0, step, 700.0, 900.0], np.r_[step, 600.0], np.array([520.0, 560.0])]
+    model = [step, step, np.array([])]
+    v = np.full((3, 1000), -65.0)
+    return current, v, data, model
+
+
+def test_the_headline_gamma_is_over_the_depolarizing_steps_and_every_sweep_is_kept():
+    current, v, data, model = two_kinds_of_sweeps()
+    score = score_sweeps(current, v, v, data, model, 1.0, 2.0, numbers=[4, 8, 12])
+    rows = score["sweeps"]
+    assert [r["sweep"] for r in rows] == [4, 8, 12]
+    assert [r["stimulus"] for r in rows] == ["depolarizing", "depolarizing", "hyperpolarizing"]
+    assert [r["spikes_cell_evoked"] for r in rows] == [10, 10, None]
+    assert rows[0]["gamma_evoked"] == pytest.approx(1.0) and rows[2]["gamma_evoked"] is None
+    assert rows[0]["gamma"] < 0.5 < rows[1]["gamma"] < 1.0   # the spontaneous spikes count
+    assert rows[2]["gamma"] == pytest.approx(-2.0)          # a silent model where it fires
+    assert score["evoked_sweeps"] == 2
+    assert (score["spikes_cell_evoked"], score["spikes_model_evoked"]) == (20, 20)
+    assert (score["spikes_cell"], score["spikes_model"]) == (26, 20)
+    assert score["median_gamma_evoked"] == pytest.approx(1.0)
+    assert score["median_gamma"] == pytest.approx(rows[0]["gamma"])
+    assert score["median_gamma_other"] == pytest.approx(-2.0)
+    text = format_test(score)
+    assert "held-out sweeps: 3, 2 with a depolarizing step" in text
+    assert "1 sweeps without a depolarizing step: -2" in text
+
+
+def test_the_verdict_compares_held_out_spikes_inside_the_depolarizing_steps():
+    current, v, data, model = two_kinds_of_sweeps()
+    fitted = score_sweeps(current[:1], v[:1], v[:1], data[:1], model[:1], 1.0, 2.0)
+    problem = type("P", (), {"free": [], "estimates": None})()
+    many_rebounds = [data[0], data[1], np.arange(510.0, 990.0, 10.0)]  # 48 outside any step
+    test = score_sweeps(current, v, v, many_rebounds, model, 1.0, 2.0)
+    assert test["spikes_cell"] > 3 * test["spikes_model"]   # off by far more than half ...
+    assert judge(problem, np.zeros(0), fitted, test) == []  # ... but not inside the steps
+    silent = score_sweeps(current, v, v, data, [np.array([])] * 3, 1.0, 2.0)
+    assert judge(problem, np.zeros(0), fitted, silent) == [
+        "spike counts off: model 0, cell 20 (test sweeps, inside their depolarizing steps)"]
+
+
+def test_cells_csv_carries_the_evoked_and_the_all_sweep_scores(tmp_path):
+    current, v, data, model = two_kinds_of_sweeps()
+    test = score_sweeps(current, v, v, data, model, 1.0, 2.0)
+    entry = {"params": {"gl": 0.01}, "loss": 1.0, "rmse_mV": 1.0, "gamma": 0.5, "n_evals": 3,
+             "wall_s": 2.0, "status": "fitted", "reason": None, "test": test}
+    rows = [cell_row("a.abf", ["gl"], {"gradient": entry}, None),
+            cell_row("b.abf", ["gl"], None, 0.1, "unreadable")]
+    write_cells_csv(tmp_path, ["gl"], rows)
+    with open(tmp_path / "cells.csv", newline="") as fh:
+        fitted, skipped = csv.DictReader(fh)
+    assert list(TEST_COLUMNS) == ["test_sweeps", "test_evoked_sweeps", "test_spikes_cell_evoked",
+                                  "test_spikes_model_evoked", "test_median_gamma_evoked",
+                                  "test_spikes_cell_all", "test_spikes_model_all",
+                                  "test_median_gamma_all", "test_subthreshold_r2"]
+    assert [fitted[c] for c in list(TEST_COLUMNS)[:8]] == [
+        "3", "2", "20", "20", "1", "26", "20", format(test["median_gamma"], ".10g")]
+    assert all(skipped[c] == "" for c in TEST_COLUMNS)
+
+
+def test_the_gamma_window_follows_the_rate_inside_the_depolarizing_steps():
+    current, _, data, _ = two_kinds_of_sweeps()
+    config = type("C", (), {"gamma_window": None})()
+    # 10 spikes in the 300 ms step: 1/30 per ms, a quarter interval 7.5 ms, above 4 ms
+    assert gamma_window(config, None, None, data, current, 1.0) == 4.0
+    fast = [np.arange(200.0, 500.0, 5.0)] + data[1:]        # 200 Hz in the step
+    assert gamma_window(config, None, None, fast, current, 1.0) == pytest.approx(1.25)

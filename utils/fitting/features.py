@@ -12,7 +12,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["AP_LEVEL_MV", "THRESHOLD_DVDT", "SPIKE_WINDOW_MS", "CellEstimates",
-           "recorded_spike_times", "subthreshold_mask", "epochs", "estimate_cell",
+           "recorded_spike_times", "subthreshold_mask", "epochs", "STIMULUS_KINDS",
+           "stimulus_kind", "depolarizing_epochs", "spikes_within", "estimate_cell",
            "baseline_noise"]
 
 AP_LEVEL_MV = -20.0       # an action potential crosses this level upwards
@@ -58,6 +59,35 @@ def epochs(current: np.ndarray) -> list[tuple[int, int]]:
     edges = np.flatnonzero(np.abs(np.diff(current)) > CURRENT_TOL_NA) + 1
     bounds = [0, *edges.tolist(), len(current)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+STIMULUS_KINDS = ("depolarizing", "hyperpolarizing", "constant")
+
+
+def depolarizing_epochs(current: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) sample ranges of one trace's epochs whose current lies above its first
+    epoch's (the holding current before the stimulus): its depolarizing steps."""
+    parts = epochs(current)
+    return [(a, b) for a, b in parts[1:] if current[a] > current[0] + CURRENT_TOL_NA]
+
+
+def stimulus_kind(current: np.ndarray) -> str:
+    """What one trace's stimulus does from its holding current (its first epoch):
+    `depolarizing` (a step above it, whatever else the sweep holds), else `hyperpolarizing`
+    (steps below it only), else `constant`."""
+    if depolarizing_epochs(current):
+        return "depolarizing"
+    return "hyperpolarizing" if len(epochs(current)) > 1 else "constant"
+
+
+def spikes_within(times: np.ndarray, spans: Sequence[tuple[int, int]],
+                  dt: float) -> np.ndarray:
+    """The spike times (ms) that fall in any of the [start, stop) sample ranges `spans`."""
+    times = np.asarray(times, dtype=float)
+    inside = np.zeros(times.shape, dtype=bool)
+    for a, b in spans:
+        inside |= (times >= a * dt) & (times < b * dt)
+    return times[inside]
 
 
 def _quiet_baseline(current: np.ndarray, spikes: np.ndarray, dt: float) -> int:

@@ -22,7 +22,7 @@ from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult
 from utils.fitting.efeatures import compare_features, format_features
 from utils.fitting.plots import plot_all, plot_test_sweeps
 from utils.fitting.problem import Problem, compile_simulations, make_problem, traces_of
-from utils.fitting.rows import cell_row, write_cells_csv
+from utils.fitting.rows import cell_row, format_test, write_cells_csv
 from utils.fitting.verdict import held_out_traces, judge, score_sweeps, test_scores
 from utils.run import (RunStatus, UserError, in_background, make_out_dir, write_config,
                        write_metrics)
@@ -323,6 +323,8 @@ def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,
             print(format_table(problem, fits.metrics))
         if report is not None:
             print(_report_text(report))
+        if test is not None:
+            print(format_test(fits.metrics[method]["test"]))
         for line in _warnings(problem, fits):
             print(line, file=sys.stderr)
         if fits.was_interrupted:

@@ -233,19 +233,31 @@ def gather_rows(rows: dict) -> dict:
     return {k: v for part in gather_json(rows) for k, v in part.items()}
 
 
+def _held_out_gammas(row: dict) -> str:
+    """A row's held-out median gammas, evoked / all ('-' where there is none)."""
+    test = row.get("test")
+    if test is None:
+        return "-"
+    return " / ".join("-" if g is None else format(g, ".3g")
+                      for g in (test["median_gamma_evoked"], test["median_gamma"]))
+
+
 def format_cells_table(free: Sequence[str], rows: Sequence[dict], units: dict) -> str:
     """The printed table: one line per cell, its identifier in full (two cells of files of
-    the same name in two folders differ only in their path's start)."""
+    the same name in two folders differ only in their path's start), the median gamma of
+    its held-out sweeps inside their depolarizing steps and over every sweep last."""
     labels = [f"{n} ({units[n]})" for n in free]
     width = max([24] + [len(r["cell"]) + 1 for r in rows])
     head = (f"{'cell':<{width}}{'status':<9}{'loss':>11}{'RMSE mV':>9}{'gamma':>8}"
-            f"{'wall s':>10}" + "".join(f"{label:>14}" for label in labels))
+            f"{'wall s':>10}" + "".join(f"{label:>14}" for label in labels)
+            + f"{'held-out gamma evoked / all':>29}")
     lines = [head, "-" * len(head)]
     for r in rows:
         nums = [(r["loss"], ".4g", 11), (r["rmse_mV"], ".3g", 9), (r["gamma"], ".3g", 8),
                 (r["wall_s"], ".3g", 10)] + [(r["params"][n], ".5g", 14) for n in free]
         lines.append(f"{r['cell']:<{width}}{r['status']:<9}" + "".join(
-            ("-" if v is None else format(v, spec)).rjust(w) for v, spec, w in nums))
+            ("-" if v is None else format(v, spec)).rjust(w) for v, spec, w in nums)
+            + _held_out_gammas(r).rjust(29))
         if r["reason"]:
             lines.append(f"{'':<{width}}{r['reason']}")
     return "\n".join(lines)

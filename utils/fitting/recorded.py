@@ -9,7 +9,8 @@ import numpy as np
 
 from models.spec import NeuronModel
 from utils.fitting.config import FitConfig, FitDefaults
-from utils.fitting.features import CellEstimates, recorded_spike_times
+from utils.fitting.features import (CellEstimates, depolarizing_epochs, recorded_spike_times,
+                                    spikes_within)
 from utils.run import UserError
 
 __all__ = ["HeldOut", "held_out_rows", "DEFAULT_SPIKE_WEIGHT", "RECORDED_GAMMA_WINDOW",
@@ -72,17 +73,27 @@ def spike_weight(config: FitConfig, estimates: CellEstimates | None,
     return DEFAULT_SPIKE_WEIGHT if has_spikes else 0.0
 
 
+def _busiest_rate(spikes: list[np.ndarray], current: np.ndarray, dt: float) -> float:
+    """The highest rate (spikes per ms) of a trace: over its depolarizing steps where it has
+    any (a step's spikes crowd into the step), else over the whole trace."""
+    rates = []
+    for ts, i in zip(spikes, current):
+        spans = depolarizing_epochs(i) or [(0, len(i))]
+        rates.append(spikes_within(ts, spans, dt).size / (sum(b - a for a, b in spans) * dt))
+    return max(rates, default=0.0)
+
+
 def gamma_window(config: FitConfig, d: FitDefaults, truth: dict | None,
                   spikes: list[np.ndarray] | None, current: np.ndarray, dt: float) -> float:
     """--gamma_window; by default the script's for its synthetic target and, for recordings,
-    RECORDED_GAMMA_WINDOW or a quarter of the shortest mean interspike interval of a trace
-    (so that 2 nu delta stays below 1/2)."""
+    RECORDED_GAMMA_WINDOW or a quarter of the shortest mean interspike interval of a trace,
+    during its depolarizing steps where it has any (so that 2 nu delta stays below 1/2 also
+    where gamma is measured over the steps alone)."""
     if config.gamma_window is not None:
         return config.gamma_window
     if truth is not None or not spikes:
         return d.gamma_window
-    duration = current.shape[1] * dt
-    busiest = max(len(s) for s in spikes) / duration
+    busiest = _busiest_rate(spikes, current, dt)
     return min(RECORDED_GAMMA_WINDOW, 1.0 / (4.0 * busiest)) if busiest else \
         RECORDED_GAMMA_WINDOW
 
