@@ -146,7 +146,7 @@ def test_a_silent_model_pays_the_spike_weight(tmp_path):
     assert np.sum(spikes ** 2) == pytest.approx(300.0, rel=1e-3)
 
 
-def test_held_out_sweeps_are_scored_and_drawn(tmp_path):
+def test_held_out_sweeps_are_scored_and_drawn(tmp_path, capsys):
     out = tmp_path / "run"
     paths = spiking_recordings(tmp_path)
     metrics = hh.main(recorded_flags(paths, "--fit", "gl,g_na", "--test_sweeps", "2",
@@ -168,6 +168,9 @@ def test_held_out_sweeps_are_scored_and_drawn(tmp_path):
     assert [r["sweep"] for r in on_disk["features"]["fitted_sweeps"]] == [0, 1]
     assert on_disk["features"]["test_sweeps"][0]["cell"]["spike_count_stimint"] > 0
     assert (out / "test_sweeps.png").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "held-out sweeps: 1, 1 with a depolarizing step" in printed
+    assert "evoked: inside the depolarizing steps" in printed and "all: every spike" in printed
 
 
 def test_a_reset_models_spikes_are_counted_by_efel_without_waveform_features():
