@@ -10,7 +10,9 @@
 Run folders go under --out (default results/reproduce/<time>/); the figures the README shows are
 copied into --figures (default figures/; with --quick, the run's own figures/ folder), with a
 line each in that folder's manifest.json (command, date, code version), and each command
-prints its table as Markdown. --quick runs tiny budgets (what the tests run).
+prints its table as Markdown. --quick runs tiny budgets (what the tests run). `network --resume
+--out FOLDER` continues an interrupted network reproduction in FOLDER: finished runs are reused,
+interrupted ones continued from their last.npz, missing ones made.
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ import neuron_fitting_of_hh_model
 import task_training
 from benchmarks import online_credit, online_vs_bptt
 from utils.fitting import run_fitting
-from utils.run import atomic_write_bytes, atomic_write_json, cli, make_out_dir, positive_int, \
-    save_figure
+from utils.run import UserError, atomic_write_bytes, atomic_write_json, cli, make_out_dir, \
+    positive_int, save_figure
 from utils.training.figures import plot_learning_curves
 from utils.training.config import RULES
 
@@ -128,20 +130,41 @@ def seed_table(runs: Dict[str, List[dict]]) -> str:
     return "\n".join(lines)
 
 
-def network(out: Path, figures: Figures, quick: bool, seeds: int = SEEDS) -> str:
+def network_run(method: str, seed: int, run_dir: Path, quick: bool,
+                resume: bool = False) -> dict:
+    """One rule's run at one seed in `run_dir`; its metrics. With `resume`, a finished run
+    there (metrics.json with a test accuracy, not interrupted) is reused as it is, an
+    interrupted one continued from its last.npz (task_training.py --resume), a missing one
+    made."""
+    argv = ["--method", method, "--seed", str(seed), "--out_dir", str(run_dir),
+            *(QUICK_TASK if quick else [])]
+    if resume and (run_dir / "metrics.json").is_file():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        if metrics.get("test_acc") is not None and not metrics.get("interrupted"):
+            print(f"reusing the finished run {run_dir}", file=sys.stderr)
+            return metrics
+    if resume and (run_dir / "last.npz").is_file():
+        return task_training.main([*argv, "--resume", str(run_dir)])
+    if resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"{run_dir} holds neither a finished run nor a last.npz to continue "
+                        f"from: remove it and resume again")
+    return task_training.main(argv)
+
+
+def network(out: Path, figures: Figures, quick: bool, seeds: int = SEEDS,
+            resume: bool = False) -> str:
     """The default network (200 GIF neurons, dense, default task) trained by every learning
     rule with its default flags at seeds 0..seeds-1: the held-out accuracy over seeds, and
     (seed 0) learning curves and the activity, weights and statistics of each trained network
-    (the BPTT run's figures are the README's)."""
+    (the BPTT run's figures are the README's). `resume`: reuse or continue the runs already
+    in `out` (network_run)."""
     histories, runs = {}, {}
     for method in RULES:
         runs[method] = []
         for seed in range(seeds):
             run_dir = out / f"network_{method}" if seed == 0 else \
                 out / f"network_{method}_seed{seed}"
-            runs[method].append(task_training.main(
-                ["--method", method, "--seed", str(seed), "--out_dir", str(run_dir),
-                 *(QUICK_TASK if quick else [])]))
+            runs[method].append(network_run(method, seed, run_dir, quick, resume))
         histories[method] = runs[method][0]["history"]
         for fig in NETWORK_FIGURES:
             figures.copy(out / f"network_{method}" / f"{fig}.png", f"network_{method}_{fig}.png")
@@ -175,10 +198,11 @@ def online(out: Path, figures: Figures, quick: bool) -> str:
         "", online_credit.markdown_table(credit["rows"])])
 
 
-JOBS = {"hh": lambda o, f, q, r: fitting("hh", o, f, q, r),
-        "gif": lambda o, f, q, r: fitting("gif", o, f, q, r),
-        "network": lambda o, f, q, r: network(o, f, q, r),
-        "online": lambda o, f, q, r: online(o, f, q)}
+JOBS = {"hh": lambda o, f, q, r, resume: fitting("hh", o, f, q, r),
+        "gif": lambda o, f, q, r, resume: fitting("gif", o, f, q, r),
+        "network": lambda o, f, q, r, resume: network(o, f, q, r, resume),
+        "online": lambda o, f, q, r, resume: online(o, f, q)}
+RESUMABLE = ("network",)  # jobs that --resume can continue
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -195,13 +219,19 @@ def main(argv: Sequence[str] | None = None) -> str:
     p.add_argument("--figures", default=None,
                    help="folder for the README's figures (default figures/; with --quick, "
                         "the run folder's figures/)")
+    p.add_argument("--resume", action="store_true",
+                   help="network: continue the interrupted reproduction in --out (finished "
+                        "runs reused, interrupted ones continued from their last.npz)")
     args = p.parse_args(argv)
-    out = make_out_dir("reproduce", args.out)
+    if args.resume and (args.what not in RESUMABLE or args.out is None):
+        raise UserError(f"--resume continues a {' or '.join(RESUMABLE)} reproduction: give "
+                        f"the folder of the interrupted one as --out")
+    out = make_out_dir("reproduce", args.out, reuse=args.resume)
     t0 = time.perf_counter()
     repeats = args.repeats or (SEEDS if args.what == "network" else 2 if args.quick else REPEATS)
     command = " ".join(["python reproduce.py", *(argv if argv is not None else sys.argv[1:])])
     folder = args.figures or (out / "figures" if args.quick else Path("figures"))
-    table = JOBS[args.what](out, Figures(folder, command), args.quick, repeats)
+    table = JOBS[args.what](out, Figures(folder, command), args.quick, repeats, args.resume)
     minutes = (time.perf_counter() - t0) / 60
     text = f"{table}\n\n`{command}`: {minutes:.1f} min\n"
     atomic_write_bytes(out / f"{args.what}.md", text.encode())

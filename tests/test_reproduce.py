@@ -63,7 +63,7 @@ def test_a_quick_run_leaves_the_committed_figures_alone(tmp_path, monkeypatch):
     """--quick without --figures writes its figures into its own run folder."""
     seen = {}
 
-    def job(out, figures, quick, repeats):
+    def job(out, figures, quick, repeats, resume):
         seen["folder"] = figures.folder
         return "| table |"
 
@@ -79,3 +79,43 @@ def test_seed_table_gives_each_seed_and_their_mean_and_range():
                      for a, n in ((0.99, 560), (0.97, 460), (0.98, 300))]}
     row = reproduce.seed_table(runs).splitlines()[-1]
     assert row == "| bptt | 3 | 0.990 / 0.970 / 0.980 | 0.980 | 0.970-0.990 | 560 / 460 / 300 | 3.0 |"
+
+
+def test_network_resume_reuses_finished_runs_and_continues_interrupted_ones(tmp_path,
+                                                                          monkeypatch):
+    """network_run with resume: a finished run is read back, not trained again; an interrupted
+    one goes on from its last.npz; a missing one is made; a folder with neither is refused."""
+    calls = []
+
+    def fake_main(argv):
+        calls.append(list(argv))
+        return {"test_acc": 0.5, "argv": list(argv)}
+
+    monkeypatch.setattr(reproduce.task_training, "main", fake_main)
+    done, stopped, missing, broken = (tmp_path / n for n in ("done", "stopped", "new", "broken"))
+    done.mkdir()
+    (done / "metrics.json").write_text(json.dumps({"test_acc": 0.99, "interrupted": False,
+                                                   "epochs_run": 140}))
+    stopped.mkdir()
+    (stopped / "metrics.json").write_text(json.dumps({"test_acc": 0.7, "interrupted": True}))
+    (stopped / "last.npz").write_bytes(b"state")
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+
+    assert reproduce.network_run("bptt", 0, done, False, resume=True)["epochs_run"] == 140
+    assert calls == []
+    m = reproduce.network_run("bptt", 1, stopped, False, resume=True)
+    assert m["argv"][-2:] == ["--resume", str(stopped)] and "--seed" in m["argv"]
+    m = reproduce.network_run("diag", 2, missing, False, resume=True)
+    assert "--resume" not in m["argv"] and m["argv"][:4] == ["--method", "diag", "--seed", "2"]
+    with pytest.raises(reproduce.UserError, match="remove it"):
+        reproduce.network_run("bptt", 0, broken, False, resume=True)
+    calls.clear()  # without resume every run is trained afresh
+    reproduce.network_run("bptt", 0, done, False)
+    assert len(calls) == 1 and "--resume" not in calls[0]
+
+
+def test_resume_needs_the_network_job_and_its_folder(tmp_path):
+    for argv in (["network", "--resume"], ["hh", "--resume", "--out", str(tmp_path)]):
+        with pytest.raises(reproduce.UserError, match="--resume"):
+            reproduce.main(argv)
