@@ -134,12 +134,11 @@ def _flat(x):
 
 def real_residuals(problem: Problem) -> CellResiduals:
     """Residuals [P, M] of the real loss at points Z [P, D] for one cell: each row's sum of
-    squares is the
-    voltage MSE over every sample (potential target), the squared van Rossum distance (spike
-    target, utils.fitting.metrics.van_rossum_loss), or, for a potential target with
-    `spike_weight` > 0, the MSE of the capped voltages over the samples outside the recorded
-    spikes' windows plus spike_weight (mV^2) times the squared van Rossum distance relative to
-    a silent model's (so that a model without any spike pays spike_weight)."""
+    squares is the voltage MSE over every sample (potential target), the squared van Rossum
+    distance (spike target, utils.fitting.metrics.van_rossum_loss), or, for a potential target
+    with `spike_weight` > 0, the MSE of the capped voltages over the samples outside the
+    recorded spikes' windows plus spike_weight (mV^2) times the squared van Rossum distance
+    relative to a silent model's (so that a model without any spike pays spike_weight)."""
     n_traces, n_steps = problem.current.shape
 
     spike_scale = np.sqrt(problem.dt / (problem.spike_tau * n_traces))

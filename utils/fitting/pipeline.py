@@ -7,7 +7,6 @@ import functools
 import importlib
 import math
 import sys
-from functools import partial
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -22,7 +21,7 @@ from utils.fitting.optim import BAD_LOSS, Objectives, OptimResult
 from utils.fitting.efeatures import compare_features, format_features
 from utils.fitting.plots import plot_all, plot_test_sweeps
 from utils.fitting.problem import Problem, compile_simulations, make_problem, traces_of
-from utils.fitting.rows import cell_row, format_test, write_cells_csv
+from utils.fitting.rows import cell_row, format_test, or_dash, write_cells_csv
 from utils.fitting.verdict import held_out_traces, judge, score_sweeps, test_scores
 from utils.run import (RunStatus, UserError, in_background, make_out_dir, write_config,
                        write_metrics)
@@ -175,7 +174,7 @@ def method_entry(problem: Problem, runs: Sequence[OptimResult]) -> tuple[dict, t
 def _fmt(value, spec: str, width: int) -> str:
     """A table cell: `value` formatted, '-' for None, right-aligned in `width` and at least
     one space from its left neighbour (too long: 3 significant digits)."""
-    text = "-" if value is None else format(value, spec)
+    text = or_dash(value, spec)
     if len(text) > width - 1:
         text = format(float(value), ".3g")
     return text.rjust(width)
@@ -288,11 +287,11 @@ def _prepare_after_fit(problem: Problem, config: FitConfig) -> Callable[[], None
     up in the main thread)."""
     if config.show:
         return None
-    steps = [partial(importlib.import_module, "matplotlib.pyplot"),
-             partial(compile_simulations, problem)]
+    steps = [functools.partial(importlib.import_module, "matplotlib.pyplot"),
+             functools.partial(compile_simulations, problem)]
     if problem.v_target is not None and problem.truth is None:  # the features report
-        steps.insert(1, partial(importlib.import_module, "efel"))
-    return functools.cache(partial(in_background, *steps))  # one thread
+        steps.insert(1, functools.partial(importlib.import_module, "efel"))
+    return functools.cache(functools.partial(in_background, *steps))  # one thread
 
 
 def run_problem(d: FitDefaults, config: FitConfig, problem: Problem,

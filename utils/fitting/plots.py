@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from utils.fitting.problem import Problem
+from utils.fitting.rows import or_dash
 from utils.run import save_figure
 
 Traces = Mapping[str, tuple[np.ndarray, list]]  # method -> (V [N, T] mV, spike times per trace)
@@ -146,21 +147,17 @@ def plot_test_sweeps(problem: Problem, method: str, v_model: np.ndarray, test: d
         score = test["sweeps"][k]
         ax.plot(t, held.voltage[k], color="0.55", lw=0.6)
         ax.plot(t, v_model[k], color=COLORS.get(method, "k"), lw=0.6)
-        gamma = "-" if score["gamma"] is None else f"{score['gamma']:.2f}"
         ax.set_title(f"sweep {score['sweep']} ({score['stimulus']}): {score['spikes_cell']} vs "
-                     f"{score['spikes_model']} spikes, gamma {gamma}", fontsize=8)
+                     f"{score['spikes_model']} spikes, gamma {or_dash(score['gamma'], '.2f')}",
+                     fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("V (mV)")
     for ax in axes[-1]:
         ax.set_xlabel("time (ms)")
     fig.suptitle(f"held-out sweeps: cell (gray) and {method} fit; median gamma inside the "
-                 f"depolarizing steps {_two(test['median_gamma_evoked'])}, whole sweeps "
-                 f"{_two(test['median_gamma'])}", fontsize=10)
+                 f"depolarizing steps {or_dash(test['median_gamma_evoked'], '.2f')}, "
+                 f"whole sweeps {or_dash(test['median_gamma'], '.2f')}", fontsize=10)
     return save_figure(fig, path, show)
-
-
-def _two(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
 
 
 def plot_cell_fits(panels: Mapping[str, tuple], path: Path, show: bool = False,

@@ -24,7 +24,7 @@ from utils.fitting.problem import Problem, cell_problem, check_flags, traces_of
 from utils.fitting.recorded import HeldOut
 from utils.fitting.recordings import (Cell, find_files, left_out_lines, read_cells,
                                       select_cells)
-from utils.fitting.rows import FIT_STATES, cell_row, write_cells_csv
+from utils.fitting.rows import FIT_STATES, cell_row, or_dash, write_cells_csv
 from utils.run import RunStatus, UserError, make_out_dir, write_config, write_metrics
 
 __all__ = ["load_cells", "recorded_problem", "fit_cells", "format_cells_table", "run_cells"]
@@ -238,7 +238,7 @@ def _held_out_gammas(row: dict) -> str:
     test = row.get("test")
     if test is None:
         return "-"
-    return " / ".join("-" if g is None else format(g, ".3g")
+    return " / ".join(or_dash(g, ".3g")
                       for g in (test["median_gamma_evoked"], test["median_gamma"]))
 
 
@@ -256,7 +256,7 @@ def format_cells_table(free: Sequence[str], rows: Sequence[dict], units: dict) -
         nums = [(r["loss"], ".4g", 11), (r["rmse_mV"], ".3g", 9), (r["gamma"], ".3g", 8),
                 (r["wall_s"], ".3g", 10)] + [(r["params"][n], ".5g", 14) for n in free]
         lines.append(f"{r['cell']:<{width}}{r['status']:<9}" + "".join(
-            ("-" if v is None else format(v, spec)).rjust(w) for v, spec, w in nums)
+            or_dash(v, spec).rjust(w) for v, spec, w in nums)
             + _held_out_gammas(r).rjust(29))
         if r["reason"]:
             lines.append(f"{'':<{width}}{r['reason']}")

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 from utils.run import atomic_write_bytes
 
 __all__ = ["FIT_STATES", "COLUMNS", "TEST_COLUMNS", "cell_row", "write_cells_csv",
-           "format_test"]
+           "or_dash", "format_test"]
 
 FIT_STATES = ("fitted", "poor")  # a row with fitted parameters
 COLUMNS = ("cell", "method", "loss", "rmse_mV", "gamma", "n_evals", "wall_s", "status",
@@ -84,7 +84,8 @@ def write_cells_csv(out_dir: Path, free: Sequence[str], rows: Sequence[dict]) ->
     return path
 
 
-def _fmt(value, spec: str) -> str:
+def or_dash(value, spec: str) -> str:
+    """`value` formatted by `spec`, '-' for None (a score that does not exist)."""
     return "-" if value is None else format(value, spec)
 
 
@@ -99,9 +100,9 @@ def format_test(test: dict) -> str:
              test["spikes_model_evoked"], test["median_gamma_evoked"]),
             ("all: every spike, every sweep", test["spikes_cell"], test["spikes_model"],
              test["median_gamma"])):
-        lines.append(f"{label:<52}{_fmt(cell, 'd'):>7}{_fmt(model, 'd'):>7}"
-                     f"{_fmt(gamma, '.3g'):>14}")
+        lines.append(f"{label:<52}{or_dash(cell, 'd'):>7}{or_dash(model, 'd'):>7}"
+                     f"{or_dash(gamma, '.3g'):>14}")
     if evoked < n:
         lines.append(f"median whole-sweep gamma of the {n - evoked} sweeps without a "
-                     f"depolarizing step: {_fmt(test['median_gamma_other'], '.3g')}")
+                     f"depolarizing step: {or_dash(test['median_gamma_other'], '.3g')}")
     return "\n".join(lines)
