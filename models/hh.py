@@ -104,9 +104,12 @@ def hh_sample_step(p: Mapping[str, jax.Array], state: tuple, i_ext: jax.Array, d
     """One sample interval dt as `substeps` exponential-Euler steps of dt / substeps, the
     current held for the whole interval."""
     h = dt / substeps
-    for _ in range(substeps):
-        state = hh_step(p, state, i_ext, h)
-    return state
+
+    def one(s: tuple, _) -> tuple:
+        return hh_step(p, s, i_ext, h), None
+
+    # unrolled when compiled, as a Python loop would be, but traced once: a third of the tracing
+    return jax.lax.scan(one, state, None, length=substeps, unroll=substeps)[0]
 
 
 def steady_state_gates(v: jax.Array, vt: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
