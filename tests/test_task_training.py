@@ -222,6 +222,7 @@ def test_bad_arguments_exit_2(argv):
     (["--rate_reg", "1", "--method", "diag"], "--rate_reg"),
     (["--loss", "mean", "--method", "expsm_diag"], "--loss"),
     (["--target_rates", "E:2,X:3"], "--target_rates"), (["--inh_tau_ratio", "2"], "--inh_tau_ratio"),
+    (["--inh_adapt_ratio", "1.5"], "--inh_adapt_ratio"),
 ])
 def test_bad_values_one_line_error(argv, words, capsys, tmp_path):
     assert cli(task_training.main, argv + ["--out_dir", str(tmp_path)]) == 1

@@ -73,6 +73,13 @@ def test_fast_spiking_inhibitory_cells(neuron, tiny_task):
     else:
         assert float(fast.beta[-1]) == 0.0 and float(fast.beta[0]) == float(regular.beta[0])
         np.testing.assert_allclose(fast.dt_tau[n_exc:], regular.dt_tau[n_exc:] * 2.0)
+    weak = make_trainer(cfg.replace(inh_type="fast_spiking", inh_adapt_ratio=0.25),
+                        tiny_task).net
+    for name in ("A2", "Ath") if neuron == "gif" else ("beta",):
+        np.testing.assert_allclose(getattr(weak, name)[n_exc:],
+                                   getattr(regular, name)[n_exc:] * 0.25)
+        np.testing.assert_array_equal(getattr(weak, name)[:n_exc],
+                                      getattr(regular, name)[:n_exc])
 
 
 def test_rate_targets_by_population():

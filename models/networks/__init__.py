@@ -147,6 +147,9 @@ class NetConfig(Settings):
         "fast-spiking interneurons", choices=INH_TYPES)
     inh_tau_ratio: float = setting(0.4, "fast_spiking: membrane time constant of inhibitory "
                                    "cells / excitatory cells'", type=positive_float)
+    inh_adapt_ratio: float = setting(0.0, "fast_spiking: spike-triggered adaptation of "
+                                     "inhibitory cells / excitatory cells' (gif: A2 and Ath; "
+                                     "alif: beta); 0, none", type=nonneg_float)
     n_in: int = setting(100, "input channels (the task's)", cli=False)
     n_out: int = setting(2, "readout units (the task's choices)", cli=False)
     n_background: int = setting(0, "the task's last input channels that are background "
@@ -200,6 +203,8 @@ class NetConfig(Settings):
             raise ValueError(f"--inh_type must be one of {INH_TYPES}, got {cfg.inh_type!r}")
         if not 0.0 < cfg.inh_tau_ratio <= 1.0:
             raise ValueError(f"--inh_tau_ratio must be in (0, 1], got {cfg.inh_tau_ratio}")
+        if not 0.0 <= cfg.inh_adapt_ratio <= 1.0:
+            raise ValueError(f"--inh_adapt_ratio must be in [0, 1], got {cfg.inh_adapt_ratio}")
         if cfg.n_rec < 5:
             raise ValueError(f"--n_rec must be >= 5 (need E and I neurons), got {cfg.n_rec}")
         if cfg.conn_prob > 1.0:

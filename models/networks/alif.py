@@ -48,7 +48,7 @@ class ALIFNet(EINetwork):
         self.a_jump = jnp.asarray(cfg.tau_neu / self.tau_a, dtype=jnp.float32)
         self.dt_tau = self.per_cell(cfg.dt / cfg.tau_neu,
                                     cfg.dt / (cfg.tau_neu * cfg.inh_tau_ratio))
-        self.beta = self.per_cell(cfg.beta, 0.0)
+        self.beta = self.per_cell(cfg.beta, cfg.beta * cfg.inh_adapt_ratio)
 
     def init_neuron_states(self, shape: tuple) -> None:
         self.a = brainstate.HiddenState(jnp.zeros(shape, jnp.float32))

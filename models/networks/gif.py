@@ -44,8 +44,8 @@ class GIFNet(EINetwork):
         per-cell parameters (fast-spiking inhibitory cells: cfg.inh_type)."""
         cfg = self.cfg
         self.tau_neu = self.per_cell(cfg.tau_neu, cfg.tau_neu * cfg.inh_tau_ratio)
-        self.A2 = self.per_cell(cfg.A2, 0.0)
-        self.Ath = self.per_cell(cfg.Ath, 0.0)
+        self.A2 = self.per_cell(cfg.A2, cfg.A2 * cfg.inh_adapt_ratio)
+        self.Ath = self.per_cell(cfg.Ath, cfg.Ath * cfg.inh_adapt_ratio)
         self.I1_decay = float(np.exp(-cfg.dt / cfg.tau_I1))
         self.I2_decay = float(np.exp(-cfg.dt / cfg.tau_I2))
         self.th_decay = float(np.exp(-cfg.dt / cfg.tau_th))
