@@ -80,6 +80,11 @@ def test_fast_spiking_inhibitory_cells(neuron, tiny_task):
                                    getattr(regular, name)[n_exc:] * 0.25)
         np.testing.assert_array_equal(getattr(weak, name)[:n_exc],
                                       getattr(regular, name)[:n_exc])
+    assert cfg.resolved().net.cell_types() == {"inh_type": "regular", "inh_tau_ratio": None,
+                                               "inh_adapt_ratio": None}
+    recorded = cfg.replace(inh_type="fast_spiking", inh_adapt_ratio=0.25).resolved().net
+    assert recorded.cell_types() == {"inh_type": "fast_spiking", "inh_tau_ratio": 0.4,
+                                     "inh_adapt_ratio": 0.25}
 
 
 def test_rate_targets_by_population():

@@ -169,6 +169,13 @@ class NetConfig(Settings):
         """The registered neuron model."""
         return NEURONS[self.neuron]
 
+    def cell_types(self) -> dict:
+        """The inhibitory cells' type as metrics.json records it, with the fast-spiking cells'
+        ratios to the excitatory cells' parameters (None for regular cells)."""
+        fast = self.inh_type == "fast_spiking"
+        return {"inh_type": self.inh_type, "inh_tau_ratio": self.inh_tau_ratio if fast else None,
+                "inh_adapt_ratio": self.inh_adapt_ratio if fast else None}
+
     def resolved(self) -> "NetConfig":
         """A copy with every None replaced by the neuron model's default."""
         if self.neuron not in NEURONS:

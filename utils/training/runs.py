@@ -248,7 +248,7 @@ def train(config: TrainConfig, task: Any, out_dir: Path, saved_config: Dict[str,
         "method": config.method, "neuron": config.net.neuron,
         "conn_method": config.net.conn_method,
         "etrace_decay": config.etrace_decay if config.method == "expsm_diag" else None,
-        "n_rec": config.net.n_rec, "task": config.task, "inh_type": config.net.inh_type,
+        "n_rec": config.net.n_rec, "task": config.task, **config.net.cell_types(),
         "rate_reg": config.rate_reg, "rate_targets_hz": config.population_targets(),
         "history": history, "best_acc": state["best_acc"],
         "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
@@ -298,7 +298,7 @@ def simulate_run(config: TrainConfig, task: Any, out_dir: Path, n_sim: int,
     stats, tests, paths = save_network_figures(trainer, data, task.input_groups(), weights,
                                                out_dir)
     metrics = {"mode": "sim", "neuron": config.net.neuron, "conn_method": config.net.conn_method,
-               "n_rec": config.net.n_rec, "task": config.task, "inh_type": config.net.inh_type,
+               "n_rec": config.net.n_rec, "task": config.task, **config.net.cell_types(),
                "checkpoint": None if checkpoint is None else checkpoint["path"], **stats,
                "weight_distributions": tests}
     write_metrics(out_dir, metrics)
