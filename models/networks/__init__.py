@@ -142,9 +142,9 @@ class NetConfig(Settings):
     Ath: float = setting(1.0, "gif: threshold increase per spike", type=nonneg_float)
     inh_type: str = setting(
         "regular", "inhibitory cells: regular, the excitatory cells' parameters; fast_spiking, "
-        "no spike-triggered adaptation (gif: no slow current I2 and no threshold increase; "
-        "alif: beta 0) and the membrane time constant x --inh_tau_ratio, as cortical "
-        "fast-spiking interneurons", choices=INH_TYPES)
+        "spike-triggered adaptation x --inh_adapt_ratio (default 0: gif, no slow current I2 and "
+        "no threshold increase; alif, beta 0) and the membrane time constant x "
+        "--inh_tau_ratio, as cortical fast-spiking interneurons", choices=INH_TYPES)
     inh_tau_ratio: float = setting(0.4, "fast_spiking: membrane time constant of inhibitory "
                                    "cells / excitatory cells'", type=positive_float)
     inh_adapt_ratio: float = setting(0.0, "fast_spiking: spike-triggered adaptation of "

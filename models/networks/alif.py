@@ -33,7 +33,8 @@ class ALIFNet(EINetwork):
     [0.5, 1.5] x tau_a. Normalisation of a: tau_a da/dt = -a + tau_neu sum_k delta(t - t_k),
     so a sustained rate f gives a = f tau_neu whatever tau_a, and beta is the threshold
     increase per unit of it (beta 1, 10 Hz: the threshold doubles). With cfg.inh_type
-    fast_spiking the inhibitory cells have beta 0 and tau_neu x cfg.inh_tau_ratio.
+    fast_spiking the inhibitory cells have beta x cfg.inh_adapt_ratio (0 by default) and
+    tau_neu x cfg.inh_tau_ratio.
     """
 
     structure_keys = ("tau_a",)

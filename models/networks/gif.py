@@ -31,8 +31,8 @@ class GIFNet(EINetwork):
     authors' COBA experiment); V starts Uniform(0, 1) (drawn once from the seed per batch
     slot), Vth at 1, I1 = I2 = 0. The slow after-spike current I2 holds the cue memory over
     the delay, and the readout sees it through V, which gives the online traces a direct path
-    (docs/NOTES.md). With cfg.inh_type fast_spiking the inhibitory cells have A2 = Ath = 0 and
-    tau_neu x cfg.inh_tau_ratio. Weights are drawn Kaiming-normal (variance ff_scale / n_in, rec_scale /
+    (docs/NOTES.md). With cfg.inh_type fast_spiking the inhibitory cells have A2 and Ath x
+    cfg.inh_adapt_ratio (0 by default) and tau_neu x cfg.inh_tau_ratio. Weights are drawn Kaiming-normal (variance ff_scale / n_in, rec_scale /
     n_pre, x w_ei_ratio for I), as magnitudes.
     """
 
